@@ -1,0 +1,236 @@
+//! RSA keys as Chef stores and exchanges them: PEM in PKCS#1 (`BEGIN RSA PRIVATE KEY`,
+//! `BEGIN RSA PUBLIC KEY`) or PKCS#8/SPKI (`BEGIN PRIVATE KEY`, `BEGIN PUBLIC KEY`).
+
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use rsa::{RsaPrivateKey, RsaPublicKey};
+
+/// Smallest key size we generate or accept for new keys; Chef's own keys are 2048 bits.
+pub const MIN_GENERATED_BITS: usize = 2048;
+
+/// Why a key could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    /// The text is not a PEM block of a kind we read.
+    #[error(
+        "not an RSA key in PEM form (expected BEGIN RSA PRIVATE KEY, BEGIN PRIVATE KEY, BEGIN PUBLIC KEY or BEGIN RSA PUBLIC KEY)"
+    )]
+    NotPem,
+    /// The PEM block was recognised but its contents do not decode.
+    #[error("malformed {kind} PEM: {detail}")]
+    Malformed {
+        /// Which PEM type was being decoded.
+        kind: &'static str,
+        /// What the decoder said.
+        detail: String,
+    },
+    /// Key generation failed.
+    #[error("could not generate an RSA key: {0}")]
+    Generate(String),
+    /// The key cannot hold the message a protocol version needs it to sign.
+    #[error(
+        "a {bits}-bit key cannot sign Chef protocol {version} requests: the canonical request is {needed} bytes but this key can sign at most {capacity}; use a key of at least 2048 bits or protocol 1.3"
+    )]
+    TooSmall {
+        /// The key's modulus size.
+        bits: usize,
+        /// The signing protocol version that was attempted.
+        version: &'static str,
+        /// Length of the canonical request in bytes.
+        needed: usize,
+        /// Largest message the key can sign with PKCS#1 v1.5 padding.
+        capacity: usize,
+    },
+}
+
+/// An RSA private key used to sign Chef requests.
+#[derive(Clone)]
+pub struct PrivateKey {
+    inner: RsaPrivateKey,
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        write!(f, "PrivateKey({} bits)", self.bits())
+    }
+}
+
+impl PrivateKey {
+    /// Reads a PKCS#1 (`BEGIN RSA PRIVATE KEY`) or PKCS#8 (`BEGIN PRIVATE KEY`) PEM.
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
+        let inner = if pem.contains("-----BEGIN RSA PRIVATE KEY-----") {
+            RsaPrivateKey::from_pkcs1_pem(pem).map_err(|e| KeyError::Malformed {
+                kind: "PKCS#1 private key",
+                detail: e.to_string(),
+            })?
+        } else if pem.contains("-----BEGIN PRIVATE KEY-----") {
+            RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| KeyError::Malformed {
+                kind: "PKCS#8 private key",
+                detail: e.to_string(),
+            })?
+        } else {
+            return Err(KeyError::NotPem);
+        };
+        Ok(PrivateKey { inner })
+    }
+
+    /// Generates a new key of `bits` bits (at least [`MIN_GENERATED_BITS`]).
+    pub fn generate(bits: usize) -> Result<Self, KeyError> {
+        if bits < MIN_GENERATED_BITS {
+            return Err(KeyError::Generate(format!(
+                "{bits} bits is below the minimum of {MIN_GENERATED_BITS}"
+            )));
+        }
+        let inner = RsaPrivateKey::new(&mut rand::thread_rng(), bits)
+            .map_err(|e| KeyError::Generate(e.to_string()))?;
+        Ok(PrivateKey { inner })
+    }
+
+    /// The key as PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`), the form Chef writes `.pem` files in.
+    pub fn to_pkcs1_pem(&self) -> Result<String, KeyError> {
+        self.inner
+            .to_pkcs1_pem(LineEnding::LF)
+            .map(|z| z.to_string())
+            .map_err(|e| KeyError::Malformed {
+                kind: "PKCS#1 private key",
+                detail: e.to_string(),
+            })
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey {
+            inner: self.inner.to_public_key(),
+        }
+    }
+
+    /// Modulus size in bits.
+    pub fn bits(&self) -> usize {
+        self.inner.size() * 8
+    }
+
+    /// Modulus size in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.inner.size()
+    }
+
+    pub(crate) fn rsa(&self) -> &RsaPrivateKey {
+        &self.inner
+    }
+}
+
+/// An RSA public key used to verify Chef requests.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    inner: RsaPublicKey,
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({} bits)", self.inner.size() * 8)
+    }
+}
+
+impl PublicKey {
+    /// Reads an SPKI (`BEGIN PUBLIC KEY`) or PKCS#1 (`BEGIN RSA PUBLIC KEY`) PEM. A private key
+    /// PEM is accepted too and reduced to its public half, as Chef tools do.
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
+        let inner = if pem.contains("-----BEGIN PUBLIC KEY-----") {
+            RsaPublicKey::from_public_key_pem(pem).map_err(|e| KeyError::Malformed {
+                kind: "SPKI public key",
+                detail: e.to_string(),
+            })?
+        } else if pem.contains("-----BEGIN RSA PUBLIC KEY-----") {
+            RsaPublicKey::from_pkcs1_pem(pem).map_err(|e| KeyError::Malformed {
+                kind: "PKCS#1 public key",
+                detail: e.to_string(),
+            })?
+        } else {
+            return PrivateKey::from_pem(pem).map(|k| k.public_key());
+        };
+        Ok(PublicKey { inner })
+    }
+
+    /// The key as SPKI PEM (`BEGIN PUBLIC KEY`), the form Chef's API returns.
+    pub fn to_pem(&self) -> Result<String, KeyError> {
+        self.inner
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| KeyError::Malformed {
+                kind: "SPKI public key",
+                detail: e.to_string(),
+            })
+    }
+
+    /// Modulus size in bits.
+    pub fn bits(&self) -> usize {
+        self.inner.size() * 8
+    }
+
+    pub(crate) fn rsa(&self) -> &RsaPublicKey {
+        &self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PKCS1: &str = include_str!("../tests/fixtures/fixed-key.pem");
+    const SPKI: &str = include_str!("../tests/fixtures/fixed-key.pub.pem");
+
+    #[test]
+    fn reads_pkcs1_private_and_spki_public() {
+        let key = PrivateKey::from_pem(PKCS1).unwrap();
+        assert_eq!(key.bits(), 2048);
+        let public = PublicKey::from_pem(SPKI).unwrap();
+        assert_eq!(key.public_key(), public);
+        assert_eq!(PublicKey::from_pem(PKCS1).unwrap(), public);
+    }
+
+    #[test]
+    fn reads_pkcs8_and_pkcs1_public_forms() {
+        use rsa::pkcs1::EncodeRsaPublicKey;
+        use rsa::pkcs8::EncodePrivateKey;
+        let key = PrivateKey::from_pem(PKCS1).unwrap();
+        let pkcs8 = key.rsa().to_pkcs8_pem(LineEnding::LF).unwrap();
+        assert_eq!(
+            PrivateKey::from_pem(&pkcs8).unwrap().public_key(),
+            key.public_key()
+        );
+        let pkcs1_pub = key.public_key().rsa().to_pkcs1_pem(LineEnding::LF).unwrap();
+        assert!(pkcs1_pub.contains("BEGIN RSA PUBLIC KEY"));
+        assert_eq!(PublicKey::from_pem(&pkcs1_pub).unwrap(), key.public_key());
+    }
+
+    #[test]
+    fn round_trips_through_pem() {
+        let key = PrivateKey::from_pem(PKCS1).unwrap();
+        let again = PrivateKey::from_pem(&key.to_pkcs1_pem().unwrap()).unwrap();
+        assert_eq!(again.public_key(), key.public_key());
+        let public = PublicKey::from_pem(&key.public_key().to_pem().unwrap()).unwrap();
+        assert_eq!(public, key.public_key());
+    }
+
+    #[test]
+    fn rejects_garbage_with_clear_errors() {
+        assert_eq!(PrivateKey::from_pem("hello").unwrap_err(), KeyError::NotPem);
+        assert_eq!(PublicKey::from_pem("").unwrap_err(), KeyError::NotPem);
+        let broken = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        let err = PrivateKey::from_pem(broken).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("malformed PKCS#1 private key PEM"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refuses_to_generate_small_keys() {
+        assert!(matches!(
+            PrivateKey::generate(1024),
+            Err(KeyError::Generate(_))
+        ));
+    }
+}
