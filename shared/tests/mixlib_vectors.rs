@@ -2,6 +2,9 @@
 //! the team's peer notes): our signer must reproduce every header byte for byte, and our
 //! verifier must accept each vector and reject it once any signed input is altered.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use chef_sync_shared::signing::{

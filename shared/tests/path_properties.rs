@@ -1,5 +1,8 @@
 //! Property tests for request-path canonicalisation and the object path grammar.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use chef_sync_shared::ObjectPath;
 use chef_sync_shared::path::{NameKind, validate_name};
 use chef_sync_shared::signing::canonical_path;

@@ -58,10 +58,8 @@ impl DataBagItem {
         };
         let wrapped = map.get("json_class").and_then(|v| v.as_str()) == Some("Chef::DataBagItem")
             && map.get("raw_data").is_some_and(|v| v.is_object());
-        if wrapped {
-            if let Some(serde_json::Value::Object(inner)) = map.remove("raw_data") {
-                map = inner;
-            }
+        if wrapped && let Some(serde_json::Value::Object(inner)) = map.remove("raw_data") {
+            map = inner;
         }
         match map.get("id") {
             Some(serde_json::Value::String(id)) if !id.is_empty() => {}

@@ -200,7 +200,7 @@ mod tests {
                 "PUT",
                 "/organizations/demo/roles/web/",
                 Body::Bytes(b"{}"),
-                &[public.clone()],
+                std::slice::from_ref(&public),
             )
             .unwrap();
         }
@@ -216,8 +216,13 @@ mod tests {
         let req = SignedRequest::from_headers(&h).unwrap();
         let path = "/organizations/demo/roles/web";
         assert!(
-            req.verify("PUT", path, Body::Bytes(b"{}"), &[other.clone()])
-                .is_err()
+            req.verify(
+                "PUT",
+                path,
+                Body::Bytes(b"{}"),
+                std::slice::from_ref(&other)
+            )
+            .is_err()
         );
         assert!(req.verify("PUT", path, Body::Bytes(b"{}"), &[]).is_err());
         req.verify(
