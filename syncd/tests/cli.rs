@@ -8,7 +8,10 @@ fn both_binaries_answer_help() {
         (env!("CARGO_BIN_EXE_chef-syncd"), "chef-syncd"),
         (env!("CARGO_BIN_EXE_chef-sync-ctl"), "chef-sync-ctl"),
     ] {
-        let out = Command::new(bin).arg("--help").output().expect("run binary");
+        let out = Command::new(bin)
+            .arg("--help")
+            .output()
+            .expect("run binary");
         assert!(out.status.success(), "{name}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("--config"), "{name}: {text}");
