@@ -1,7 +1,12 @@
-//! `chef-sync-server`: the Chef-API server that plays primary and replica.
-//!
-//! Only the command-line surface exists so far; the server itself is built under issue #3.
+//! `chef-sync-server`: parse the command line, load the config once, run the command.
 
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chef_sync_server::config::Overrides;
+use chef_sync_server::{AppState, Config, Store, accounts, app};
 use clap::{Parser, Subcommand};
 
 /// Chef-API-compatible server for roles, environments, data bags and cookbooks, with the
@@ -13,20 +18,272 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// TOML config file.
+    #[arg(long, env = "CHEF_SYNC_SERVER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://…
+    #[arg(long)]
+    database: Option<String>,
+    /// Data directory (keys, files, default SQLite database).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP server.
-    Serve,
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Listen address.
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Apply database migrations and exit.
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Create a user; its private key goes to --filename.
+    #[command(name = "user-create")]
+    UserCreate {
+        username: String,
+        first_name: String,
+        last_name: String,
+        email: String,
+        password: String,
+        /// Where to write the user's private key.
+        #[arg(long)]
+        filename: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Create an org; its validator key goes to --filename.
+    #[command(name = "org-create")]
+    OrgCreate {
+        shortname: String,
+        full_name: String,
+        /// Join this user to the org and its admins group.
+        #[arg(long = "association_user", alias = "association-user")]
+        association_user: Option<String>,
+        /// Where to write the validator's private key.
+        #[arg(long)]
+        filename: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Associate a user with an org.
+    #[command(name = "org-user-add")]
+    OrgUserAdd {
+        org: String,
+        username: String,
+        /// Also add the user to the org's admins group.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let name = match cli.command {
-        Command::Serve => "serve",
-        Command::Migrate => "migrate",
+fn load(common: &Common, listen: Option<String>) -> anyhow::Result<Config> {
+    Ok(Config::load(
+        common.config.as_deref(),
+        Overrides {
+            listen,
+            database: common.database.clone(),
+            data_dir: common.data_dir.clone(),
+        },
+    )?)
+}
+
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    if config.database.is_none() {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
+    }
+    Store::connect(&config.database_url(), config.db_pool_size)
+        .await
+        .context("cannot open the database")
+}
+
+/// Writes a private key readable only by its owner.
+fn write_key(path: &std::path::Path, pem: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write key file {}", path.display()))?;
+    f.write_all(pem.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Creates the superuser `pivotal` on first start, keeping an existing DATA_DIR/pivotal.pem.
+async fn bootstrap_pivotal(store: &Store, config: &Config) -> anyhow::Result<()> {
+    if store.user("pivotal").await?.is_some() {
+        return Ok(());
+    }
+    let path = config.data_dir.join("pivotal.pem");
+    std::fs::create_dir_all(&config.data_dir)?;
+    let existing = std::fs::read_to_string(&path).ok();
+    let public = match &existing {
+        Some(pem) => Some(
+            chef_sync_shared::PrivateKey::from_pem(pem)?
+                .public_key()
+                .to_pem()?,
+        ),
+        None => None,
     };
-    eprintln!("chef-sync-server: '{name}' is not available in this build yet");
-    std::process::ExitCode::from(1)
+    let body = serde_json::json!({"username": "pivotal", "display_name": "pivotal"});
+    let (_, private) = accounts::create_user(store, "pivotal", &body, true, public.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create pivotal: {e}"))?;
+    if let Some(pem) = private {
+        write_key(&path, &pem)?;
+    }
+    tracing::info!(key = %path.display(), "created superuser pivotal");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { common, listen } => {
+            let config = load(&common, listen)?;
+            let store = open(&config).await?;
+            bootstrap_pivotal(&store, &config).await?;
+            let listener = tokio::net::TcpListener::bind(&config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            tracing::info!(addr = %listener.local_addr()?, "chef-sync-server listening");
+            let state = AppState {
+                config: Arc::new(config),
+                store: store.clone(),
+            };
+            axum::serve(listener, app(state))
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+            store.close().await;
+        }
+        Command::Migrate { common } => {
+            let config = load(&common, None)?;
+            open(&config).await?;
+            println!("migrations applied to {}", config.database_url());
+        }
+        Command::UserCreate {
+            username,
+            first_name,
+            last_name,
+            email,
+            password: _,
+            filename,
+            common,
+        } => {
+            let config = load(&common, None)?;
+            let store = open(&config).await?;
+            let body = serde_json::json!({
+                "username": username, "first_name": first_name, "last_name": last_name,
+                "display_name": format!("{first_name} {last_name}"), "email": email,
+            });
+            let (_, private) = accounts::create_user(&store, &username, &body, false, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            write_key(&filename, &private.context("no key was generated")?)?;
+        }
+        Command::OrgCreate {
+            shortname,
+            full_name,
+            association_user,
+            filename,
+            common,
+        } => {
+            let config = load(&common, None)?;
+            let store = open(&config).await?;
+            let user = match &association_user {
+                Some(u) => Some(
+                    store
+                        .user(u)
+                        .await?
+                        .with_context(|| format!("no user named '{u}'"))?,
+                ),
+                None => None,
+            };
+            let (org, validator) = accounts::create_org(&store, &shortname, &full_name)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(user) = user {
+                accounts::associate(&store, &org, &user, true)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            write_key(&filename, &validator)?;
+        }
+        Command::OrgUserAdd {
+            org,
+            username,
+            admin,
+            common,
+        } => {
+            let config = load(&common, None)?;
+            let store = open(&config).await?;
+            let org = store
+                .org(&org)
+                .await?
+                .with_context(|| format!("no organization named '{org}'"))?;
+            let user = store
+                .user(&username)
+                .await?
+                .with_context(|| format!("no user named '{username}'"))?;
+            accounts::associate(&store, &org, &user, admin)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "chef_sync_server=info,tower_http=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chef-sync-server: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chef-sync-server: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

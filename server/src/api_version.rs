@@ -1,0 +1,64 @@
+//! `X-Ops-Server-API-Version` negotiation: 0 to 2 are served, anything else is 406.
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+
+/// Oldest API version served.
+pub const MIN: i64 = 0;
+/// Newest API version served.
+pub const MAX: i64 = 2;
+
+/// The negotiated API version of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiVersion(pub i64);
+
+fn info(request: &str, response: &str) -> Option<HeaderValue> {
+    let json = format!(
+        r#"{{"min_version":"{MIN}","max_version":"{MAX}","request_version":"{request}","response_version":"{response}"}}"#
+    );
+    HeaderValue::from_str(&json).ok()
+}
+
+fn tag(mut response: Response, request: &str, answered: &str) -> Response {
+    if let Some(v) = info(request, answered) {
+        response
+            .headers_mut()
+            .insert("x-ops-server-api-version", v.clone());
+        response.headers_mut().insert("x-ops-server-api-info", v);
+    }
+    response
+}
+
+/// Middleware: parses the header (absent means 0), rejects unsupported versions with 406, and
+/// tags every response with the negotiation result.
+pub async fn negotiate(mut req: Request, next: Next) -> Response {
+    let raw = req
+        .headers()
+        .get("x-ops-server-api-version")
+        .map(|v| v.to_str().unwrap_or("").trim().to_owned());
+    let parsed = match &raw {
+        None => Some(0),
+        Some(s) => s.parse::<i64>().ok(),
+    };
+    match parsed {
+        Some(v) if (MIN..=MAX).contains(&v) => {
+            req.extensions_mut().insert(ApiVersion(v));
+            let text = v.to_string();
+            tag(next.run(req).await, &text, &text)
+        }
+        Some(v) => tag(
+            ApiError::UnsupportedApiVersion(v.to_string()).into_response(),
+            &v.to_string(),
+            "-1",
+        ),
+        None => tag(
+            ApiError::UnsupportedApiVersion(raw.unwrap_or_default()).into_response(),
+            "-1",
+            "-1",
+        ),
+    }
+}

@@ -1,0 +1,131 @@
+//! Authorization inside an org: superuser everything; org admins read and write; org users
+//! and clients read; validators only register clients. Replica orgs refuse object writes from
+//! everyone but their sync user.
+
+use super::{Actor, ActorKind};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::store::OrgRow;
+
+/// What an actor may do in an org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// The org's validator client: may register clients, nothing else.
+    Validator,
+    /// Org user or client: read.
+    Reader,
+    /// Member of the org's `admins` group, or the superuser: read and write.
+    Admin,
+}
+
+/// An actor's standing in one org, resolved once per request.
+#[derive(Debug, Clone)]
+pub struct OrgAccess {
+    /// The org.
+    pub org: OrgRow,
+    /// The caller.
+    pub actor: Actor,
+    /// What the caller may do.
+    pub level: Level,
+}
+
+impl OrgAccess {
+    /// Loads the org (404 if unknown) and the actor's level in it (403 if none).
+    pub async fn resolve(state: &AppState, actor: &Actor, org_name: &str) -> ApiResult<OrgAccess> {
+        let org = state.store.org(org_name).await?.ok_or_else(|| {
+            ApiError::NotFound(format!("organization '{org_name}' does not exist."))
+        })?;
+        let in_admins = state
+            .store
+            .in_group(org.id, "admins", actor.kind_str(), &actor.name)
+            .await?;
+        let level = match actor.kind {
+            ActorKind::User {
+                superuser: true, ..
+            } => Level::Admin,
+            ActorKind::User { id, .. } => {
+                if !state.store.is_org_user(org.id, id).await? {
+                    return Err(ApiError::Forbidden(format!(
+                        "'{}' is not associated with organization '{}'",
+                        actor.name, org.name
+                    )));
+                }
+                if in_admins {
+                    Level::Admin
+                } else {
+                    Level::Reader
+                }
+            }
+            ActorKind::Client { org_id, .. } if org_id != org.id => {
+                return Err(ApiError::Forbidden(format!(
+                    "client '{}' does not belong to organization '{}'",
+                    actor.name, org.name
+                )));
+            }
+            ActorKind::Client {
+                validator: true, ..
+            } if !in_admins => Level::Validator,
+            ActorKind::Client { .. } => {
+                if in_admins {
+                    Level::Admin
+                } else {
+                    Level::Reader
+                }
+            }
+        };
+        Ok(OrgAccess {
+            org,
+            actor: actor.clone(),
+            level,
+        })
+    }
+
+    fn forbidden(&self, what: &str) -> ApiError {
+        ApiError::Forbidden(format!(
+            "'{}' is not authorized to {what} in organization '{}'",
+            self.actor.name, self.org.name
+        ))
+    }
+
+    /// Reading objects: org users, clients and admins.
+    pub fn require_read(&self) -> ApiResult<()> {
+        if self.level >= Level::Reader {
+            Ok(())
+        } else {
+            Err(self.forbidden("read objects"))
+        }
+    }
+
+    /// Administrative writes (users, groups, clients): admins.
+    pub fn require_admin(&self) -> ApiResult<()> {
+        if self.level >= Level::Admin {
+            Ok(())
+        } else {
+            Err(self.forbidden("administer"))
+        }
+    }
+
+    /// Writing replicated objects: admins, and in a replica org only its sync user.
+    pub fn require_object_write(&self) -> ApiResult<()> {
+        if self.org.replica && self.org.sync_user.as_deref() != Some(self.actor.name.as_str()) {
+            return Err(ApiError::Forbidden(format!(
+                "organization '{}' is a replica: its objects are written only by its sync user",
+                self.org.name
+            )));
+        }
+        if self.level >= Level::Admin {
+            Ok(())
+        } else {
+            Err(self.forbidden("write objects"))
+        }
+    }
+
+    /// Reading the change feed: admins (the sync user is one).
+    pub fn require_feed(&self) -> ApiResult<()> {
+        if self.level >= Level::Admin {
+            Ok(())
+        } else {
+            Err(self.forbidden("read the change feed"))
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The server's one error type and its mapping to Chef error bodies: the only place an error
+//! becomes an HTTP status.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chef_sync_shared::{AuthError, ErrorBody, PathError};
+
+use crate::store::StoreError;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401 (with `WWW-Authenticate`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 406 for an unsupported `X-Ops-Server-API-Version`.
+    #[error("Specified version {0} not supported")]
+    UnsupportedApiVersion(String),
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 410: the change log no longer reaches back that far.
+    #[error("{0}")]
+    Gone(String),
+    /// 413.
+    #[error("JSON must be no more than {0} bytes.")]
+    TooLarge(usize),
+    /// 503.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500; the detail is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result alias for handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedApiVersion(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                serde_json::json!({"error": ["internal server error"]})
+            }
+            ApiError::UnsupportedApiVersion(v) => serde_json::json!({
+                "error": "invalid-x-ops-server-api-version",
+                "message": format!("Specified version {v} not supported"),
+                "min_version": crate::api_version::MIN,
+                "max_version": crate::api_version::MAX,
+            }),
+            other => serde_json::to_value(ErrorBody::new(other.to_string()))
+                .unwrap_or_else(|_| serde_json::json!({"error": ["error"]})),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "X-Ops-Sign version=\"1.0\" version=\"1.1\" version=\"1.2\" version=\"1.3\"",
+                ),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => ApiError::Conflict("already exists".into()),
+            StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::Pruned(n) => ApiError::Gone(format!(
+                "change log entries up to {n} were pruned; reconcile in full and resume from the current position"
+            )),
+            StoreError::Db(sqlx::Error::PoolTimedOut) => {
+                ApiError::Unavailable("database unavailable".into())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e.http_status() {
+            400 => ApiError::BadRequest(e.to_string()),
+            _ => ApiError::Unauthorized(e.to_string()),
+        }
+    }
+}
+
+impl From<PathError> for ApiError {
+    fn from(e: PathError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        ApiError::BadRequest(format!("invalid JSON: {}", e.body_text()))
+    }
+}

@@ -1,0 +1,92 @@
+//! HTTP routes, one module per Chef resource.
+
+mod organizations;
+mod roles;
+mod status;
+mod updated_since;
+mod users;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::app::AppState;
+use crate::auth::{Actor, OrgAccess};
+use crate::error::{ApiError, ApiResult};
+
+/// All routes; unknown paths get a Chef 404 body.
+pub fn router() -> Router<AppState> {
+    let org = Router::new()
+        .merge(organizations::org_router())
+        .merge(roles::router())
+        .merge(updated_since::router());
+    Router::new()
+        .merge(status::router())
+        .merge(users::router())
+        .merge(organizations::router())
+        .nest("/organizations/{org}", org)
+        .fallback(|| async { ApiError::NotFound("No such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("Method not allowed for this endpoint".into())
+        })
+}
+
+/// Parses a JSON body into `T` with a Chef 400 on failure (any content type is accepted, as
+/// Chef clients are not consistent about sending one).
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    if body.is_empty() {
+        return Err(ApiError::BadRequest(
+            "a JSON request body is required".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
+}
+
+/// `http://HOST` of the request, for `uri` fields and `Location` headers.
+pub(crate) fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+/// The org access of the request's actor.
+pub(crate) async fn access(state: &AppState, actor: &Actor, org: &str) -> ApiResult<OrgAccess> {
+    OrgAccess::resolve(state, actor, org).await
+}
+
+/// 200 with a JSON body.
+pub(crate) fn ok(value: serde_json::Value) -> Response {
+    (StatusCode::OK, axum::Json(value)).into_response()
+}
+
+/// 201 with `{"uri": uri}` and a `Location` header.
+pub(crate) fn created(uri: String) -> Response {
+    created_with(uri.clone(), serde_json::json!({ "uri": uri }))
+}
+
+/// 201 with a body and a `Location` header.
+pub(crate) fn created_with(uri: String, body: serde_json::Value) -> Response {
+    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&uri) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+/// `{"name": "BASE/…/name", …}`, the shape of every Chef listing.
+pub(crate) fn listing(base: &str, names: &[String]) -> serde_json::Value {
+    let map: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .map(|n| (n.clone(), serde_json::Value::String(format!("{base}/{n}"))))
+        .collect();
+    serde_json::Value::Object(map)
+}
+
+/// Parses a stored JSON body (written by this server, so failure is an internal error).
+pub(crate) fn stored(body: &str) -> ApiResult<serde_json::Value> {
+    serde_json::from_str(body)
+        .map_err(|e| ApiError::Internal(format!("stored JSON unreadable: {e}")))
+}

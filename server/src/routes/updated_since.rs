@@ -1,0 +1,104 @@
+//! `GET /organizations/ORG/updated_since?seq=N[&limit=L][&wait=S]` (alias `objects_since`).
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+
+/// Entries per page when `limit` is not given.
+pub const DEFAULT_LIMIT: i64 = 1000;
+/// Largest `limit` accepted.
+pub const MAX_LIMIT: i64 = 10_000;
+/// Longest `wait` accepted, seconds.
+pub const MAX_WAIT: u64 = 60;
+/// How often a long-poll re-reads the log, to see writes made by other server processes.
+const RECHECK: Duration = Duration::from_millis(250);
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/updated_since", get(updated_since))
+        .route("/objects_since", get(updated_since))
+}
+
+#[derive(Debug, Deserialize)]
+struct Params {
+    seq: Option<String>,
+    limit: Option<String>,
+    wait: Option<String>,
+}
+
+fn number<T: std::str::FromStr + PartialOrd>(
+    name: &str,
+    raw: Option<&str>,
+    default: T,
+    min: T,
+    max: T,
+) -> ApiResult<T> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.parse::<T>() {
+        Ok(v) if v >= min && v <= max => Ok(v),
+        _ => Err(ApiError::BadRequest(format!("invalid {name} '{raw}'"))),
+    }
+}
+
+async fn updated_since(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(org): Path<String>,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let access = super::access(&state, &actor, &org).await?;
+    access.require_feed()?;
+    let seq = number("seq", params.seq.as_deref(), 0i64, 0, i64::MAX)?;
+    let limit = number(
+        "limit",
+        params.limit.as_deref(),
+        DEFAULT_LIMIT,
+        1,
+        MAX_LIMIT,
+    )?;
+    let wait = number("wait", params.wait.as_deref(), 0u64, 0, MAX_WAIT)?;
+    let org_id = access.org.id;
+    // Subscribe before reading so a commit between the read and the wait is not missed.
+    let mut wakeups = state.store.feed_notifier().subscribe(org_id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    loop {
+        let page = state.store.changes_since(org_id, seq, limit).await?;
+        if !page.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(super::ok(
+                serde_json::to_value(page).map_err(|e| ApiError::Internal(e.to_string()))?,
+            ));
+        }
+        let next_check = (tokio::time::Instant::now() + RECHECK).min(deadline);
+        let _ = tokio::time::timeout_at(next_check, wakeups.changed()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_range_checked() {
+        assert_eq!(
+            number("limit", None, DEFAULT_LIMIT, 1, MAX_LIMIT).unwrap(),
+            1000
+        );
+        assert_eq!(
+            number("limit", Some("10000"), DEFAULT_LIMIT, 1, MAX_LIMIT).unwrap(),
+            10000
+        );
+        assert!(number("limit", Some("10001"), DEFAULT_LIMIT, 1, MAX_LIMIT).is_err());
+        assert!(number("limit", Some("0"), DEFAULT_LIMIT, 1, MAX_LIMIT).is_err());
+        assert!(number("seq", Some("-1"), 0, 0, i64::MAX).is_err());
+        assert!(number("seq", Some("x"), 0, 0, i64::MAX).is_err());
+        assert!(number("wait", Some("61"), 0u64, 0, MAX_WAIT).is_err());
+    }
+}

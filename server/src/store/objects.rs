@@ -1,0 +1,280 @@
+//! Replicated objects (roles, environments, data bags and items, cookbook versions) and the
+//! change-log entries written with them.
+
+use chef_sync_shared::{ObjectKind, ObjectPath};
+use sqlx::any::Any;
+use sqlx::{Row, Transaction};
+
+use super::{Store, StoreError, StoreResult, now_millis};
+
+/// How a write treats an existing or missing object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// POST: the object must not exist (409).
+    Create,
+    /// PUT: the object must exist (404).
+    Update,
+    /// Cookbook PUT: create or replace.
+    Upsert,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// New object; its change-log id.
+    Created(i64),
+    /// Replaced with different content; its change-log id.
+    Updated(i64),
+    /// Same content as stored: nothing written, no change-log entry.
+    Unchanged,
+}
+
+/// The columns that index an object besides its path.
+struct Placement {
+    kind: &'static str,
+    parent: Option<String>,
+    name: String,
+    version: Option<(i64, i64, i64)>,
+}
+
+fn placement(path: &ObjectPath) -> Placement {
+    let plain = |kind, name: &String| Placement {
+        kind,
+        parent: None,
+        name: name.clone(),
+        version: None,
+    };
+    match path {
+        ObjectPath::Role { name } => plain(ObjectKind::Role.as_str(), name),
+        ObjectPath::Environment { name } => plain(ObjectKind::Environment.as_str(), name),
+        ObjectPath::DataBag { bag } => plain(ObjectKind::DataBag.as_str(), bag),
+        ObjectPath::DataBagItem { bag, item } => Placement {
+            kind: ObjectKind::DataBagItem.as_str(),
+            parent: Some(bag.clone()),
+            name: item.clone(),
+            version: None,
+        },
+        ObjectPath::CookbookVersion { cookbook, version } => Placement {
+            kind: ObjectKind::CookbookVersion.as_str(),
+            parent: Some(cookbook.clone()),
+            name: version.to_string(),
+            version: Some((version.major, version.minor, version.patch)),
+        },
+    }
+}
+
+/// A cookbook version as listed: name, version parts, body.
+#[derive(Debug, Clone)]
+pub struct CookbookVersionRow {
+    /// Cookbook name.
+    pub cookbook: String,
+    /// `x.y.z`.
+    pub version: String,
+    /// Manifest JSON.
+    pub body: String,
+}
+
+impl Store {
+    /// The stored JSON of one object.
+    pub async fn object(&self, org_id: i64, path: &ObjectPath) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT body FROM objects WHERE org_id = $1 AND path = $2")
+            .bind(org_id)
+            .bind(path.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.try_get("body")).transpose()?)
+    }
+
+    /// Names of all objects of a kind (within `parent` for items and cookbook versions), sorted.
+    pub async fn object_names(
+        &self,
+        org_id: i64,
+        kind: ObjectKind,
+        parent: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        let rows = match parent {
+            Some(p) => {
+                sqlx::query("SELECT name FROM objects WHERE org_id = $1 AND kind = $2 AND parent = $3 ORDER BY name")
+                    .bind(org_id)
+                    .bind(kind.as_str())
+                    .bind(p)
+                    .fetch_all(&self.read)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT name FROM objects WHERE org_id = $1 AND kind = $2 ORDER BY name")
+                    .bind(org_id)
+                    .bind(kind.as_str())
+                    .fetch_all(&self.read)
+                    .await?
+            }
+        };
+        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
+    }
+
+    /// Cookbook versions, newest first within each cookbook (optionally of one cookbook).
+    pub async fn cookbook_versions(
+        &self,
+        org_id: i64,
+        cookbook: Option<&str>,
+    ) -> StoreResult<Vec<CookbookVersionRow>> {
+        let sql = "SELECT parent, name, body FROM objects WHERE org_id = $1 AND kind = 'cookbook_version' \
+                   AND ($2 IS NULL OR parent = $2) ORDER BY parent, v_major DESC, v_minor DESC, v_patch DESC";
+        let rows = sqlx::query(sql)
+            .bind(org_id)
+            .bind(cookbook)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CookbookVersionRow {
+                    cookbook: r.try_get("parent")?,
+                    version: r.try_get("name")?,
+                    body: r.try_get("body")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes an object and its change-log entry in one transaction.
+    pub async fn write_object(
+        &self,
+        org_id: i64,
+        path: &ObjectPath,
+        body: &str,
+        mode: WriteMode,
+    ) -> StoreResult<WriteOutcome> {
+        let key = path.to_string();
+        let mut tx = self.write.begin().await?;
+        let last_seq = self.lock_org(&mut tx, org_id).await?;
+        let existing: Option<String> =
+            sqlx::query("SELECT body FROM objects WHERE org_id = $1 AND path = $2")
+                .bind(org_id)
+                .bind(&key)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("body"))
+                .transpose()?;
+        match (&existing, mode) {
+            (Some(_), WriteMode::Create) => return Err(StoreError::Conflict),
+            (None, WriteMode::Update) => return Err(StoreError::NotFound),
+            (Some(old), _) if old == body => return Ok(WriteOutcome::Unchanged),
+            _ => {}
+        }
+        let p = placement(path);
+        let (major, minor, patch) = match p.version {
+            Some((a, b, c)) => (Some(a), Some(b), Some(c)),
+            None => (None, None, None),
+        };
+        sqlx::query(
+            "INSERT INTO objects (org_id, path, kind, parent, name, body, v_major, v_minor, v_patch, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (org_id, path) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+        )
+        .bind(org_id)
+        .bind(&key)
+        .bind(p.kind)
+        .bind(p.parent)
+        .bind(p.name)
+        .bind(body)
+        .bind(major)
+        .bind(minor)
+        .bind(patch)
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await?;
+        let action = if existing.is_some() {
+            "update"
+        } else {
+            "create"
+        };
+        let seq = append_change(&mut tx, org_id, last_seq, action, &key).await?;
+        tx.commit().await?;
+        self.feed_notifier().notify(org_id, seq);
+        Ok(if existing.is_some() {
+            WriteOutcome::Updated(seq)
+        } else {
+            WriteOutcome::Created(seq)
+        })
+    }
+
+    /// Deletes an object, returning its last JSON. Deleting a data bag deletes its items
+    /// first, each with its own change-log entry.
+    pub async fn delete_object(&self, org_id: i64, path: &ObjectPath) -> StoreResult<String> {
+        let key = path.to_string();
+        let mut tx = self.write.begin().await?;
+        let mut seq = self.lock_org(&mut tx, org_id).await?;
+        let body: String = sqlx::query("SELECT body FROM objects WHERE org_id = $1 AND path = $2")
+            .bind(org_id)
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .try_get("body")?;
+        if let ObjectPath::DataBag { bag } = path {
+            let items = sqlx::query("SELECT path FROM objects WHERE org_id = $1 AND kind = 'data_bag_item' AND parent = $2 ORDER BY name")
+                .bind(org_id)
+                .bind(bag)
+                .fetch_all(&mut *tx)
+                .await?;
+            for item in items {
+                let item_path: String = item.try_get("path")?;
+                delete_row(&mut tx, org_id, &item_path).await?;
+                seq = append_change(&mut tx, org_id, seq, "delete", &item_path).await?;
+            }
+        }
+        delete_row(&mut tx, org_id, &key).await?;
+        seq = append_change(&mut tx, org_id, seq, "delete", &key).await?;
+        tx.commit().await?;
+        self.feed_notifier().notify(org_id, seq);
+        Ok(body)
+    }
+
+    /// Locks the org's counter for this transaction and returns the last id handed out.
+    async fn lock_org(&self, tx: &mut Transaction<'static, Any>, org_id: i64) -> StoreResult<i64> {
+        let row = sqlx::query(self.dialect.lock_org_sql())
+            .bind(org_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(row.try_get("last_seq")?)
+    }
+}
+
+async fn delete_row(
+    tx: &mut Transaction<'static, Any>,
+    org_id: i64,
+    path: &str,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM objects WHERE org_id = $1 AND path = $2")
+        .bind(org_id)
+        .bind(path)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Appends entry `last_seq + 1` and records it as the org's last id.
+async fn append_change(
+    tx: &mut Transaction<'static, Any>,
+    org_id: i64,
+    last_seq: i64,
+    action: &str,
+    path: &str,
+) -> StoreResult<i64> {
+    let seq = last_seq + 1;
+    sqlx::query("INSERT INTO change_log (org_id, seq, action, path, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(org_id)
+        .bind(seq)
+        .bind(action)
+        .bind(path)
+        .bind(now_millis())
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE orgs SET last_seq = $2 WHERE id = $1")
+        .bind(org_id)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
+    Ok(seq)
+}
