@@ -5,7 +5,7 @@ use chef_sync_shared::path::{NameKind, validate_name};
 use chef_sync_shared::{PrivateKey, PublicKey};
 
 use crate::error::{ApiError, ApiResult};
-use crate::store::{OrgRow, Store, StoreError, UserRow};
+use crate::store::{ClientRow, OrgRow, Store, StoreError, UserRow};
 
 /// The groups every org has.
 pub const GROUPS: [&str; 3] = ["admins", "users", "clients"];
@@ -29,6 +29,63 @@ fn private_pem(key: &PrivateKey) -> ApiResult<String> {
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// The public key to store and, when it was generated here, the private key to hand back once.
+pub async fn key_material(public_key: Option<&str>) -> ApiResult<(String, Option<String>)> {
+    match public_key {
+        Some(pem) => {
+            PublicKey::from_pem(pem)
+                .map_err(|e| ApiError::BadRequest(format!("Invalid public key: {e}")))?;
+            Ok((pem.to_owned(), None))
+        }
+        None => {
+            let key = generate_key().await?;
+            Ok((public_pem(&key)?, Some(private_pem(&key)?)))
+        }
+    }
+}
+
+/// Chef's `expiration_date`: `infinity` (or absent) → `None`, else `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn expiration(value: Option<&serde_json::Value>) -> ApiResult<Option<String>> {
+    let bad = || {
+        ApiError::BadRequest(
+            "Invalid date for expiration_date: use YYYY-MM-DDTHH:MM:SSZ or infinity".into(),
+        )
+    };
+    match value {
+        None => Ok(None),
+        Some(serde_json::Value::String(s)) if s == "infinity" => Ok(None),
+        Some(serde_json::Value::String(s)) => {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ").map_err(|_| bad())?;
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(bad()),
+    }
+}
+
+/// Creates a client in `org` (and its `clients` group); returns the generated private key
+/// when no public key was given.
+pub async fn create_client(
+    store: &Store,
+    org: &OrgRow,
+    name: &str,
+    validator: bool,
+    public_key: Option<&str>,
+) -> ApiResult<(ClientRow, Option<String>)> {
+    validate_name(NameKind::Client, name)?;
+    let (public, private) = key_material(public_key).await?;
+    let client = store
+        .create_client(org.id, name, validator, &public)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => ApiError::Conflict("Client already exists".into()),
+            other => other.into(),
+        })?;
+    store
+        .add_group_member(org.id, "clients", "client", name)
+        .await?;
+    Ok((client, private))
+}
+
 /// Creates a user. With `public_key` the given key is stored; otherwise a key is generated
 /// and its private half returned.
 pub async fn create_user(
@@ -39,17 +96,7 @@ pub async fn create_user(
     public_key: Option<&str>,
 ) -> ApiResult<(UserRow, Option<String>)> {
     validate_name(NameKind::User, username)?;
-    let (public, private) = match public_key {
-        Some(pem) => {
-            PublicKey::from_pem(pem)
-                .map_err(|e| ApiError::BadRequest(format!("invalid public_key: {e}")))?;
-            (pem.to_owned(), None)
-        }
-        None => {
-            let key = generate_key().await?;
-            (public_pem(&key)?, Some(private_pem(&key)?))
-        }
-    };
+    let (public, private) = key_material(public_key).await?;
     let user = store
         .create_user(username, &body.to_string(), superuser, &public)
         .await
@@ -73,7 +120,7 @@ pub async fn create_org(store: &Store, name: &str, full_name: &str) -> ApiResult
         .map(|_| format!("{:02x}", rand::random::<u8>()))
         .collect();
     let org = store
-        .create_org(name, full_name, &guid)
+        .create_org(name, full_name, &guid, &GROUPS)
         .await
         .map_err(|e| match e {
             StoreError::Conflict => {
@@ -81,12 +128,9 @@ pub async fn create_org(store: &Store, name: &str, full_name: &str) -> ApiResult
             }
             other => other.into(),
         })?;
-    let key = generate_key().await?;
-    let client = format!("{name}-validator");
-    store
-        .create_client(org.id, &client, true, &public_pem(&key)?)
-        .await?;
-    Ok((org, private_pem(&key)?))
+    let (_, private) = create_client(store, &org, &format!("{name}-validator"), true, None).await?;
+    let private = private.ok_or_else(|| ApiError::Internal("no validator key generated".into()))?;
+    Ok((org, private))
 }
 
 /// Associates a user with an org (and its `users` group); with `admin` also with `admins`.

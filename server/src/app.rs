@@ -1,13 +1,16 @@
 //! The router and its state, shared by `main` and the tests.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::middleware;
 
+use crate::blob::BlobStore;
 use crate::config::Config;
-use crate::store::Store;
-use crate::{api_version, auth, routes};
+use crate::file_url::UrlSigner;
+use crate::store::{Store, StoreError};
+use crate::{api_version, auth, rejection, routes, trace};
 
 /// Everything a request handler needs.
 #[derive(Debug, Clone)]
@@ -16,22 +19,43 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The database.
     pub store: Store,
+    /// Cookbook file contents.
+    pub blobs: BlobStore,
+    /// Signs and checks the pre-signed file URLs.
+    pub urls: UrlSigner,
+    /// Parsed public keys.
+    pub keys: Arc<auth::KeyCache>,
+}
+
+impl AppState {
+    /// Builds the state: the blob backend from the config, and the file-URL key shared by
+    /// every server process over the same database.
+    pub async fn new(config: Config, store: Store) -> Result<AppState, StoreError> {
+        let fresh: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let key = store.shared_secret("file_url_key", &fresh).await?;
+        let urls = UrlSigner::new(key.as_bytes(), Duration::from_secs(config.file_url_ttl))
+            .map_err(|e| StoreError::Refused(format!("file URL key unusable: {e}")))?;
+        Ok(AppState {
+            blobs: BlobStore::from_config(&config, &store),
+            config: Arc::new(config),
+            store,
+            urls,
+            keys: Arc::default(),
+        })
+    }
 }
 
 /// The complete HTTP application.
 pub fn app(state: AppState) -> Router {
     routes::router()
-        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
-        .layer(middleware::from_fn(api_version::negotiate))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
-            |req: &axum::http::Request<axum::body::Body>| {
-                let route = req
-                    .extensions()
-                    .get::<axum::extract::MatchedPath>()
-                    .map(|p| p.as_str().to_owned())
-                    .unwrap_or_default();
-                tracing::info_span!("request", method = %req.method(), route = %route, path = %req.uri().path())
-            },
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
         ))
+        .layer(middleware::from_fn(api_version::negotiate))
+        .layer(middleware::from_fn(rejection::chef_error_bodies))
+        .layer(trace::layer())
         .with_state(state)
 }

@@ -3,9 +3,11 @@
 
 mod access;
 mod authenticate;
+mod key_cache;
 
 pub use access::{Level, OrgAccess};
 pub use authenticate::authenticate;
+pub use key_cache::KeyCache;
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
@@ -47,6 +49,18 @@ impl Actor {
                 ..
             }
         )
+    }
+
+    /// Only the superuser may `what` (403 for everyone else).
+    pub fn require_superuser(&self, what: &str) -> crate::error::ApiResult<()> {
+        if self.is_superuser() {
+            Ok(())
+        } else {
+            Err(crate::error::ApiError::Forbidden(format!(
+                "'{}' is not authorized to {what}",
+                self.name
+            )))
+        }
     }
 
     /// `user` or `client`, as group membership records it.

@@ -32,6 +32,10 @@ pub struct Config {
     pub db_pool_size: u32,
     /// Cookbook file storage.
     pub blob_store: BlobStoreKind,
+    /// Largest cookbook file accepted through an upload URL, bytes (Chef's nginx default, 250 MB).
+    pub max_file_size: u64,
+    /// Lifetime of pre-signed file URLs, seconds (bookshelf's default).
+    pub file_url_ttl: u64,
 }
 
 impl Default for Config {
@@ -44,6 +48,8 @@ impl Default for Config {
             max_request_size: 2_000_000,
             db_pool_size: 10,
             blob_store: BlobStoreKind::Filesystem,
+            max_file_size: 250 * 1024 * 1024,
+            file_url_ttl: 900,
         }
     }
 }

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// 413.
     #[error("JSON must be no more than {0} bytes.")]
     TooLarge(usize),
+    /// 413 for a file upload.
+    #[error("{0}")]
+    FileTooLarge(String),
     /// 503.
     #[error("{0}")]
     Unavailable(String),
@@ -59,7 +62,7 @@ impl ApiError {
             ApiError::UnsupportedApiVersion(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) | ApiError::FileTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -100,7 +103,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict => ApiError::Conflict("already exists".into()),
-            StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::NotFound | StoreError::ParentMissing => {
+                ApiError::NotFound("not found".into())
+            }
+            StoreError::Refused(why) => ApiError::Conflict(why),
             StoreError::Pruned(n) => ApiError::Gone(format!(
                 "change log entries up to {n} were pruned; reconcile in full and resume from the current position"
             )),

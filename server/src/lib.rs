@@ -6,11 +6,15 @@ pub mod accounts;
 pub mod api_version;
 pub mod app;
 pub mod auth;
+pub mod blob;
 pub mod config;
 pub mod error;
 pub mod feed;
+pub mod file_url;
+pub mod rejection;
 pub mod routes;
 pub mod store;
+pub mod trace;
 
 pub use app::{AppState, app};
 pub use config::Config;

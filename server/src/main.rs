@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use chef_sync_server::config::Overrides;
@@ -71,6 +70,17 @@ enum Command {
         /// Where to write the validator's private key.
         #[arg(long)]
         filename: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove change-log entries older than --keep-days, keeping the latest entry of every
+    /// object that still exists; replicas behind the removed entries must reconcile in full.
+    #[command(name = "prune-log")]
+    PruneLog {
+        org: String,
+        /// Keep entries younger than this many days.
+        #[arg(long = "keep-days", alias = "keep_days")]
+        keep_days: u32,
         #[command(flatten)]
         common: Common,
     },
@@ -152,19 +162,21 @@ async fn bootstrap_pivotal(store: &Store, config: &Config) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Registers SIGTERM at once (a signal that arrives before this would kill the process
+/// without a clean shutdown); the returned future completes on SIGTERM or SIGINT.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let term = async {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        };
+        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term => {} }
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -176,13 +188,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(&config.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
+            let shutdown = shutdown_signal();
             tracing::info!(addr = %listener.local_addr()?, "chef-sync-server listening");
-            let state = AppState {
-                config: Arc::new(config),
-                store: store.clone(),
-            };
+            let state = AppState::new(config, store.clone())
+                .await
+                .context("cannot prepare the server state")?;
             axum::serve(listener, app(state))
-                .with_graceful_shutdown(shutdown_signal())
+                .with_graceful_shutdown(shutdown)
                 .await?;
             store.close().await;
         }
@@ -239,6 +251,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             write_key(&filename, &validator)?;
         }
+        Command::PruneLog {
+            org,
+            keep_days,
+            common,
+        } => {
+            let config = load(&common, None)?;
+            let store = open(&config).await?;
+            let row = store
+                .org(&org)
+                .await?
+                .with_context(|| format!("no organization named '{org}'"))?;
+            let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(keep_days));
+            let (removed, through) = store.prune_log(row.id, cutoff.timestamp_millis()).await?;
+            println!(
+                "pruned {removed} change-log entries of {org}; readers behind id {through} must reconcile"
+            );
+        }
         Command::OrgUserAdd {
             org,
             username,
@@ -283,7 +312,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chef-sync-server: {e:#}");
-            ExitCode::from(1)
+            // A bad config file is a usage error (2); everything else is operational (1).
+            if e.downcast_ref::<chef_sync_server::config::ConfigError>()
+                .is_some()
+            {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

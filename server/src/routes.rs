@@ -1,7 +1,17 @@
 //! HTTP routes, one module per Chef resource.
 
+mod clients;
+mod cookbooks;
+mod data;
+mod documents;
+mod environments;
+mod file_store;
+mod groups;
+mod keys;
+mod objects;
 mod organizations;
 mod roles;
+mod sandboxes;
 mod status;
 mod updated_since;
 mod users;
@@ -20,10 +30,19 @@ pub fn router() -> Router<AppState> {
     let org = Router::new()
         .merge(organizations::org_router())
         .merge(roles::router())
+        .merge(environments::router())
+        .merge(data::router())
+        .merge(cookbooks::router())
+        .merge(sandboxes::router())
+        .merge(clients::router())
+        .merge(keys::client_router())
+        .merge(groups::router())
         .merge(updated_since::router());
     Router::new()
         .merge(status::router())
         .merge(users::router())
+        .merge(file_store::router())
+        .merge(keys::user_router())
         .merge(organizations::router())
         .nest("/organizations/{org}", org)
         .fallback(|| async { ApiError::NotFound("No such endpoint".into()) })
@@ -52,6 +71,11 @@ pub(crate) fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
+/// `http://HOST/organizations/ORG/COLLECTION`.
+pub(crate) fn org_url(headers: &HeaderMap, org: &str, collection: &str) -> String {
+    format!("{}/organizations/{org}/{collection}", base_url(headers))
+}
+
 /// The org access of the request's actor.
 pub(crate) async fn access(state: &AppState, actor: &Actor, org: &str) -> ApiResult<OrgAccess> {
     OrgAccess::resolve(state, actor, org).await
@@ -59,7 +83,12 @@ pub(crate) async fn access(state: &AppState, actor: &Actor, org: &str) -> ApiRes
 
 /// 200 with a JSON body.
 pub(crate) fn ok(value: serde_json::Value) -> Response {
-    (StatusCode::OK, axum::Json(value)).into_response()
+    respond(StatusCode::OK, value)
+}
+
+/// A JSON body with a status.
+pub(crate) fn respond(status: StatusCode, value: serde_json::Value) -> Response {
+    (status, axum::Json(value)).into_response()
 }
 
 /// 201 with `{"uri": uri}` and a `Location` header.

@@ -6,14 +6,22 @@
 //! no reader can ever see id K+1 before id K.
 
 mod actors;
+mod auth_cache;
 mod connect;
 mod feed;
+mod groups;
+mod keys;
 mod objects;
+mod sandboxes;
+mod standing;
 
-pub use actors::{ClientRow, KeyOwner, OrgRow, UserRow};
+pub use actors::{ClientRow, OrgRow, UserRow};
 pub use connect::Dialect;
-pub use feed::{ChangeEntry, FeedPage};
-pub use objects::{WriteMode, WriteOutcome};
+pub use groups::GroupMembers;
+pub use keys::{KeyOwner, KeyRow};
+pub use objects::{CookbookVersionRow, WriteMode, WriteOutcome};
+pub use sandboxes::SandboxRow;
+pub use standing::{OrgClient, Standing};
 
 use std::sync::Arc;
 
@@ -30,6 +38,12 @@ pub enum StoreError {
     /// The object or actor does not exist.
     #[error("not found")]
     NotFound,
+    /// A data bag item's bag does not exist.
+    #[error("parent object missing")]
+    ParentMissing,
+    /// The write was refused by a rule checked inside the transaction.
+    #[error("{0}")]
+    Refused(String),
     /// Feed entries after the requested id were pruned.
     #[error("change log pruned through {0}")]
     Pruned(i64),
@@ -56,9 +70,38 @@ pub struct Store {
     /// Writers: a single connection on SQLite so writes never race for the lock.
     write: AnyPool,
     notifier: Arc<FeedNotifier>,
+    auth: Arc<AuthRows>,
+}
+
+/// A user with its live keys (PEM).
+type UserKeys = Option<(UserRow, Vec<String>)>;
+/// A client with its live keys (PEM).
+type ClientKeys = Option<(OrgClient, Vec<String>)>;
+/// (org, actor kind, actor name, user id or -1).
+type StandingKey = (String, String, String, i64);
+
+/// Cached authentication and authorization rows (see `auth_cache`).
+#[derive(Debug, Default)]
+struct AuthRows {
+    users: auth_cache::Cached<String, UserKeys>,
+    clients: auth_cache::Cached<(String, String), ClientKeys>,
+    standings: auth_cache::Cached<StandingKey, Option<Standing>>,
+}
+
+impl AuthRows {
+    fn clear(&self) {
+        self.users.clear();
+        self.clients.clear();
+        self.standings.clear();
+    }
 }
 
 impl Store {
+    /// Forgets cached actors and standings after this process changed one of them.
+    fn actors_changed(&self) {
+        self.auth.clear();
+    }
+
     /// Wake-ups for long-polling feed readers.
     pub fn feed_notifier(&self) -> &FeedNotifier {
         &self.notifier

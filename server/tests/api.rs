@@ -1,243 +1,16 @@
-//! HTTP tests through the real router with Chef-signed requests, on SQLite and PostgreSQL.
-//! PostgreSQL tests create and drop a uniquely named database on 127.0.0.1:5432; outside CI
-//! they print SKIPPED when no server answers, under CI=true they fail instead.
+//! HTTP tests through the real router with Chef-signed requests, on SQLite and PostgreSQL:
+//! authentication, API versions, orgs and users, roles, authorization, replica orgs, the feed.
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+#[path = "support/harness.rs"]
+mod harness;
 
-use axum::Router;
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use chef_sync_server::config::Config;
-use chef_sync_server::{AppState, Store, accounts, app};
-use chef_sync_shared::PrivateKey;
-use chef_sync_shared::signing::{self, RequestToSign, SigningVersion, sign_request};
+use chef_sync_shared::signing::SigningVersion;
+use harness::*;
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-struct Harness {
-    app: Router,
-    store: Store,
-    pivotal: PrivateKey,
-    _dir: tempfile::TempDir,
-    pg_db: Option<String>,
-}
-
-impl Harness {
-    async fn new(backend: &str) -> Option<Harness> {
-        let dir = tempfile::tempdir().unwrap();
-        let (url, pg_db) = match backend {
-            "sqlite" => (
-                format!("sqlite://{}", dir.path().join("t.db").display()),
-                None,
-            ),
-            _ => {
-                let name = format!("chef_sync_test_{}", rand_suffix());
-                if let Err(e) = pg_admin(&format!("CREATE DATABASE {name}")).await {
-                    assert!(!in_ci(), "PostgreSQL is required in CI: {e}");
-                    eprintln!(
-                        "SKIPPED: PostgreSQL at 127.0.0.1:5432 is not reachable ({e}); this test did not run"
-                    );
-                    return None;
-                }
-                (
-                    format!("postgres://postgres@127.0.0.1:5432/{name}"),
-                    Some(name),
-                )
-            }
-        };
-        let store = Store::connect(&url, 5).await.unwrap();
-        let pivotal = fixture_key();
-        let public = pivotal.public_key().to_pem().unwrap();
-        accounts::create_user(
-            &store,
-            "pivotal",
-            &json!({"username": "pivotal"}),
-            true,
-            Some(&public),
-        )
-        .await
-        .unwrap();
-        let config = Config {
-            data_dir: dir.path().to_owned(),
-            database: Some(url),
-            max_request_size: 100_000,
-            ..Config::default()
-        };
-        let app = app(AppState {
-            config: Arc::new(config),
-            store: store.clone(),
-        });
-        Some(Harness {
-            app,
-            store,
-            pivotal,
-            _dir: dir,
-            pg_db,
-        })
-    }
-
-    async fn finish(self) {
-        self.store.close().await;
-        if let Some(db) = self.pg_db {
-            pg_admin(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                .await
-                .unwrap();
-        }
-    }
-
-    async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
-        let resp = self.app.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        (status, headers, body)
-    }
-
-    async fn call(
-        &self,
-        user: &str,
-        key: &PrivateKey,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = signed(
-            user,
-            key,
-            method,
-            path,
-            bytes.as_bytes(),
-            SigningVersion::V1_3,
-            chrono::Utc::now(),
-        );
-        let (status, _, body) = self.send(req).await;
-        (status, body)
-    }
-
-    async fn as_pivotal(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        self.call("pivotal", &self.pivotal, method, path, body)
-            .await
-    }
-}
-
-fn rand_suffix() -> String {
-    (0..8)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect()
-}
-
-fn fixture_key() -> PrivateKey {
-    PrivateKey::from_pem(include_str!("../../shared/tests/fixtures/fixed-key.pem")).unwrap()
-}
-
-fn other_key() -> PrivateKey {
-    PrivateKey::from_pem(include_str!("../../shared/tests/fixtures/other-key.pem")).unwrap()
-}
-
-async fn pg_admin(sql: &str) -> Result<(), sqlx::Error> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(PG_ADMIN_URL).await?;
-    sqlx::query(sql).execute(&mut conn).await?;
-    conn.close().await
-}
-
-fn signed(
-    user: &str,
-    key: &PrivateKey,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    version: SigningVersion,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Request<Body> {
-    let headers = sign_request(
-        key,
-        &RequestToSign {
-            version,
-            method,
-            path,
-            body: signing::Body::Bytes(body),
-            user_id: user,
-            timestamp: at,
-            server_api_version: "1",
-        },
-    )
-    .unwrap();
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "chef.test");
-    for (k, v) in headers.iter() {
-        req = req.header(k, v);
-    }
-    req.header("content-type", "application/json")
-        .body(Body::from(body.to_vec()))
-        .unwrap()
-}
-
-/// Creates org `acme` with `alice` (admin) and `bob` (member); returns their keys.
-async fn org_with_users(h: &Harness) -> (PrivateKey, PrivateKey) {
-    let (status, body) = h
-        .as_pivotal(
-            "POST",
-            "/organizations",
-            Some(json!({"name": "acme", "full_name": "Acme"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["clientname"], "acme-validator");
-    assert!(
-        body["private_key"]
-            .as_str()
-            .unwrap()
-            .contains("BEGIN RSA PRIVATE KEY")
-    );
-    let org = h.store.org("acme").await.unwrap().unwrap();
-    let alice_key = fixture_key();
-    let bob_key = other_key();
-    for (name, key, admin) in [("alice", &alice_key, true), ("bob", &bob_key, false)] {
-        let public = key.public_key().to_pem().unwrap();
-        let (user, _) = accounts::create_user(
-            &h.store,
-            name,
-            &json!({"username": name}),
-            false,
-            Some(&public),
-        )
-        .await
-        .unwrap();
-        accounts::associate(&h.store, &org, &user, admin)
-            .await
-            .unwrap();
-    }
-    (alice_key, bob_key)
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test] async fn $name() { if let Some(h) = super::Harness::new("sqlite").await { super::$name(&h).await; h.finish().await; } } )* }
-        mod postgres { $( #[tokio::test] async fn $name() { if let Some(h) = super::Harness::new("postgres").await { super::$name(&h).await; h.finish().await; } } )* }
-    };
-}
 
 on_both_backends!(
     status_is_unsigned,
@@ -249,6 +22,7 @@ on_both_backends!(
     replica_orgs_refuse_writes,
     feed_parameters_and_long_poll,
     unknown_routes_and_large_bodies,
+    every_rejection_has_a_chef_body,
 );
 
 async fn status_is_unsigned(h: &Harness) {
@@ -376,6 +150,21 @@ async fn api_version_negotiation(h: &Harness) {
 
 async fn organizations_and_users(h: &Harness) {
     let (alice, _) = org_with_users(h).await;
+    let (status, body) = h
+        .as_pivotal(
+            "POST",
+            "/organizations",
+            Some(json!({"name": "second", "full_name": "Second"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["clientname"], "second-validator");
+    assert!(
+        body["private_key"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN RSA PRIVATE KEY")
+    );
     let (status, body) = h
         .as_pivotal(
             "POST",
@@ -676,25 +465,65 @@ async fn replica_orgs_refuse_writes(h: &Harness) {
         .add_group_member(org.id, "admins", "user", "bob")
         .await
         .unwrap();
-    h.store
-        .set_replica(org.id, true, Some("bob"))
-        .await
-        .unwrap();
-    for (who, key) in [("pivotal", &h.pivotal), ("alice", &alice)] {
-        let (status, body) = h
-            .call(
-                who,
-                key,
-                "POST",
-                "/organizations/acme/roles",
-                Some(json!({"name": "web"})),
-            )
+    // Only the superuser turns an org into a replica, and it needs a member as sync user.
+    let (status, _) = h
+        .call(
+            "alice",
+            &alice,
+            "PUT",
+            "/organizations/acme",
+            Some(json!({"replica": true, "sync_user": "bob"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for bad in [
+        json!({"replica": true}),
+        json!({"replica": true, "sync_user": "nobody"}),
+        json!({"replica": "yes", "sync_user": "bob"}),
+        json!({"full_name": ""}),
+    ] {
+        let (status, _) = h
+            .as_pivotal("PUT", "/organizations/acme", Some(bad.clone()))
             .await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{who}");
-        assert!(
-            body["error"][0].as_str().unwrap().contains("is a replica"),
-            "{body}"
-        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let (status, body) = h
+        .as_pivotal(
+            "PUT",
+            "/organizations/acme",
+            Some(json!({"replica": true, "sync_user": "bob"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["replica"], true);
+    assert_eq!(body["sync_user"], "bob");
+    assert_eq!(body["full_name"], "Acme");
+    let writes = [
+        ("POST", "/organizations/acme/roles", json!({"name": "web"})),
+        (
+            "POST",
+            "/organizations/acme/environments",
+            json!({"name": "prod"}),
+        ),
+        ("POST", "/organizations/acme/data", json!({"name": "bag"})),
+        (
+            "POST",
+            "/organizations/acme/sandboxes",
+            json!({"checksums": {"d41d8cd98f00b204e9800998ecf8427e": null}}),
+        ),
+        ("PUT", "/organizations/acme/cookbooks/cb/1.0.0", json!({})),
+        ("DELETE", "/organizations/acme/roles/web", Value::Null),
+    ];
+    for (who, key) in [("pivotal", &h.pivotal), ("alice", &alice)] {
+        for (method, path, body) in &writes {
+            let body = (!body.is_null()).then(|| body.clone());
+            let (status, reply) = h.call(who, key, method, path, body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{who} {method} {path}");
+            assert!(
+                reply["error"][0].as_str().unwrap().contains("is a replica"),
+                "{reply}"
+            );
+        }
     }
     let (status, _) = h
         .call(
@@ -815,4 +644,66 @@ async fn unknown_routes_and_large_bodies(h: &Harness) {
             .unwrap()
             .starts_with("invalid JSON")
     );
+}
+
+async fn every_rejection_has_a_chef_body(h: &Harness) {
+    let (alice, _) = org_with_users(h).await;
+    // A path segment that is not UTF-8 is rejected by axum's extractor, still as a Chef body.
+    let (status, headers, body) = h
+        .send(signed(
+            "alice",
+            &alice,
+            "GET",
+            "/organizations/acme/roles/%FF",
+            b"",
+            SigningVersion::V1_3,
+            chrono::Utc::now(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"][0].is_string(), "{body}");
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    // Wrong method.
+    let (status, body) = h
+        .call("alice", &alice, "DELETE", "/organizations/acme/roles", None)
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(body["error"][0].is_string(), "{body}");
+    // Oversized bodies are refused before authentication, signed or not.
+    let req = Request::post("/organizations/acme/roles")
+        .header("content-length", "100001")
+        .body(Body::from(vec![b' '; 100_001]))
+        .unwrap();
+    let (status, _, body) = h.send(req).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"][0], "JSON must be no more than 100000 bytes.");
+    // A body that is not an object where one is expected.
+    let (status, body) = h
+        .call(
+            "alice",
+            &alice,
+            "POST",
+            "/organizations/acme/roles",
+            Some(json!(["not", "an", "object"])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"][0].is_string(), "{body}");
+    // Unknown org: 404 for every object route.
+    for path in [
+        "/organizations/nope/roles",
+        "/organizations/nope/environments/_default",
+        "/organizations/nope/cookbooks",
+        "/organizations/nope/data",
+        "/organizations/nope/updated_since?seq=0",
+    ] {
+        let (status, body) = h.as_pivotal("GET", path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body["error"][0], "organization 'nope' does not exist.");
+    }
 }

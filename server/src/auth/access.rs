@@ -32,19 +32,31 @@ pub struct OrgAccess {
 impl OrgAccess {
     /// Loads the org (404 if unknown) and the actor's level in it (403 if none).
     pub async fn resolve(state: &AppState, actor: &Actor, org_name: &str) -> ApiResult<OrgAccess> {
-        let org = state.store.org(org_name).await?.ok_or_else(|| {
-            ApiError::NotFound(format!("organization '{org_name}' does not exist."))
-        })?;
-        let in_admins = state
+        let user_id = match actor.kind {
+            ActorKind::User { id, .. } => Some(id),
+            ActorKind::Client { .. } => None,
+        };
+        let standing = state
             .store
-            .in_group(org.id, "admins", actor.kind_str(), &actor.name)
-            .await?;
+            .standing(org_name, actor.kind_str(), &actor.name, user_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("organization '{org_name}' does not exist."))
+            })?;
+        let org = standing.org;
+        // Nested groups are rare; only then is membership resolved through them.
+        let in_admins = standing.direct_admin
+            || (standing.admins_nest_groups
+                && state
+                    .store
+                    .in_group(org.id, "admins", actor.kind_str(), &actor.name)
+                    .await?);
         let level = match actor.kind {
             ActorKind::User {
                 superuser: true, ..
             } => Level::Admin,
-            ActorKind::User { id, .. } => {
-                if !state.store.is_org_user(org.id, id).await? {
+            ActorKind::User { .. } => {
+                if !standing.member {
                     return Err(ApiError::Forbidden(format!(
                         "'{}' is not associated with organization '{}'",
                         actor.name, org.name

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use serde::Deserialize;
@@ -18,6 +18,8 @@ pub const DEFAULT_LIMIT: i64 = 1000;
 pub const MAX_LIMIT: i64 = 10_000;
 /// Longest `wait` accepted, seconds.
 pub const MAX_WAIT: u64 = 60;
+/// Response header carrying the org's newest change id.
+pub const LAST_SEQ_HEADER: &str = "x-chef-sync-last-seq";
 /// How often a long-poll re-reads the log, to see writes made by other server processes.
 const RECHECK: Duration = Duration::from_millis(250);
 
@@ -71,10 +73,19 @@ async fn updated_since(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     loop {
         let page = state.store.changes_since(org_id, seq, limit).await?;
-        if !page.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(super::ok(
-                serde_json::to_value(page).map_err(|e| ApiError::Internal(e.to_string()))?,
-            ));
+        if page != "[]" || tokio::time::Instant::now() >= deadline {
+            let last = state.store.last_seq(org_id).await?;
+            // The database built the JSON; it is sent as it is.
+            let mut response = (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                page,
+            )
+                .into_response();
+            // The newest id, so a replica can take its position without paging the whole log.
+            if let Ok(v) = axum::http::HeaderValue::from_str(&last.to_string()) {
+                response.headers_mut().insert(LAST_SEQ_HEADER, v);
+            }
+            return Ok(response);
         }
         let next_check = (tokio::time::Instant::now() + RECHECK).min(deadline);
         let _ = tokio::time::timeout_at(next_check, wakeups.changed()).await;

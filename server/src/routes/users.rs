@@ -19,23 +19,12 @@ pub(super) fn router() -> Router<AppState> {
         .route("/users/{name}", get(show))
 }
 
-fn superuser_only(actor: &Actor) -> ApiResult<()> {
-    if actor.is_superuser() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "'{}' is not authorized to manage users",
-            actor.name
-        )))
-    }
-}
-
 async fn list(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    superuser_only(&actor)?;
+    actor.require_superuser("manage users")?;
     let names = state.store.usernames().await?;
     Ok(super::ok(super::listing(
         &format!("{}/users", super::base_url(&headers)),
@@ -49,7 +38,7 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    superuser_only(&actor)?;
+    actor.require_superuser("manage users")?;
     let mut value: Value = super::parse_json(&body)?;
     let obj = value
         .as_object_mut()

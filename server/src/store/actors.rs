@@ -46,24 +46,6 @@ pub struct ClientRow {
     pub validator: bool,
 }
 
-/// Who owns a key.
-#[derive(Debug, Clone, Copy)]
-pub enum KeyOwner {
-    /// `users.id`.
-    User(i64),
-    /// `clients.id`.
-    Client(i64),
-}
-
-impl KeyOwner {
-    fn parts(self) -> (&'static str, i64) {
-        match self {
-            KeyOwner::User(id) => ("user", id),
-            KeyOwner::Client(id) => ("client", id),
-        }
-    }
-}
-
 fn user_row(r: &AnyRow) -> StoreResult<UserRow> {
     Ok(UserRow {
         id: r.try_get("id")?,
@@ -85,7 +67,7 @@ fn org_row(r: &AnyRow) -> StoreResult<OrgRow> {
 }
 
 /// Unique-constraint violations become `Conflict`, whatever the backend's wording.
-fn conflict_on_unique(e: sqlx::Error) -> StoreError {
+pub(super) fn conflict_on_unique(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
         _ => StoreError::Db(e),
@@ -103,6 +85,7 @@ impl Store {
         superuser: bool,
         public_key: &str,
     ) -> StoreResult<UserRow> {
+        self.actors_changed();
         let mut tx = self.write.begin().await?;
         let row = sqlx::query(
             "INSERT INTO users (username, body, superuser) VALUES ($1, $2, $3) RETURNING id, username, body, superuser",
@@ -142,17 +125,35 @@ impl Store {
     }
 
     /// Creates an org with the given guid.
-    pub async fn create_org(&self, name: &str, full_name: &str, guid: &str) -> StoreResult<OrgRow> {
+    /// Creates an org with the given guid and its built-in groups.
+    pub async fn create_org(
+        &self,
+        name: &str,
+        full_name: &str,
+        guid: &str,
+        groups: &[&str],
+    ) -> StoreResult<OrgRow> {
+        self.actors_changed();
+        let mut tx = self.write.begin().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO orgs (name, full_name, guid) VALUES ($1, $2, $3) RETURNING {ORG_COLUMNS}"
         ))
         .bind(name)
         .bind(full_name)
         .bind(guid)
-        .fetch_one(&self.write)
+        .fetch_one(&mut *tx)
         .await
         .map_err(conflict_on_unique)?;
-        org_row(&row)
+        let org = org_row(&row)?;
+        for group in groups {
+            sqlx::query("INSERT INTO groups (org_id, name) VALUES ($1, $2)")
+                .bind(org.id)
+                .bind(group)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(org)
     }
 
     /// Looks an org up by name.
@@ -172,6 +173,17 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
     }
 
+    /// Changes an org's display name.
+    pub async fn set_full_name(&self, org_id: i64, full_name: &str) -> StoreResult<()> {
+        self.actors_changed();
+        sqlx::query("UPDATE orgs SET full_name = $2 WHERE id = $1")
+            .bind(org_id)
+            .bind(full_name)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     /// Marks an org as a replica destination written only by `sync_user`.
     pub async fn set_replica(
         &self,
@@ -179,6 +191,7 @@ impl Store {
         replica: bool,
         sync_user: Option<&str>,
     ) -> StoreResult<()> {
+        self.actors_changed();
         sqlx::query("UPDATE orgs SET replica = $2, sync_user = $3 WHERE id = $1")
             .bind(org_id)
             .bind(flag(replica))
@@ -190,6 +203,7 @@ impl Store {
 
     /// Associates a user with an org (idempotent).
     pub async fn add_org_user(&self, org_id: i64, user_id: i64) -> StoreResult<()> {
+        self.actors_changed();
         sqlx::query(
             "INSERT INTO org_users (org_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
@@ -221,64 +235,6 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get("username")?)).collect()
     }
 
-    /// Adds a user or client to a group (idempotent).
-    pub async fn add_group_member(
-        &self,
-        org_id: i64,
-        group: &str,
-        kind: &str,
-        name: &str,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO group_members (org_id, group_name, member_kind, member_name) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        )
-        .bind(org_id)
-        .bind(group)
-        .bind(kind)
-        .bind(name)
-        .execute(&self.write)
-        .await?;
-        Ok(())
-    }
-
-    /// Whether an actor is in a group.
-    pub async fn in_group(
-        &self,
-        org_id: i64,
-        group: &str,
-        kind: &str,
-        name: &str,
-    ) -> StoreResult<bool> {
-        let row = sqlx::query(
-            "SELECT 1 AS one FROM group_members WHERE org_id = $1 AND group_name = $2 AND member_kind = $3 AND member_name = $4",
-        )
-        .bind(org_id)
-        .bind(group)
-        .bind(kind)
-        .bind(name)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(row.is_some())
-    }
-
-    /// A group's members as (kind, name), sorted.
-    pub async fn group_members(
-        &self,
-        org_id: i64,
-        group: &str,
-    ) -> StoreResult<Vec<(String, String)>> {
-        let rows = sqlx::query(
-            "SELECT member_kind, member_name FROM group_members WHERE org_id = $1 AND group_name = $2 ORDER BY member_kind, member_name",
-        )
-        .bind(org_id)
-        .bind(group)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("member_kind")?, r.try_get("member_name")?)))
-            .collect()
-    }
-
     /// Creates a client with one key named `default`.
     pub async fn create_client(
         &self,
@@ -287,6 +243,7 @@ impl Store {
         validator: bool,
         public_key: &str,
     ) -> StoreResult<ClientRow> {
+        self.actors_changed();
         let mut tx = self.write.begin().await?;
         let row = sqlx::query(
             "INSERT INTO clients (org_id, name, validator) VALUES ($1, $2, $3) RETURNING id",
@@ -329,49 +286,65 @@ impl Store {
         .transpose()
     }
 
-    /// The owner's keys that have not expired at `now` (RFC 3339), as PEM text.
-    pub async fn live_keys(&self, owner: KeyOwner, now: &str) -> StoreResult<Vec<String>> {
-        let (kind, id) = owner.parts();
-        let rows = sqlx::query(
-            "SELECT public_key FROM keys WHERE owner_kind = $1 AND owner_id = $2 AND (expires_at IS NULL OR expires_at > $3) ORDER BY name",
-        )
-        .bind(kind)
-        .bind(id)
-        .bind(now)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get("public_key")?)).collect()
+    /// Names of an org's clients, sorted.
+    pub async fn client_names(&self, org_id: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM clients WHERE org_id = $1 ORDER BY name")
+            .bind(org_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
     }
 
-    /// Replaces (or creates) a named key.
-    pub async fn put_key(
-        &self,
-        owner: KeyOwner,
-        name: &str,
-        public_key: &str,
-        expires_at: Option<&str>,
-    ) -> StoreResult<()> {
-        let (kind, id) = owner.parts();
-        sqlx::query(
-            "INSERT INTO keys (owner_kind, owner_id, name, public_key, expires_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (owner_kind, owner_id, name) DO UPDATE SET public_key = excluded.public_key, expires_at = excluded.expires_at",
-        )
-        .bind(kind)
-        .bind(id)
-        .bind(name)
-        .bind(public_key)
-        .bind(expires_at)
-        .execute(&self.write)
-        .await?;
+    /// Sets a client's validator flag.
+    pub async fn set_client_validator(&self, client_id: i64, validator: bool) -> StoreResult<()> {
+        self.actors_changed();
+        sqlx::query("UPDATE clients SET validator = $2 WHERE id = $1")
+            .bind(client_id)
+            .bind(flag(validator))
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn owner_parts() {
-        assert_eq!(super::KeyOwner::User(3).parts(), ("user", 3));
-        assert_eq!(super::KeyOwner::Client(4).parts(), ("client", 4));
+    /// Deletes a client with its keys and group memberships.
+    pub async fn delete_client(&self, org_id: i64, client: &ClientRow) -> StoreResult<()> {
+        self.actors_changed();
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM keys WHERE owner_kind = 'client' AND owner_id = $1")
+            .bind(client.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM group_members WHERE org_id = $1 AND member_kind = 'client' AND member_name = $2")
+            .bind(org_id)
+            .bind(&client.name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM clients WHERE id = $1")
+            .bind(client.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a user from an org and from the org's groups.
+    pub async fn remove_org_user(&self, org_id: i64, user: &UserRow) -> StoreResult<()> {
+        self.actors_changed();
+        let mut tx = self.write.begin().await?;
+        let gone = sqlx::query("DELETE FROM org_users WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        if gone.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM group_members WHERE org_id = $1 AND member_kind = 'user' AND member_name = $2")
+            .bind(org_id)
+            .bind(&user.username)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

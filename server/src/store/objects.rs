@@ -70,8 +70,8 @@ pub struct CookbookVersionRow {
     pub cookbook: String,
     /// `x.y.z`.
     pub version: String,
-    /// Manifest JSON.
-    pub body: String,
+    /// Manifest JSON, when asked for.
+    pub body: Option<String>,
 }
 
 impl Store {
@@ -112,25 +112,43 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
     }
 
-    /// Cookbook versions, newest first within each cookbook (optionally of one cookbook).
+    /// Cookbook versions, newest first within each cookbook (optionally of one cookbook);
+    /// `with_body` also loads the manifests.
     pub async fn cookbook_versions(
         &self,
         org_id: i64,
         cookbook: Option<&str>,
+        with_body: bool,
     ) -> StoreResult<Vec<CookbookVersionRow>> {
-        let sql = "SELECT parent, name, body FROM objects WHERE org_id = $1 AND kind = 'cookbook_version' \
-                   AND ($2 IS NULL OR parent = $2) ORDER BY parent, v_major DESC, v_minor DESC, v_patch DESC";
-        let rows = sqlx::query(sql)
-            .bind(org_id)
-            .bind(cookbook)
-            .fetch_all(&self.read)
-            .await?;
+        let columns = if with_body {
+            "parent, name, body"
+        } else {
+            "parent, name"
+        };
+        let filter = if cookbook.is_some() {
+            "AND parent = $2"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {columns} FROM objects WHERE org_id = $1 AND kind = 'cookbook_version' {filter} \
+             ORDER BY parent, v_major DESC, v_minor DESC, v_patch DESC"
+        );
+        let mut query = sqlx::query(&sql).bind(org_id);
+        if let Some(name) = cookbook {
+            query = query.bind(name);
+        }
+        let rows = query.fetch_all(&self.read).await?;
         rows.iter()
             .map(|r| {
                 Ok(CookbookVersionRow {
                     cookbook: r.try_get("parent")?,
                     version: r.try_get("name")?,
-                    body: r.try_get("body")?,
+                    body: if with_body {
+                        Some(r.try_get("body")?)
+                    } else {
+                        None
+                    },
                 })
             })
             .collect()
@@ -144,22 +162,40 @@ impl Store {
         body: &str,
         mode: WriteMode,
     ) -> StoreResult<WriteOutcome> {
+        self.write_object_with(org_id, path, mode, |_| Ok(body.to_owned()))
+            .await
+    }
+
+    /// Like [`Store::write_object`], with the new body computed from the stored one inside the
+    /// transaction, so rules such as "a frozen cookbook stays frozen" cannot race another
+    /// writer. `make_body` may refuse the write with an error. A data bag item is written only
+    /// while its bag exists (`ParentMissing` otherwise).
+    pub async fn write_object_with(
+        &self,
+        org_id: i64,
+        path: &ObjectPath,
+        mode: WriteMode,
+        make_body: impl FnOnce(Option<&str>) -> StoreResult<String>,
+    ) -> StoreResult<WriteOutcome> {
         let key = path.to_string();
         let mut tx = self.write.begin().await?;
         let last_seq = self.lock_org(&mut tx, org_id).await?;
-        let existing: Option<String> =
-            sqlx::query("SELECT body FROM objects WHERE org_id = $1 AND path = $2")
-                .bind(org_id)
-                .bind(&key)
-                .fetch_optional(&mut *tx)
+        if let Some(parent) = path.parent()
+            && stored_body(&mut tx, org_id, &parent.to_string())
                 .await?
-                .map(|r| r.try_get("body"))
-                .transpose()?;
+                .is_none()
+        {
+            return Err(StoreError::ParentMissing);
+        }
+        let existing = stored_body(&mut tx, org_id, &key).await?;
         match (&existing, mode) {
             (Some(_), WriteMode::Create) => return Err(StoreError::Conflict),
             (None, WriteMode::Update) => return Err(StoreError::NotFound),
-            (Some(old), _) if old == body => return Ok(WriteOutcome::Unchanged),
             _ => {}
+        }
+        let body = make_body(existing.as_deref())?;
+        if existing.as_deref() == Some(body.as_str()) {
+            return Ok(WriteOutcome::Unchanged);
         }
         let p = placement(path);
         let (major, minor, patch) = match p.version {
@@ -176,7 +212,7 @@ impl Store {
         .bind(p.kind)
         .bind(p.parent)
         .bind(p.name)
-        .bind(body)
+        .bind(&body)
         .bind(major)
         .bind(minor)
         .bind(patch)
@@ -204,13 +240,9 @@ impl Store {
         let key = path.to_string();
         let mut tx = self.write.begin().await?;
         let mut seq = self.lock_org(&mut tx, org_id).await?;
-        let body: String = sqlx::query("SELECT body FROM objects WHERE org_id = $1 AND path = $2")
-            .bind(org_id)
-            .bind(&key)
-            .fetch_optional(&mut *tx)
+        let body = stored_body(&mut tx, org_id, &key)
             .await?
-            .ok_or(StoreError::NotFound)?
-            .try_get("body")?;
+            .ok_or(StoreError::NotFound)?;
         if let ObjectPath::DataBag { bag } = path {
             let items = sqlx::query("SELECT path FROM objects WHERE org_id = $1 AND kind = 'data_bag_item' AND parent = $2 ORDER BY name")
                 .bind(org_id)
@@ -239,6 +271,19 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         Ok(row.try_get("last_seq")?)
     }
+}
+
+async fn stored_body(
+    tx: &mut Transaction<'static, Any>,
+    org_id: i64,
+    path: &str,
+) -> StoreResult<Option<String>> {
+    let row = sqlx::query("SELECT body FROM objects WHERE org_id = $1 AND path = $2")
+        .bind(org_id)
+        .bind(path)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(|r| r.try_get("body")).transpose()?)
 }
 
 async fn delete_row(

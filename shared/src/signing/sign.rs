@@ -138,13 +138,33 @@ fn rsa_sign(key: &PrivateKey, version: SigningVersion, text: &[u8]) -> Result<Ve
             key.rsa()
                 .sign_with_rng(&mut rng, Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(text))
         }
-        SigningVersion::V1_3 => key.rsa().sign_with_rng(
-            &mut rng,
-            Pkcs1v15Sign::new::<Sha256>(),
-            &Sha256::digest(text),
-        ),
+        SigningVersion::V1_3 => match key.ring() {
+            // Same deterministic PKCS#1 v1.5 signature, computed by ring (blinded as well).
+            Some(pair) => return ring_sign(pair, &ring::signature::RSA_PKCS1_SHA256, text),
+            None => key.rsa().sign_with_rng(
+                &mut rng,
+                Pkcs1v15Sign::new::<Sha256>(),
+                &Sha256::digest(text),
+            ),
+        },
     };
     result.map_err(|e| SignError::Rsa(e.to_string()))
+}
+
+fn ring_sign(
+    pair: &ring::signature::RsaKeyPair,
+    padding: &'static dyn ring::signature::RsaEncoding,
+    text: &[u8],
+) -> Result<Vec<u8>, SignError> {
+    let mut signature = vec![0; pair.public().modulus_len()];
+    pair.sign(
+        padding,
+        &ring::rand::SystemRandom::new(),
+        text,
+        &mut signature,
+    )
+    .map_err(|e| SignError::Rsa(e.to_string()))?;
+    Ok(signature)
 }
 
 #[cfg(test)]
@@ -153,6 +173,27 @@ mod tests {
 
     fn key() -> PrivateKey {
         PrivateKey::from_pem(include_str!("../../tests/fixtures/fixed-key.pem")).unwrap()
+    }
+
+    #[test]
+    fn both_backends_produce_the_same_signature() {
+        let key = key();
+        let text = b"Method:GET\nPath:/roles";
+        let ring = ring_sign(
+            key.ring().unwrap(),
+            &ring::signature::RSA_PKCS1_SHA256,
+            text,
+        )
+        .unwrap();
+        let portable = key
+            .rsa()
+            .sign_with_rng(
+                &mut rand::thread_rng(),
+                Pkcs1v15Sign::new::<Sha256>(),
+                &Sha256::digest(text),
+            )
+            .unwrap();
+        assert_eq!(ring, portable);
     }
 
     fn request(version: SigningVersion, user_id: &str) -> RequestToSign<'_> {

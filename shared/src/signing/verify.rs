@@ -137,6 +137,26 @@ impl SignedRequest {
 }
 
 fn rsa_verify(key: &PublicKey, version: SigningVersion, text: &[u8], signature: &[u8]) -> bool {
+    use ring::signature::{
+        RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey,
+    };
+    // ring verifies the standard signatures several times faster; rsa does the raw 1.0/1.1
+    // operation and keys under 2048 bits.
+    if let Some(der) = key.ring_der() {
+        match version {
+            SigningVersion::V1_2 => {
+                return UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, der)
+                    .verify(text, signature)
+                    .is_ok();
+            }
+            SigningVersion::V1_3 => {
+                return UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der)
+                    .verify(text, signature)
+                    .is_ok();
+            }
+            SigningVersion::V1_0 | SigningVersion::V1_1 => {}
+        }
+    }
     let rsa = key.rsa();
     match version {
         SigningVersion::V1_0 | SigningVersion::V1_1 => rsa

@@ -1,0 +1,351 @@
+//! HTTP tests of clients, keys (and rotation through them), groups and org membership, on
+//! SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use axum::http::StatusCode;
+use chef_sync_shared::PrivateKey;
+use harness::*;
+use serde_json::json;
+
+on_both_backends!(
+    clients_and_the_validator,
+    key_rotation,
+    groups_grant_admin,
+    org_membership,
+);
+
+async fn clients_and_the_validator(h: &Harness) {
+    let (alice, bob) = org_with_users(h).await;
+    let alice = h.actor("alice", &alice);
+    let bob = h.actor("bob", &bob);
+    let (status, body) = alice.get("/organizations/acme/clients").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"acme-validator": "http://chef.test/organizations/acme/clients/acme-validator"})
+    );
+
+    // An admin creates a client; the key comes back once.
+    let (status, body) = alice
+        .post(
+            "/organizations/acme/clients",
+            json!({"name": "node1", "create_key": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["uri"],
+        "http://chef.test/organizations/acme/clients/node1"
+    );
+    let node_key = PrivateKey::from_pem(body["chef_key"]["private_key"].as_str().unwrap()).unwrap();
+    let node = h.actor("node1", &node_key);
+    let (status, _) = alice
+        .post("/organizations/acme/clients", json!({"name": "node1"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = alice
+        .post("/organizations/acme/clients", json!({"name": "bad:name"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = bob
+        .post("/organizations/acme/clients", json!({"name": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The client reads objects but cannot write them, and sees itself.
+    alice
+        .post("/organizations/acme/roles", json!({"name": "web"}))
+        .await;
+    let (status, _) = node.get("/organizations/acme/roles/web").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = node
+        .post("/organizations/acme/roles", json!({"name": "evil"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = node.get("/organizations/acme/clients/node1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["validator"], false);
+    assert_eq!(body["orgname"], "acme");
+    // A client of one org is nobody in another.
+    h.as_pivotal(
+        "POST",
+        "/organizations",
+        Some(json!({"name": "other", "full_name": "Other"})),
+    )
+    .await;
+    let (status, _) = node.get("/organizations/other/roles").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The validator registers clients (like a first chef-client run) and reads nothing else.
+    let validator_key = PrivateKey::generate(2048).unwrap();
+    let org = h.store.org("acme").await.unwrap().unwrap();
+    let validator = h
+        .store
+        .client(org.id, "acme-validator")
+        .await
+        .unwrap()
+        .unwrap();
+    h.store
+        .replace_key(
+            chef_sync_server::store::KeyOwner::Client(validator.id),
+            "default",
+            &chef_sync_server::store::KeyRow {
+                name: "default".into(),
+                public_key: validator_key.public_key().to_pem().unwrap(),
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    let v = h.actor("acme-validator", &validator_key);
+    let (status, body) = v
+        .post("/organizations/acme/clients", json!({"name": "node2"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = v
+        .post(
+            "/organizations/acme/clients",
+            json!({"name": "node3", "validator": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = v.get("/organizations/acme/roles/web").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = v
+        .post("/organizations/acme/roles", json!({"name": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Admin updates and deletes; a deleted client can no longer authenticate.
+    let (status, body) = alice
+        .put(
+            "/organizations/acme/clients/node2",
+            json!({"name": "node2", "validator": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["validator"], true);
+    let (status, _) = alice
+        .put(
+            "/organizations/acme/clients/node2",
+            json!({"name": "renamed"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = alice.delete("/organizations/acme/clients/node1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["name"], "node1");
+    let (status, _) = node.get("/organizations/acme/roles/web").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = alice.get("/organizations/acme/clients/node1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, body) = alice.get("/organizations/acme/groups/clients").await;
+    assert_eq!(body["clients"], json!(["acme-validator", "node2"]));
+}
+
+async fn key_rotation(h: &Harness) {
+    let (alice_key, bob_key) = org_with_users(h).await;
+    let alice = h.actor("alice", &alice_key);
+    let (status, body) = alice.get("/users/alice/keys").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!([{"name": "default", "uri": "http://chef.test/users/alice/keys/default", "expired": false}])
+    );
+    let (status, _) = h.actor("bob", &bob_key).get("/users/alice/keys").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Add a second key; both authenticate.
+    let (status, body) = alice
+        .post(
+            "/users/alice/keys",
+            json!({"name": "rotated", "create_key": true, "expiration_date": "infinity"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let new_key = PrivateKey::from_pem(body["private_key"].as_str().unwrap()).unwrap();
+    let rotated = h.actor("alice", &new_key);
+    assert_eq!(rotated.get("/organizations/acme").await.0, StatusCode::OK);
+    assert_eq!(alice.get("/organizations/acme").await.0, StatusCode::OK);
+    let (status, _) = alice
+        .post(
+            "/users/alice/keys",
+            json!({"name": "rotated", "create_key": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    for bad in [
+        json!({"name": "x"}),
+        json!({"name": "x", "create_key": true, "expiration_date": "tomorrow"}),
+        json!({"name": "x", "public_key": "not a key"}),
+        json!({"name": "x", "create_key": true, "public_key": "both"}),
+        json!({"create_key": true}),
+    ] {
+        let (status, _) = alice.post("/users/alice/keys", bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+
+    // Expire the old key: it stops working at once, the new one goes on.
+    let (status, body) = rotated
+        .put(
+            "/users/alice/keys/default",
+            json!({"expiration_date": "2000-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["expiration_date"], "2000-01-01T00:00:00Z");
+    assert_eq!(
+        alice.get("/organizations/acme").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, body) = rotated.get("/users/alice/keys").await;
+    assert_eq!(body[0]["expired"], true);
+    assert_eq!(body[1]["expired"], false);
+    let (status, body) = rotated.get("/users/alice/keys/rotated").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["public_key"].as_str().unwrap().contains("PUBLIC KEY"));
+    let (status, body) = rotated.delete("/users/alice/keys/default").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["name"], "default");
+    let (status, body) = rotated.get("/users/alice/keys/default").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body["error"][0],
+        "There is no key named default associated with alice."
+    );
+    // Renaming answers 201 with the new location.
+    let (status, _) = rotated
+        .put("/users/alice/keys/rotated", json!({"name": "main"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(rotated.get("/organizations/acme").await.0, StatusCode::OK);
+
+    // Client keys: admins manage them.
+    let (status, body) = rotated
+        .post(
+            "/organizations/acme/clients/acme-validator/keys",
+            json!({"name": "second", "create_key": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let validator_key = PrivateKey::from_pem(body["private_key"].as_str().unwrap()).unwrap();
+    let validator = h.actor("acme-validator", &validator_key);
+    let (status, body) = validator
+        .get("/organizations/acme/clients/acme-validator/keys")
+        .await;
+    assert_eq!(status, StatusCode::OK, "a client reads its own keys");
+    assert_eq!(body.as_array().unwrap().len(), 2);
+    let (status, _) = h
+        .actor("bob", &bob_key)
+        .get("/organizations/acme/clients/acme-validator/keys")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+async fn groups_grant_admin(h: &Harness) {
+    let (alice, bob_key) = org_with_users(h).await;
+    let alice = h.actor("alice", &alice);
+    let bob = h.actor("bob", &bob_key);
+    let (status, body) = bob.get("/organizations/acme/groups").await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["admins", "clients", "users"]);
+    let (_, body) = bob.get("/organizations/acme/groups/admins").await;
+    assert_eq!(body["users"], json!(["alice"]));
+    assert_eq!(body["groupname"], "admins");
+    assert_eq!(body["orgname"], "acme");
+    let (_, body) = bob.get("/organizations/acme/groups/users").await;
+    assert_eq!(body["users"], json!(["alice", "bob"]));
+
+    // bob cannot write until a group that contains him is nested into admins.
+    assert_eq!(
+        bob.post("/organizations/acme/roles", json!({"name": "r1"}))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _) = alice
+        .post("/organizations/acme/groups", json!({"groupname": "ops"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = alice
+        .post("/organizations/acme/groups", json!({"groupname": "ops"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = alice
+        .put(
+            "/organizations/acme/groups/ops",
+            json!({"groupname": "ops", "actors": {"users": ["bob"], "clients": [], "groups": []}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["actors"], json!(["bob"]));
+    let (status, _) = alice
+        .put(
+            "/organizations/acme/groups/admins",
+            json!({"actors": {"users": ["alice"], "groups": ["ops"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        bob.post("/organizations/acme/roles", json!({"name": "r1"}))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    for bad in [
+        json!({"actors": {"users": ["nobody"]}}),
+        json!({"actors": {"clients": ["ghost"]}}),
+        json!({"actors": {"groups": ["ops"]}}),
+        json!({"actors": {"users": "bob"}}),
+        json!({}),
+    ] {
+        let (status, _) = alice
+            .put("/organizations/acme/groups/ops", bad.clone())
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let (status, _) = alice.delete("/organizations/acme/groups/admins").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = alice.delete("/organizations/acme/groups/ops").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = alice.get("/organizations/acme/groups/admins").await;
+    assert_eq!(body["groups"], json!([]));
+    assert_eq!(
+        bob.post("/organizations/acme/roles", json!({"name": "r2"}))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _) = alice.get("/organizations/acme/groups/ops").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn org_membership(h: &Harness) {
+    let (alice, bob_key) = org_with_users(h).await;
+    let alice = h.actor("alice", &alice);
+    let bob = h.actor("bob", &bob_key);
+    let (status, body) = bob.get("/organizations/acme/users/alice").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["username"], "alice");
+    assert_eq!(
+        bob.delete("/organizations/acme/users/alice").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _) = alice.delete("/organizations/acme/users/bob").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = bob.get("/organizations/acme/roles").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body["error"][0],
+        "'bob' is not associated with organization 'acme'"
+    );
+    let (status, _) = alice.get("/organizations/acme/users/bob").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, body) = alice.get("/organizations/acme/groups/users").await;
+    assert_eq!(body["users"], json!(["alice"]));
+}
