@@ -1,3 +1,12 @@
-//! The replica daemon (`chef-syncd`) and its operator CLI (`chef-sync-ctl`).
-//!
-//! Only the command-line surface exists so far; the engine is built under issue #4.
+//! The replica daemon (`chef-syncd`) and its operator CLI (`chef-sync-ctl`): configuration,
+//! the signed Chef client, the state database, the replication engine and the control socket.
+
+pub mod chef_client;
+pub mod config;
+pub mod control;
+pub mod ctl;
+pub mod daemon;
+pub mod engine;
+pub mod logs;
+pub mod state;
+pub mod status;

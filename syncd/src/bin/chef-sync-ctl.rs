@@ -1,25 +1,166 @@
-//! `chef-sync-ctl`: operator commands for chef-syncd.
+//! `chef-sync-ctl`: operator commands for chef-syncd and for preparing orgs on Chef servers.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chef_sync_syncd::config::DEFAULT_PATH;
+use chef_sync_syncd::ctl::{self, CtlError, log_files, prepare_org, report};
+use clap::{Parser, Subcommand};
 
 /// Operator CLI for chef-syncd.
 #[derive(Debug, Parser)]
 #[command(name = "chef-sync-ctl", version)]
 struct Cli {
     /// Configuration file (TOML, or chef-sync.rb).
-    #[arg(
-        long,
-        env = "CHEF_SYNC_CONFIG",
-        default_value = "/etc/chef-sync/chef-sync.toml"
-    )]
-    config: std::path::PathBuf,
+    #[arg(long, global = true, env = "CHEF_SYNC_CONFIG", default_value = DEFAULT_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn main() -> std::process::ExitCode {
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start syncing ORG (a destination org); the choice survives restarts.
+    #[command(name = "sync-start")]
+    SyncStart { org: String },
+    /// Stop syncing ORG.
+    #[command(name = "sync-stop")]
+    SyncStop { org: String },
+    /// Show every configured org's sync status.
+    #[command(name = "sync-status")]
+    SyncStatus {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List ORG's feed entries not yet applied and its parked objects.
+    #[command(name = "unsynced-objects")]
+    UnsyncedObjects {
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print ORG's sync log.
+    #[command(name = "sync-log")]
+    SyncLog {
+        org: String,
+        /// Lines to print.
+        #[arg(short = 'n', long = "lines", default_value_t = 50)]
+        lines: usize,
+        /// Keep printing new lines.
+        #[arg(short = 'f', long = "follow")]
+        follow: bool,
+    },
+    /// Print the daemon's own log.
+    #[command(name = "manager-log")]
+    ManagerLog {
+        #[arg(short = 'n', long = "lines", default_value_t = 50)]
+        lines: usize,
+        #[arg(short = 'f', long = "follow")]
+        follow: bool,
+    },
+    /// Create the sync user on a Chef server and give it what replication needs in ORG.
+    #[command(name = "prepare-org")]
+    PrepareOrg {
+        org: String,
+        /// Chef server URL (for Chef 11 style servers such as goiardi: the server itself).
+        #[arg(long)]
+        server: String,
+        /// Superuser to act as.
+        #[arg(long, default_value = "pivotal")]
+        superuser: String,
+        /// The superuser's private key.
+        #[arg(long = "superuser-key", default_value = "/etc/opscode/pivotal.pem")]
+        superuser_key: PathBuf,
+        /// The sync user's key: used if it exists, else created here (mode 0600).
+        #[arg(long = "sync-key")]
+        sync_key: Option<PathBuf>,
+        /// Also make ORG a replica org (read-only for everyone but the sync user).
+        #[arg(long)]
+        replica: bool,
+    },
+    /// Validate the configuration and make the running daemon reload it.
+    Reconfigure,
+    /// Print the configuration with defaults filled in.
+    #[command(name = "show-config")]
+    ShowConfig {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn run(cli: Cli) -> Result<Option<String>, CtlError> {
+    let path = cli.config;
+    match cli.command {
+        Command::SyncStart { org } => ctl::set_started(&path, &org, true).await.map(Some),
+        Command::SyncStop { org } => ctl::set_started(&path, &org, false).await.map(Some),
+        Command::SyncStatus { json } => report::sync_status(&path, json).await.map(Some),
+        Command::UnsyncedObjects { org, json } => {
+            report::unsynced_objects(&path, &org, json).await.map(Some)
+        }
+        Command::SyncLog { org, lines, follow } => {
+            let file = log_files::log_path(&path, Some(&org))?;
+            log_files::show(&file, lines, follow, &mut std::io::stdout())
+                .await
+                .map(|()| None)
+        }
+        Command::ManagerLog { lines, follow } => {
+            let file = log_files::log_path(&path, None)?;
+            log_files::show(&file, lines, follow, &mut std::io::stdout())
+                .await
+                .map(|()| None)
+        }
+        Command::PrepareOrg {
+            org,
+            server,
+            superuser,
+            superuser_key,
+            sync_key,
+            replica,
+        } => {
+            // The sync user and key come from the config when there is one (on a primary
+            // there may be none: then the documented defaults apply).
+            let settings = match chef_sync_syncd::config::Config::load(&path) {
+                Ok(c) => c.ec_sync_client,
+                Err(_) if !path.exists() => chef_sync_syncd::config::ClientSettings::default(),
+                Err(e) => return Err(CtlError::Usage(e.to_string())),
+            };
+            let request = prepare_org::Request {
+                org,
+                server,
+                superuser,
+                superuser_key,
+                sync_user: settings.sync_user,
+                sync_key: sync_key.unwrap_or(settings.sync_key),
+                replica,
+            };
+            prepare_org::run(&request)
+                .await
+                .map(|lines| Some(lines.join("\n")))
+        }
+        Command::Reconfigure => ctl::reconfigure(&path).await.map(Some),
+        Command::ShowConfig { json } => report::show_config(&path, json).map(Some),
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    eprintln!(
-        "chef-sync-ctl: no commands are available in this build yet (config {})",
-        cli.config.display()
-    );
-    std::process::ExitCode::from(1)
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chef-sync-ctl: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(Some(text)) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, whatever the error.
+            eprintln!("chef-sync-ctl: {}", e.to_string().replace('\n', " "));
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

@@ -1,25 +1,98 @@
 //! `chef-syncd`: keeps destination orgs on a replica in step with source orgs on a primary.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// Replica daemon: follows the primary's change feed and writes into the replica.
+use chef_sync_syncd::config::DEFAULT_PATH;
+use chef_sync_syncd::control::server;
+use chef_sync_syncd::daemon::{Daemon, DaemonError, load_config};
+use chef_sync_syncd::logs::{RotatingFile, manager_log_path};
+use clap::Parser;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Replica daemon: follows the primary's change feed and writes into the replica. Runs in the
+/// foreground until SIGTERM or SIGINT.
 #[derive(Debug, Parser)]
 #[command(name = "chef-syncd", version)]
 struct Cli {
     /// Configuration file (TOML, or chef-sync.rb).
-    #[arg(
-        long,
-        env = "CHEF_SYNC_CONFIG",
-        default_value = "/etc/chef-sync/chef-sync.toml"
-    )]
-    config: std::path::PathBuf,
+    #[arg(long, env = "CHEF_SYNC_CONFIG", default_value = DEFAULT_PATH)]
+    config: PathBuf,
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    eprintln!(
-        "chef-syncd: the daemon is not available in this build yet (config {})",
-        cli.config.display()
+/// Registers SIGTERM at once (a signal that arrives before this would kill the process
+/// without a clean shutdown); the returned future completes on SIGTERM or SIGINT.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let term = async {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term => {} }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), DaemonError> {
+    let config = load_config(&cli.config)?;
+    let client = &config.ec_sync_client;
+    let manager = RotatingFile::new(
+        manager_log_path(&client.log_directory),
+        client.log_rotation.clone(),
     );
-    std::process::ExitCode::from(1)
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "chef_sync_syncd=info,chef_syncd=info".into());
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(manager),
+        )
+        .init();
+    let socket = client.socket_path.clone();
+    let listener = server::bind(&socket)?;
+    let daemon = Daemon::start(&cli.config, config.clone()).await?;
+    let shutdown = shutdown_signal();
+    tracing::info!(
+        orgs = config.organizations.len(),
+        socket = %socket.display(),
+        "chef-syncd started"
+    );
+    let control =
+        axum::serve(listener, server::router(daemon.clone())).with_graceful_shutdown(shutdown);
+    if let Err(e) = control.await {
+        tracing::error!(error = %e, "control socket failed");
+    }
+    tracing::info!("shutting down");
+    daemon.shutdown().await;
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chef-syncd: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chef-syncd: {e}");
+            match e {
+                DaemonError::Config(_) | DaemonError::WrongRole(_) => ExitCode::from(2),
+                _ => ExitCode::from(1),
+            }
+        }
+    }
 }

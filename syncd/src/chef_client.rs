@@ -1,0 +1,395 @@
+//! Every request chef-syncd makes to a Chef server: signed (Mixlib::Authentication), with a
+//! timeout, and with each failure classified once, here, into what the engine does with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chef_sync_shared::signing::{self, RequestToSign, SigningVersion, sign_request};
+use chef_sync_shared::{ErrorBody, PrivateKey};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// The API version we read and write with: v1 (segment manifests) is what every Chef server,
+/// goiardi included, understands.
+pub const API_VERSION: &str = "1";
+
+/// Largest JSON body accepted from a server (a cookbook manifest or a feed page).
+const MAX_JSON: usize = 16 * 1024 * 1024;
+
+/// How a failed request is handled.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChefError {
+    /// Worth retrying: network failure, timeout, 5xx, 429.
+    #[error("{message}")]
+    Transient {
+        /// Why.
+        message: String,
+        /// `Retry-After`, when the server sent one.
+        retry_after: Option<Duration>,
+        /// The server could not be reached at all (connection refused, DNS, TLS).
+        unreachable: bool,
+    },
+    /// 404.
+    #[error("not found")]
+    NotFound,
+    /// 410 (the feed was pruned past our position).
+    #[error("gone: {0}")]
+    Gone(String),
+    /// Refused for good: 400, 401, 403, 405, 409, 412, ….
+    #[error("{status}: {message}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The server's error message.
+        message: String,
+    },
+    /// A 2xx whose body is not the JSON expected (goiardi answers 200 with an empty body for
+    /// paths it does not know): never taken as success.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+}
+
+impl ChefError {
+    /// Whether retrying may help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ChefError::Transient { .. })
+    }
+
+    fn from_reqwest(e: &reqwest::Error) -> ChefError {
+        let unreachable = e.is_connect();
+        ChefError::Transient {
+            message: format!("request failed: {e}"),
+            retry_after: None,
+            unreachable,
+        }
+    }
+}
+
+/// A Chef org on one server: its base URL (`http://host/organizations/ORG`, or the server root
+/// for Chef 11 style servers) and the identity requests are signed with.
+#[derive(Clone)]
+pub struct ChefServer {
+    base: String,
+    user: String,
+    key: Arc<PrivateKey>,
+    http: reqwest::Client,
+    version: SigningVersion,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for ChefServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChefServer")
+            .field("base", &self.base)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+/// An HTTP client with the daemon's timeouts.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .unwrap_or_default()
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// Maps a non-success status and its body to a [`ChefError`].
+pub fn classify(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> ChefError {
+    let message = ErrorBody::parse(body)
+        .map(|e| e.message())
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
+    let message = if message.is_empty() {
+        status.to_string()
+    } else {
+        message
+    };
+    match status.as_u16() {
+        404 => ChefError::NotFound,
+        410 => ChefError::Gone(message),
+        408 | 429 | 500..=599 => ChefError::Transient {
+            message: format!("{}: {message}", status.as_u16()),
+            retry_after: retry_after(headers),
+            unreachable: false,
+        },
+        code => ChefError::Rejected {
+            status: code,
+            message,
+        },
+    }
+}
+
+/// Parses a 2xx JSON body; an empty or non-JSON body is `Malformed`.
+pub fn parse_json(body: &[u8]) -> Result<Value, ChefError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ChefError::Malformed(
+            "empty body where JSON was expected".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| ChefError::Malformed(format!("invalid JSON: {e}")))
+}
+
+impl ChefServer {
+    /// An org at `base` (no trailing slash), signing as `user` with `key`.
+    pub fn new(base: &str, user: &str, key: Arc<PrivateKey>, http: reqwest::Client) -> ChefServer {
+        ChefServer {
+            base: base.trim_end_matches('/').to_owned(),
+            user: user.to_owned(),
+            key,
+            http,
+            version: SigningVersion::V1_3,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Abandons a request (and lets the caller retry it) after `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> ChefServer {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Signs with another protocol version (some servers only know 1.0/1.1).
+    pub fn with_signing(mut self, version: SigningVersion) -> ChefServer {
+        self.version = version;
+        self
+    }
+
+    /// The org's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `base` + `rel`.
+    pub fn url(&self, rel: &str) -> String {
+        format!("{}{rel}", self.base)
+    }
+
+    fn signed(
+        &self,
+        method: Method,
+        url: &str,
+        body: &[u8],
+    ) -> Result<reqwest::RequestBuilder, ChefError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| ChefError::Malformed(format!("bad URL {url}: {e}")))?;
+        let headers = sign_request(
+            &self.key,
+            &RequestToSign {
+                version: self.version,
+                method: method.as_str(),
+                path: parsed.path(),
+                body: signing::Body::Bytes(body),
+                user_id: &self.user,
+                timestamp: chrono::Utc::now(),
+                server_api_version: API_VERSION,
+            },
+        )
+        .map_err(|e| ChefError::Rejected {
+            status: 0,
+            message: format!("cannot sign: {e}"),
+        })?;
+        let mut req = self
+            .http
+            .request(method, parsed)
+            .header("accept", "application/json")
+            .header("x-chef-version", "18.0.0");
+        for (k, v) in headers.iter() {
+            req = req.header(k, v);
+        }
+        Ok(req)
+    }
+
+    /// Sends a signed request to `base + rel` and returns the status, headers and body.
+    pub async fn request(
+        &self,
+        method: Method,
+        rel: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>), ChefError> {
+        self.request_waiting(method, rel, body, Duration::ZERO)
+            .await
+    }
+
+    /// Like [`ChefServer::request`] for a request the server may hold for `wait` (long-poll).
+    pub async fn request_waiting(
+        &self,
+        method: Method,
+        rel: &str,
+        body: Option<&Value>,
+        wait: Duration,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>), ChefError> {
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let mut req = self
+            .signed(method, &self.url(rel), &bytes)?
+            .timeout(self.timeout + wait);
+        if body.is_some() {
+            req = req.header("content-type", "application/json").body(bytes);
+        }
+        let resp = req.send().await.map_err(|e| ChefError::from_reqwest(&e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        if resp.content_length().is_some_and(|n| n > MAX_JSON as u64) {
+            return Err(ChefError::Malformed(format!(
+                "answer larger than {MAX_JSON} bytes"
+            )));
+        }
+        let mut body = Vec::new();
+        let mut resp = resp;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| ChefError::from_reqwest(&e))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_JSON {
+                return Err(ChefError::Malformed(format!(
+                    "answer larger than {MAX_JSON} bytes"
+                )));
+            }
+        }
+        Ok((status, headers, body))
+    }
+
+    /// Signed JSON call; non-2xx becomes a classified error.
+    pub async fn call(
+        &self,
+        method: Method,
+        rel: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ChefError> {
+        let (status, headers, bytes) = self.request(method, rel, body).await?;
+        if !status.is_success() {
+            return Err(classify(status, &headers, &bytes));
+        }
+        parse_json(&bytes)
+    }
+
+    /// GET `rel` as JSON.
+    pub async fn get(&self, rel: &str) -> Result<Value, ChefError> {
+        self.call(Method::GET, rel, None).await
+    }
+
+    /// PUT JSON.
+    pub async fn put(&self, rel: &str, body: &Value) -> Result<Value, ChefError> {
+        self.call(Method::PUT, rel, Some(body)).await
+    }
+
+    /// POST JSON.
+    pub async fn post(&self, rel: &str, body: &Value) -> Result<Value, ChefError> {
+        self.call(Method::POST, rel, Some(body)).await
+    }
+
+    /// DELETE; a 404 counts as done.
+    pub async fn delete(&self, rel: &str) -> Result<(), ChefError> {
+        let (status, headers, bytes) = self.request(Method::DELETE, rel, None).await?;
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(classify(status, &headers, &bytes))
+        }
+    }
+
+    /// An absolute URL handed out by the server (file download), unsigned, as a stream.
+    pub async fn download(&self, url: &str) -> Result<reqwest::Response, ChefError> {
+        // Chef clients sign file downloads too; servers that pre-sign the URL ignore it.
+        let req = self.signed(Method::GET, url, b"")?.timeout(self.timeout);
+        let resp = req.send().await.map_err(|e| ChefError::from_reqwest(&e))?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.unwrap_or_default();
+            Err(classify(status, &headers, &body))
+        }
+    }
+
+    /// PUTs a file to an upload URL handed out by the server, streaming `body`.
+    pub async fn upload(
+        &self,
+        url: &str,
+        body: reqwest::Body,
+        content_md5: &str,
+        length: Option<u64>,
+    ) -> Result<(), ChefError> {
+        let mut req = self
+            .signed(Method::PUT, url, b"")?
+            .header("content-type", "application/x-binary")
+            .header("content-md5", content_md5);
+        if let Some(len) = length {
+            req = req.header("content-length", len);
+        }
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ChefError::from_reqwest(&e))?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.unwrap_or_default();
+            Err(classify(status, &headers, &body))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified_once() {
+        let h = reqwest::header::HeaderMap::new();
+        assert!(matches!(
+            classify(StatusCode::NOT_FOUND, &h, b""),
+            ChefError::NotFound
+        ));
+        assert!(classify(StatusCode::BAD_GATEWAY, &h, b"").is_transient());
+        assert!(classify(StatusCode::TOO_MANY_REQUESTS, &h, b"").is_transient());
+        assert!(
+            matches!(classify(StatusCode::GONE, &h, b"{\"error\":[\"pruned\"]}"), ChefError::Gone(m) if m == "pruned")
+        );
+        match classify(StatusCode::FORBIDDEN, &h, br#"{"error":["no"]}"#) {
+            ChefError::Rejected { status, message } => {
+                assert_eq!(status, 403);
+                assert_eq!(message, "no");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        match classify(StatusCode::SERVICE_UNAVAILABLE, &h, b"") {
+            ChefError::Transient { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(7)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_200_is_never_success() {
+        assert!(matches!(parse_json(b""), Err(ChefError::Malformed(_))));
+        assert!(matches!(parse_json(b"  \n"), Err(ChefError::Malformed(_))));
+        assert!(matches!(
+            parse_json(b"<html>"),
+            Err(ChefError::Malformed(_))
+        ));
+        assert_eq!(parse_json(b"[]").unwrap(), serde_json::json!([]));
+    }
+}

@@ -1,0 +1,339 @@
+//! The `chef-sync.rb` subset Chef documented: `role`, `master`, `replica`, `organizations`
+//! and `ec_sync_client['KEY'] = VALUE`, with Ruby literals (strings, symbols, integers,
+//! booleans, nil, arrays, hashes with `=>` or `key:`) and `#` comments. No Ruby is executed.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use super::{ConfigError, KeyLines};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Str(String),
+    Int(i64),
+    Sym(String),
+    Label(String),
+    LBracket,
+    RBracket,
+    LBrace,
+    RBrace,
+    LParen,
+    RParen,
+    Comma,
+    Arrow,
+    Assign,
+    Newline,
+}
+
+struct Lexer<'a> {
+    chars: std::iter::Peekable<std::str::CharIndices<'a>>,
+    line: usize,
+}
+
+type Located = (Tok, usize);
+
+fn err(path: &Path, line: usize, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        file: path.to_owned(),
+        line: Some(line),
+        key: None,
+        message: message.into(),
+    }
+}
+
+impl Lexer<'_> {
+    fn word(&mut self, first: char) -> String {
+        let mut w = String::from(first);
+        while let Some(&(_, c)) = self.chars.peek() {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                w.push(c);
+                self.chars.next();
+            } else {
+                break;
+            }
+        }
+        w
+    }
+
+    fn string(&mut self, quote: char, path: &Path) -> Result<String, ConfigError> {
+        let start = self.line;
+        let mut s = String::new();
+        while let Some((_, c)) = self.chars.next() {
+            match c {
+                c if c == quote => return Ok(s),
+                '\\' => match self.chars.next() {
+                    Some((_, 'n')) if quote == '"' => s.push('\n'),
+                    Some((_, 't')) if quote == '"' => s.push('\t'),
+                    Some((_, e)) => {
+                        if quote == '\'' && e != '\'' && e != '\\' {
+                            s.push('\\');
+                        }
+                        s.push(e);
+                    }
+                    None => break,
+                },
+                '\n' => {
+                    self.line += 1;
+                    s.push('\n');
+                }
+                '#' if quote == '"' && self.chars.peek().is_some_and(|&(_, n)| n == '{') => {
+                    return Err(err(
+                        path,
+                        self.line,
+                        "string interpolation is not supported",
+                    ));
+                }
+                c => s.push(c),
+            }
+        }
+        Err(err(path, start, "unterminated string"))
+    }
+
+    fn tokens(mut self, path: &Path) -> Result<Vec<Located>, ConfigError> {
+        let mut out = Vec::new();
+        let mut depth: Vec<usize> = Vec::new();
+        while let Some((_, c)) = self.chars.next() {
+            let line = self.line;
+            let tok = match c {
+                '\n' => {
+                    self.line += 1;
+                    if depth.is_empty() {
+                        Tok::Newline
+                    } else {
+                        continue;
+                    }
+                }
+                ' ' | '\t' | '\r' => continue,
+                '#' => {
+                    while let Some(&(_, n)) = self.chars.peek() {
+                        if n == '\n' {
+                            break;
+                        }
+                        self.chars.next();
+                    }
+                    continue;
+                }
+                '\\' if self.chars.peek().is_some_and(|&(_, n)| n == '\n') => {
+                    self.chars.next();
+                    self.line += 1;
+                    continue;
+                }
+                '"' | '\'' => Tok::Str(self.string(c, path)?),
+                '[' | '{' | '(' => {
+                    depth.push(line);
+                    match c {
+                        '[' => Tok::LBracket,
+                        '{' => Tok::LBrace,
+                        _ => Tok::LParen,
+                    }
+                }
+                ']' | '}' | ')' => {
+                    if depth.pop().is_none() {
+                        return Err(err(path, line, format!("unexpected '{c}'")));
+                    }
+                    match c {
+                        ']' => Tok::RBracket,
+                        '}' => Tok::RBrace,
+                        _ => Tok::RParen,
+                    }
+                }
+                ',' => Tok::Comma,
+                '=' if self.chars.peek().is_some_and(|&(_, n)| n == '>') => {
+                    self.chars.next();
+                    Tok::Arrow
+                }
+                '=' => Tok::Assign,
+                ':' => match self.chars.next() {
+                    Some((_, q @ ('"' | '\''))) => Tok::Sym(self.string(q, path)?),
+                    Some((_, n)) if n.is_ascii_alphabetic() || n == '_' => Tok::Sym(self.word(n)),
+                    _ => return Err(err(path, line, "a symbol needs a name after ':'")),
+                },
+                '-' | '0'..='9' => {
+                    let text = self.word(c);
+                    let digits: String = text.chars().filter(|&d| d != '_').collect();
+                    Tok::Int(
+                        digits
+                            .parse()
+                            .map_err(|_| err(path, line, format!("'{text}' is not an integer")))?,
+                    )
+                }
+                c if c.is_ascii_alphabetic() || c == '_' => {
+                    let w = self.word(c);
+                    if self.chars.peek().is_some_and(|&(_, n)| n == ':') {
+                        // `key:` hash label (but not `::`).
+                        let mut ahead = self.chars.clone();
+                        ahead.next();
+                        if ahead.peek().is_none_or(|&(_, n)| n != ':') {
+                            self.chars.next();
+                            out.push((Tok::Label(w), line));
+                            continue;
+                        }
+                    }
+                    Tok::Ident(w)
+                }
+                other => return Err(err(path, line, format!("unexpected character '{other}'"))),
+            };
+            out.push((tok, line));
+        }
+        if let Some(open) = depth.pop() {
+            return Err(err(path, open, "bracket opened here is never closed"));
+        }
+        Ok(out)
+    }
+}
+
+struct Parser<'a> {
+    toks: Vec<Located>,
+    pos: usize,
+    path: &'a Path,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos).map(|(t, _)| t)
+    }
+
+    fn line(&self) -> usize {
+        self.toks
+            .get(self.pos)
+            .or_else(|| self.toks.last())
+            .map_or(1, |(_, l)| *l)
+    }
+
+    fn next(&mut self) -> Option<Tok> {
+        let t = self.toks.get(self.pos).map(|(t, _)| t.clone());
+        self.pos += 1;
+        t
+    }
+
+    fn expect(&mut self, want: &Tok, what: &str) -> Result<(), ConfigError> {
+        let line = self.line();
+        match self.next() {
+            Some(t) if &t == want => Ok(()),
+            _ => Err(err(self.path, line, format!("expected {what}"))),
+        }
+    }
+
+    fn value(&mut self) -> Result<Value, ConfigError> {
+        let line = self.line();
+        match self.next() {
+            Some(Tok::Str(s) | Tok::Sym(s)) => Ok(Value::String(s)),
+            Some(Tok::Int(i)) => Ok(Value::from(i)),
+            Some(Tok::Ident(w)) if w == "true" => Ok(Value::Bool(true)),
+            Some(Tok::Ident(w)) if w == "false" => Ok(Value::Bool(false)),
+            Some(Tok::Ident(w)) if w == "nil" => Ok(Value::Null),
+            Some(Tok::LBracket) => {
+                let mut items = Vec::new();
+                loop {
+                    if self.peek() == Some(&Tok::RBracket) {
+                        self.next();
+                        return Ok(Value::Array(items));
+                    }
+                    items.push(self.value()?);
+                    match self.next() {
+                        Some(Tok::Comma) => {}
+                        Some(Tok::RBracket) => return Ok(Value::Array(items)),
+                        _ => return Err(err(self.path, line, "expected ',' or ']' in a list")),
+                    }
+                }
+            }
+            Some(Tok::LBrace) => {
+                let mut map = Map::new();
+                loop {
+                    if self.peek() == Some(&Tok::RBrace) {
+                        self.next();
+                        return Ok(Value::Object(map));
+                    }
+                    let key = match self.next() {
+                        Some(Tok::Label(k)) => k,
+                        Some(Tok::Str(k) | Tok::Sym(k)) => {
+                            self.expect(&Tok::Arrow, "'=>' after a hash key")?;
+                            k
+                        }
+                        _ => return Err(err(self.path, line, "expected a hash key")),
+                    };
+                    let v = self.value()?;
+                    map.insert(key, v);
+                    match self.next() {
+                        Some(Tok::Comma) => {}
+                        Some(Tok::RBrace) => return Ok(Value::Object(map)),
+                        _ => return Err(err(self.path, line, "expected ',' or '}' in a hash")),
+                    }
+                }
+            }
+            _ => Err(err(self.path, line, "expected a value")),
+        }
+    }
+
+    /// `ident value`, `ident(value)` or `ec_sync_client[KEY] = value`.
+    fn statement(
+        &mut self,
+        top: &mut Map<String, Value>,
+        client: &mut Map<String, Value>,
+        lines: &mut KeyLines,
+    ) -> Result<(), ConfigError> {
+        let line = self.line();
+        let Some(Tok::Ident(name)) = self.next() else {
+            return Err(err(self.path, line, "expected a setting name"));
+        };
+        if name == "ec_sync_client" {
+            self.expect(&Tok::LBracket, "'[' after ec_sync_client")?;
+            let key = match self.next() {
+                Some(Tok::Str(k) | Tok::Sym(k)) => k,
+                _ => {
+                    return Err(err(
+                        self.path,
+                        line,
+                        "expected a key inside ec_sync_client[…]",
+                    ));
+                }
+            };
+            self.expect(&Tok::RBracket, "']'")?;
+            self.expect(&Tok::Assign, "'=' after ec_sync_client[…]")?;
+            let v = self.value()?;
+            lines.entry(format!("ec_sync_client.{key}")).or_insert(line);
+            client.insert(key, v);
+        } else {
+            let v = if self.peek() == Some(&Tok::LParen) {
+                self.next();
+                let v = self.value()?;
+                self.expect(&Tok::RParen, "')'")?;
+                v
+            } else {
+                self.value()?
+            };
+            lines.entry(name.clone()).or_insert(line);
+            top.insert(name, v);
+        }
+        match self.next() {
+            None | Some(Tok::Newline) => Ok(()),
+            _ => Err(err(self.path, line, "unexpected text after the setting")),
+        }
+    }
+}
+
+pub(super) fn parse(path: &Path, text: &str) -> Result<(Value, KeyLines), ConfigError> {
+    let toks = Lexer {
+        chars: text.char_indices().peekable(),
+        line: 1,
+    }
+    .tokens(path)?;
+    let mut parser = Parser { toks, pos: 0, path };
+    let mut top = Map::new();
+    let mut client = Map::new();
+    let mut lines = KeyLines::new();
+    while let Some(t) = parser.peek() {
+        if *t == Tok::Newline {
+            parser.next();
+            continue;
+        }
+        parser.statement(&mut top, &mut client, &mut lines)?;
+    }
+    if !client.is_empty() {
+        top.insert("ec_sync_client".into(), Value::Object(client));
+    }
+    // Unknown settings are reported by the shared validation, with their line.
+    Ok((Value::Object(top), lines))
+}

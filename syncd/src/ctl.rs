@@ -1,0 +1,126 @@
+//! chef-sync-ctl's commands. Each returns a `CtlError` whose kind decides the exit code: usage
+//! or configuration problems exit 2, everything else 1.
+
+pub mod log_files;
+pub mod prepare_org;
+pub mod report;
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::control::client::{self, ControlError};
+use crate::state::State;
+
+/// A failed command.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// Usage or configuration error (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Operational failure (exit 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CtlError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CtlError::Usage(_) => 2,
+            CtlError::Failed(_) => 1,
+        }
+    }
+}
+
+impl From<crate::state::StateError> for CtlError {
+    fn from(e: crate::state::StateError) -> Self {
+        CtlError::Failed(e.to_string())
+    }
+}
+
+/// Loads the config (exit 2 on any problem).
+pub fn load(path: &Path) -> Result<Config, CtlError> {
+    Config::load(path).map_err(|e| CtlError::Usage(e.to_string()))
+}
+
+/// The config, for a command that only makes sense where chef-syncd runs.
+pub fn load_replica(path: &Path, command: &str) -> Result<Config, CtlError> {
+    let config = load(path)?;
+    if !config.role.runs_daemon() {
+        return Err(CtlError::Usage(format!(
+            "{command} runs on a replica, where chef-syncd runs; {} says role master",
+            path.display()
+        )));
+    }
+    Ok(config)
+}
+
+fn require_org(config: &Config, path: &Path, org: &str) -> Result<(), CtlError> {
+    if config.pair(org).is_some() {
+        Ok(())
+    } else {
+        let known: Vec<&str> = config
+            .organizations
+            .iter()
+            .map(|p| p.destination.as_str())
+            .collect();
+        Err(CtlError::Usage(format!(
+            "organization '{org}' is not a destination in {} (configured: {})",
+            path.display(),
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )))
+    }
+}
+
+/// Opens the state database named by the config.
+pub async fn open_state(config: &Config) -> Result<State, CtlError> {
+    State::open(&config.state_path())
+        .await
+        .map_err(|e| CtlError::Failed(e.to_string()))
+}
+
+/// `sync-start` / `sync-stop`: records the choice in the state (so it survives restarts and
+/// works without the daemon) and tells a running daemon at once. Returns what to print.
+pub async fn set_started(path: &Path, org: &str, started: bool) -> Result<String, CtlError> {
+    let command = if started { "sync-start" } else { "sync-stop" };
+    let config = load_replica(path, command)?;
+    require_org(&config, path, org)?;
+    let pair = config
+        .pair(org)
+        .ok_or_else(|| CtlError::Usage(format!("unknown org {org}")))?;
+    let state = open_state(&config).await?;
+    state.ensure_org(&pair.destination, &pair.source).await?;
+    state.set_started(org, started).await?;
+    state.close().await;
+    let verb = if started { "started" } else { "stopped" };
+    match client::call(
+        &config.ec_sync_client.socket_path,
+        "POST",
+        &format!("/orgs/{org}/wake"),
+    )
+    .await
+    {
+        Ok(_) => Ok(format!("sync {verb} for {org}")),
+        Err(ControlError::NotRunning(_)) => Ok(format!(
+            "sync {verb} for {org} (chef-syncd is not running; it takes effect when it starts)"
+        )),
+        Err(e) => Err(CtlError::Failed(e.to_string())),
+    }
+}
+
+/// `reconfigure`: validates the config, then makes the running daemon reload it.
+pub async fn reconfigure(path: &Path) -> Result<String, CtlError> {
+    let config = load_replica(path, "reconfigure")?;
+    match client::call(&config.ec_sync_client.socket_path, "POST", "/reload").await {
+        Ok(_) => Ok(format!("chef-syncd reloaded {}", path.display())),
+        Err(ControlError::NotRunning(socket)) => Err(CtlError::Failed(format!(
+            "configuration is valid, but chef-syncd is not running (no control socket at {socket}); it is read when chef-syncd starts"
+        ))),
+        Err(ControlError::Refused(why)) => Err(CtlError::Usage(why)),
+        Err(e) => Err(CtlError::Failed(e.to_string())),
+    }
+}

@@ -1,0 +1,136 @@
+//! `sync-log ORG` and `manager-log`: print the last lines and optionally follow the file,
+//! across rotations.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::logs::{manager_log_path, org_log_path, tail};
+
+use super::{CtlError, load_replica, require_org};
+
+/// The log file of `org`, or the manager log when `org` is `None`.
+pub fn log_path(config_path: &Path, org: Option<&str>) -> Result<PathBuf, CtlError> {
+    let command = if org.is_some() {
+        "sync-log"
+    } else {
+        "manager-log"
+    };
+    let config = load_replica(config_path, command)?;
+    let dir = &config.ec_sync_client.log_directory;
+    match org {
+        Some(org) => {
+            require_org(&config, config_path, org)?;
+            Ok(org_log_path(dir, org))
+        }
+        None => Ok(manager_log_path(dir)),
+    }
+}
+
+/// Prints the last `lines` lines; with `follow`, keeps printing what is appended (until the
+/// process is interrupted).
+pub async fn show(
+    path: &Path,
+    lines: usize,
+    follow: bool,
+    out: &mut impl Write,
+) -> Result<(), CtlError> {
+    match tail(path, lines) {
+        Ok(text) => {
+            for line in text {
+                writeln!(out, "{line}").map_err(|e| CtlError::Failed(e.to_string()))?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && follow => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CtlError::Failed(format!(
+                "no log at {} yet (has chef-syncd run with this configuration?)",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(CtlError::Failed(format!("{}: {e}", path.display()))),
+    }
+    if !follow {
+        return Ok(());
+    }
+    let mut offset = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let Ok(meta) = std::fs::metadata(path) else {
+            continue;
+        };
+        if meta.len() < offset {
+            // Rotated: start at the top of the new file.
+            offset = 0;
+        }
+        if meta.len() == offset {
+            continue;
+        }
+        let mut file = std::fs::File::open(path).map_err(|e| CtlError::Failed(e.to_string()))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| CtlError::Failed(e.to_string()))?;
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf)
+            .map_err(|e| CtlError::Failed(e.to_string()))?;
+        offset += buf.len() as u64;
+        out.write_all(&buf)
+            .map_err(|e| CtlError::Failed(e.to_string()))?;
+        out.flush().map_err(|e| CtlError::Failed(e.to_string()))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn follow_prints_appended_lines_across_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sync-acme.log");
+        std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+        let out = Shared::default();
+        let mut writer = out.clone();
+        let follower = {
+            let path = path.clone();
+            tokio::spawn(async move { show(&path, 2, true, &mut writer).await })
+        };
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"four\n")
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Rotation: the file is replaced by a shorter one.
+        std::fs::rename(&path, dir.path().join("sync-acme.log.1")).unwrap();
+        std::fs::write(&path, "five\n").unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        follower.abort();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "two\nthree\nfour\nfive\n");
+    }
+
+    #[tokio::test]
+    async fn a_missing_log_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = show(&dir.path().join("nope.log"), 5, false, &mut Vec::new())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no log at"), "{err}");
+    }
+}

@@ -1,0 +1,269 @@
+//! `prepare-org`: gives the sync user what it needs on a server. On an org-style server (ours,
+//! Chef Infra Server): the user (with the sync key), membership of the org and of its
+//! `admins` group, and with `--replica` the org's replica flag. On a Chef 11 style server
+//! (goiardi), which has no users-in-orgs: an admin client named after the sync user with the
+//! sync key. Running it again changes nothing.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chef_sync_shared::{PrivateKey, PublicKey};
+use serde_json::{Value, json};
+
+use super::CtlError;
+use crate::chef_client::{ChefError, ChefServer, http_client};
+
+/// What `prepare-org` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The org.
+    pub org: String,
+    /// Server root URL (or, for Chef 11 style servers, the org URL).
+    pub server: String,
+    /// Superuser name.
+    pub superuser: String,
+    /// Superuser private key.
+    pub superuser_key: PathBuf,
+    /// Sync user name.
+    pub sync_user: String,
+    /// Sync private key: used if it exists, created (0600) if not.
+    pub sync_key: PathBuf,
+    /// Make the org a replica org.
+    pub replica: bool,
+}
+
+fn failed(context: &str, e: ChefError) -> CtlError {
+    CtlError::Failed(format!("{context}: {e}"))
+}
+
+/// Loads the sync key, or creates it (mode 0600) when the file does not exist.
+fn sync_key(path: &Path) -> Result<(PrivateKey, bool), CtlError> {
+    match std::fs::read_to_string(path) {
+        Ok(pem) => PrivateKey::from_pem(&pem)
+            .map(|k| (k, false))
+            .map_err(|e| CtlError::Failed(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = PrivateKey::generate(2048).map_err(|e| CtlError::Failed(e.to_string()))?;
+            let pem = key
+                .to_pkcs1_pem()
+                .map_err(|e| CtlError::Failed(e.to_string()))?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| CtlError::Failed(format!("{}: {e}", dir.display())))?;
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| CtlError::Failed(format!("{}: {e}", path.display())))?;
+            std::io::Write::write_all(&mut file, pem.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| CtlError::Failed(format!("{}: {e}", path.display())))?;
+            Ok((key, true))
+        }
+        Err(e) => Err(CtlError::Failed(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn same_key(a: &str, b: &str) -> bool {
+    match (PublicKey::from_pem(a), PublicKey::from_pem(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Runs prepare-org; returns the lines to print (one per change made, or "nothing to do").
+pub async fn run(req: &Request) -> Result<Vec<String>, CtlError> {
+    let superuser_pem = std::fs::read_to_string(&req.superuser_key).map_err(|e| {
+        CtlError::Failed(format!(
+            "superuser key {}: {e}",
+            req.superuser_key.display()
+        ))
+    })?;
+    let superuser_key = PrivateKey::from_pem(&superuser_pem).map_err(|e| {
+        CtlError::Failed(format!(
+            "superuser key {}: {e}",
+            req.superuser_key.display()
+        ))
+    })?;
+    let (key, created) = sync_key(&req.sync_key)?;
+    let public = key
+        .public_key()
+        .to_pem()
+        .map_err(|e| CtlError::Failed(e.to_string()))?;
+    let http = http_client(Duration::from_secs(60));
+    let root = ChefServer::new(&req.server, &req.superuser, Arc::new(superuser_key), http);
+    let mut done = Vec::new();
+    if created {
+        done.push(format!("created sync key {}", req.sync_key.display()));
+    }
+    match root.get(&format!("/organizations/{}", req.org)).await {
+        Ok(Value::Object(org)) if org.contains_key("name") => {
+            org_style(&root, req, &public, &org, &mut done).await?;
+        }
+        Err(ChefError::NotFound) => {
+            return Err(CtlError::Failed(format!(
+                "organization '{}' does not exist on {}",
+                req.org, req.server
+            )));
+        }
+        // goiardi answers 200 with an empty body for paths it does not know.
+        Ok(_) | Err(ChefError::Malformed(_)) => {
+            chef11_style(&root, req, &public, &mut done).await?
+        }
+        Err(e) => return Err(failed(&format!("cannot reach {}", req.server), e)),
+    }
+    if done.is_empty() {
+        done.push(format!(
+            "{} is already prepared on {}; nothing to do",
+            req.org, req.server
+        ));
+    }
+    Ok(done)
+}
+
+async fn org_style(
+    root: &ChefServer,
+    req: &Request,
+    public: &str,
+    org: &serde_json::Map<String, Value>,
+    done: &mut Vec<String>,
+) -> Result<(), CtlError> {
+    let user = &req.sync_user;
+    match root.get(&format!("/users/{user}")).await {
+        Ok(_) => {
+            let key = root
+                .get(&format!("/users/{user}/keys/default"))
+                .await
+                .map_err(|e| failed("reading the sync user's key", e))?;
+            let current = key.get("public_key").and_then(Value::as_str).unwrap_or("");
+            if !same_key(current, public) {
+                root.put(
+                    &format!("/users/{user}/keys/default"),
+                    &json!({"name": "default", "public_key": public, "expiration_date": "infinity"}),
+                )
+                .await
+                .map_err(|e| failed("replacing the sync user's key", e))?;
+                done.push(format!(
+                    "replaced the default key of user {user} with the sync key"
+                ));
+            }
+        }
+        Err(ChefError::NotFound) => {
+            root.post(
+                "/users",
+                &json!({
+                    "username": user, "display_name": user, "first_name": "chef-sync",
+                    "last_name": "replication", "email": format!("{user}@localhost"),
+                    "public_key": public,
+                }),
+            )
+            .await
+            .map_err(|e| failed("creating the sync user", e))?;
+            done.push(format!("created user {user}"));
+        }
+        Err(e) => return Err(failed("reading the sync user", e)),
+    }
+    let org_rel = format!("/organizations/{}", req.org);
+    match root.get(&format!("{org_rel}/users/{user}")).await {
+        Ok(_) => {}
+        Err(ChefError::NotFound) => {
+            match root
+                .post(&format!("{org_rel}/users"), &json!({"username": user}))
+                .await
+            {
+                Ok(_) | Err(ChefError::Rejected { status: 409, .. }) => {}
+                Err(e) => return Err(failed("associating the sync user", e)),
+            }
+            done.push(format!("associated {user} with {}", req.org));
+        }
+        Err(e) => return Err(failed("reading the org's users", e)),
+    }
+    let admins = root
+        .get(&format!("{org_rel}/groups/admins"))
+        .await
+        .map_err(|e| failed("reading the admins group", e))?;
+    let list = |k: &str| -> Vec<String> {
+        admins
+            .get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut users = list("users");
+    if !users.contains(user) {
+        users.push(user.clone());
+        root.put(
+            &format!("{org_rel}/groups/admins"),
+            &json!({"groupname": "admins", "actors": {"users": users, "clients": list("clients"), "groups": list("groups")}}),
+        )
+        .await
+        .map_err(|e| failed("adding the sync user to admins", e))?;
+        done.push(format!("added {user} to the admins group of {}", req.org));
+    }
+    if req.replica {
+        let is_replica = org.get("replica").and_then(Value::as_bool) == Some(true)
+            && org.get("sync_user").and_then(Value::as_str) == Some(user.as_str());
+        if !is_replica {
+            root.put(&org_rel, &json!({"replica": true, "sync_user": user}))
+                .await
+                .map_err(|e| {
+                    failed(
+                        "marking the org as a replica (this needs a chef-sync-server)",
+                        e,
+                    )
+                })?;
+            done.push(format!(
+                "{} is now a replica org written only by {user}",
+                req.org
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn chef11_style(
+    root: &ChefServer,
+    req: &Request,
+    public: &str,
+    done: &mut Vec<String>,
+) -> Result<(), CtlError> {
+    if req.replica {
+        return Err(CtlError::Failed(format!(
+            "{} has no organizations (Chef 11 style): it cannot be made a replica org; run without --replica",
+            req.server
+        )));
+    }
+    let user = &req.sync_user;
+    let wanted = json!({"name": user, "admin": true, "validator": false, "public_key": public});
+    match root.get(&format!("/clients/{user}")).await {
+        Ok(client) => {
+            let admin = client.get("admin").and_then(Value::as_bool) == Some(true);
+            let current = client
+                .get("public_key")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !admin || !same_key(current, public) {
+                root.put(&format!("/clients/{user}"), &wanted)
+                    .await
+                    .map_err(|e| failed("updating the sync client", e))?;
+                done.push(format!("updated client {user}: admin with the sync key"));
+            }
+        }
+        Err(ChefError::NotFound) => {
+            root.post("/clients", &wanted)
+                .await
+                .map_err(|e| failed("creating the sync client", e))?;
+            done.push(format!("created admin client {user} with the sync key"));
+        }
+        Err(e) => return Err(failed("reading the sync client", e)),
+    }
+    Ok(())
+}

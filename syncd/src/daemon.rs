@@ -1,0 +1,257 @@
+//! chef-syncd itself: loads the config, opens the state, starts one worker per org pair, serves
+//! the control socket, reloads on request, and stops cleanly on SIGTERM/SIGINT.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chef_sync_shared::PrivateKey;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+
+use crate::chef_client::{ChefServer, http_client};
+use crate::config::{Config, ConfigError, OrgPair};
+use crate::engine::backoff::RetryPolicy;
+use crate::engine::worker::{Handle, Settings, Worker};
+use crate::logs::{RotatingFile, org_log_path};
+use crate::state::{State, StateError};
+
+/// Why the daemon cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration is invalid (exit 2).
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The config is valid but says this machine runs no daemon (exit 2).
+    #[error("{0}")]
+    WrongRole(String),
+    /// The sync key cannot be used.
+    #[error("sync_key {path}: {problem}")]
+    Key {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The state database failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The control socket could not be set up.
+    #[error("control socket {path}: {problem}")]
+    Socket {
+        /// The socket path.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// `wait` sent on feed requests.
+const LONG_POLL: Duration = Duration::from_secs(25);
+
+/// Loads the config for the daemon: valid, and for a role that runs chef-syncd.
+pub fn load_config(path: &Path) -> Result<Config, DaemonError> {
+    let config = Config::load(path)?;
+    if !config.role.runs_daemon() {
+        return Err(DaemonError::WrongRole(format!(
+            "{}: role is master; chef-syncd and its org commands run on a replica (role replica or master_and_replica)",
+            path.display()
+        )));
+    }
+    Ok(config)
+}
+
+/// Reads the sync user's private key.
+pub fn load_key(path: &Path) -> Result<PrivateKey, DaemonError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DaemonError::Key {
+        path: path.display().to_string(),
+        problem: e.to_string(),
+    })?;
+    PrivateKey::from_pem(&text).map_err(|e| DaemonError::Key {
+        path: path.display().to_string(),
+        problem: e.to_string(),
+    })
+}
+
+/// The URLs of a pair: primaries in failover order, and the replica org.
+pub fn endpoints(config: &Config, pair: &OrgPair) -> (Vec<String>, String) {
+    let primaries = match &pair.source_url {
+        Some(url) => vec![url.trim_end_matches('/').to_owned()],
+        None => config
+            .master
+            .iter()
+            .map(|m| format!("{}/organizations/{}", m.trim_end_matches('/'), pair.source))
+            .collect(),
+    };
+    let replica = match (&pair.destination_url, &config.replica) {
+        (Some(url), _) => url.trim_end_matches('/').to_owned(),
+        (None, Some(r)) => format!(
+            "{}/organizations/{}",
+            r.trim_end_matches('/'),
+            pair.destination
+        ),
+        (None, None) => String::new(),
+    };
+    (primaries, replica)
+}
+
+struct Running {
+    config: Config,
+    handles: HashMap<String, Arc<Handle>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The running daemon.
+#[derive(Clone)]
+pub struct Daemon {
+    config_path: PathBuf,
+    state: State,
+    running: Arc<Mutex<Running>>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("config", &self.config_path)
+            .finish()
+    }
+}
+
+fn spawn(config: &Config, state: &State) -> Result<Running, DaemonError> {
+    let client = &config.ec_sync_client;
+    let key = Arc::new(load_key(&client.sync_key)?);
+    let http = http_client(LONG_POLL + Duration::from_secs(client.request_timeout));
+    let timeout = Duration::from_secs(client.request_timeout);
+    let settings = Settings {
+        poll_interval: Duration::from_secs(client.poll_interval),
+        reconcile_interval: Duration::from_secs(client.reconcile_interval),
+        concurrency: client.concurrency,
+        long_poll: if client.long_poll {
+            LONG_POLL
+        } else {
+            Duration::ZERO
+        },
+        retry: RetryPolicy::default(),
+        max_org_backoff: Duration::from_secs(300),
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    let mut handles = HashMap::new();
+    let mut tasks = Vec::new();
+    for pair in &config.organizations {
+        let (primaries, replica) = endpoints(config, pair);
+        let server = |base: &str| {
+            ChefServer::new(base, &client.sync_user, key.clone(), http.clone())
+                .with_timeout(timeout)
+        };
+        let handle = Arc::new(Handle::default());
+        let worker = Worker::new(
+            pair.destination.clone(),
+            primaries.iter().map(|p| server(p)).collect(),
+            server(&replica),
+            state.clone(),
+            handle.clone(),
+            RotatingFile::new(
+                org_log_path(&client.log_directory, &pair.destination),
+                client.log_rotation.clone(),
+            ),
+            settings,
+            stop_rx.clone(),
+        );
+        handles.insert(pair.destination.clone(), handle);
+        tasks.push(tokio::spawn(worker.run()));
+    }
+    Ok(Running {
+        config: config.clone(),
+        handles,
+        stop,
+        tasks,
+    })
+}
+
+async fn stop_workers(running: &mut Running) {
+    let _ = running.stop.send(true);
+    for task in running.tasks.drain(..) {
+        // A worker abandons its batch at the next await; nothing is checkpointed for it.
+        if tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a worker did not stop in time; abandoning it");
+        }
+    }
+}
+
+impl Daemon {
+    /// Opens the state for `config` and starts the workers.
+    pub async fn start(config_path: &Path, config: Config) -> Result<Daemon, DaemonError> {
+        let state = State::open(&config.state_path()).await?;
+        for pair in &config.organizations {
+            state.ensure_org(&pair.destination, &pair.source).await?;
+        }
+        let running = spawn(&config, &state)?;
+        Ok(Daemon {
+            config_path: config_path.to_owned(),
+            state,
+            running: Arc::new(Mutex::new(running)),
+        })
+    }
+
+    /// The state database.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The config in force.
+    pub async fn config(&self) -> Config {
+        self.running.lock().await.config.clone()
+    }
+
+    /// Wakes an org's worker (after sync-start/stop changed its flag).
+    pub async fn wake(&self, org: &str) -> bool {
+        match self.running.lock().await.handles.get(org) {
+            Some(h) => {
+                h.wake.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Entries the org's worker has in flight.
+    pub async fn pending(&self, org: &str) -> Vec<crate::engine::worker::Pending> {
+        self.running
+            .lock()
+            .await
+            .handles
+            .get(org)
+            .and_then(|h| h.pending.lock().ok().map(|p| p.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Re-reads the config and restarts the workers with it; the old config stays in force
+    /// if the new one is invalid.
+    pub async fn reload(&self) -> Result<(), DaemonError> {
+        let config = load_config(&self.config_path)?;
+        for pair in &config.organizations {
+            self.state
+                .ensure_org(&pair.destination, &pair.source)
+                .await?;
+        }
+        let mut running = self.running.lock().await;
+        // Check the key before stopping anything.
+        load_key(&config.ec_sync_client.sync_key)?;
+        stop_workers(&mut running).await;
+        *running = spawn(&config, &self.state)?;
+        tracing::info!(orgs = config.organizations.len(), "configuration reloaded");
+        Ok(())
+    }
+
+    /// Stops every worker.
+    pub async fn shutdown(&self) {
+        let mut running = self.running.lock().await;
+        stop_workers(&mut running).await;
+        self.state.close().await;
+    }
+}

@@ -1,0 +1,9 @@
+//! The replication engine: one worker per org pair, all in one tokio runtime.
+
+pub mod apply;
+pub mod backoff;
+pub mod cookbooks;
+pub mod feed;
+pub mod plan;
+pub mod reconcile;
+pub mod worker;

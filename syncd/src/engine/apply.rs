@@ -1,0 +1,171 @@
+//! Applying one change to the replica: fetch the primary's current object (a 404 there means
+//! it was deleted since), skip it if the replica already has exactly that, otherwise write it
+//! with the method the replica expects (PUT, or POST when the replica says 404). Deletes are
+//! DELETEs, and a 404 counts as done.
+
+use chef_sync_shared::ObjectPath;
+use chef_sync_shared::objects::Environment;
+use serde_json::{Value, json};
+
+use super::backoff::{RetryPolicy, retry};
+use super::cookbooks;
+use super::plan::{Action, Change};
+use crate::chef_client::{ChefError, ChefServer};
+
+/// Both ends of an org pair.
+#[derive(Debug, Clone)]
+pub struct Sides {
+    /// Where objects come from.
+    pub primary: ChefServer,
+    /// Where they go.
+    pub replica: ChefServer,
+    /// Per-request retries.
+    pub retry: RetryPolicy,
+}
+
+/// What applying a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Written to the replica.
+    Written,
+    /// The replica already had it.
+    Unchanged,
+    /// Removed from the replica (or it was not there).
+    Deleted,
+}
+
+impl Sides {
+    async fn get(&self, server: &ChefServer, rel: &str) -> Result<Option<Value>, ChefError> {
+        match retry(self.retry, || server.get(rel)).await {
+            Ok(v) => Ok(Some(v)),
+            Err(ChefError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GET from the primary.
+    pub async fn primary_get(&self, rel: &str) -> Result<Option<Value>, ChefError> {
+        self.get(&self.primary, rel).await
+    }
+
+    /// GET from the replica.
+    pub async fn replica_get(&self, rel: &str) -> Result<Option<Value>, ChefError> {
+        self.get(&self.replica, rel).await
+    }
+
+    async fn replica_delete(&self, rel: &str) -> Result<Applied, ChefError> {
+        retry(self.retry, || self.replica.delete(rel)).await?;
+        Ok(Applied::Deleted)
+    }
+
+    async fn replica_put(&self, rel: &str, body: &Value) -> Result<(), ChefError> {
+        retry(self.retry, || self.replica.put(rel, body))
+            .await
+            .map(|_| ())
+    }
+
+    async fn replica_post(&self, rel: &str, body: &Value) -> Result<(), ChefError> {
+        retry(self.retry, || self.replica.post(rel, body))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Applies one change. `replica_has` is what a listing already told us (`None`: unknown).
+pub async fn apply(
+    sides: &Sides,
+    change: &Change,
+    replica_has: Option<bool>,
+) -> Result<Applied, ChefError> {
+    let rel = change.path.to_string();
+    if let ObjectPath::Environment { name } = &change.path
+        && name == Environment::DEFAULT
+    {
+        return Ok(Applied::Unchanged);
+    }
+    if change.action == Action::Delete {
+        return sides.replica_delete(&rel).await;
+    }
+    match &change.path {
+        ObjectPath::CookbookVersion { cookbook, version } => {
+            cookbooks::copy_version(sides, cookbook, &version.to_string(), replica_has).await
+        }
+        ObjectPath::DataBag { bag } => copy_bag(sides, bag, replica_has).await,
+        _ => copy_document(sides, &change.path, replica_has).await,
+    }
+}
+
+async fn copy_bag(
+    sides: &Sides,
+    bag: &str,
+    replica_has: Option<bool>,
+) -> Result<Applied, ChefError> {
+    let rel = format!("/data/{bag}");
+    if sides.primary_get(&rel).await?.is_none() {
+        return sides.replica_delete(&rel).await;
+    }
+    if replica_has != Some(false) && sides.replica_get(&rel).await?.is_some() {
+        return Ok(Applied::Unchanged);
+    }
+    match sides.replica_post("/data", &json!({ "name": bag })).await {
+        Ok(()) => Ok(Applied::Written),
+        Err(ChefError::Rejected { status: 409, .. }) => Ok(Applied::Unchanged),
+        Err(e) => Err(e),
+    }
+}
+
+/// Roles, environments and data bag items: whole JSON documents.
+async fn copy_document(
+    sides: &Sides,
+    path: &ObjectPath,
+    replica_has: Option<bool>,
+) -> Result<Applied, ChefError> {
+    let rel = path.to_string();
+    let Some(body) = sides.primary_get(&rel).await? else {
+        // Deleted on the primary since the entry was written.
+        return sides.replica_delete(&rel).await;
+    };
+    if !body.is_object() {
+        return Err(ChefError::Malformed(format!(
+            "{rel}: the primary's answer is not an object"
+        )));
+    }
+    if replica_has != Some(false)
+        && let Some(current) = sides.replica_get(&rel).await?
+        && current == body
+    {
+        return Ok(Applied::Unchanged);
+    }
+    let collection = match path {
+        ObjectPath::Role { .. } => "/roles".to_owned(),
+        ObjectPath::Environment { .. } => "/environments".to_owned(),
+        ObjectPath::DataBagItem { bag, .. } => format!("/data/{bag}"),
+        _ => return Err(ChefError::Malformed(format!("{rel} is not a document"))),
+    };
+    // Update when it exists, create when the replica says it does not.
+    let put_first = replica_has != Some(false);
+    if put_first {
+        match sides.replica_put(&rel, &body).await {
+            Ok(()) => return Ok(Applied::Written),
+            Err(ChefError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match sides.replica_post(&collection, &body).await {
+        Ok(()) => Ok(Applied::Written),
+        // Created meanwhile (or the listing was stale): update instead.
+        Err(ChefError::Rejected { status: 409, .. }) => {
+            sides.replica_put(&rel, &body).await?;
+            Ok(Applied::Written)
+        }
+        // An item whose bag the replica lacks: create the bag, then the item.
+        Err(ChefError::NotFound) if matches!(path, ObjectPath::DataBagItem { .. }) => {
+            if let ObjectPath::DataBagItem { bag, .. } = path {
+                copy_bag(sides, bag, Some(false)).await?;
+            }
+            sides.replica_post(&collection, &body).await?;
+            Ok(Applied::Written)
+        }
+        Err(e) => Err(e),
+    }
+}

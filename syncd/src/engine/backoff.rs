@@ -1,0 +1,130 @@
+//! Retrying transient failures with jittered exponential backoff (honouring `Retry-After`),
+//! and the longer per-org backoff used while a server is down.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::chef_client::ChefError;
+
+/// How one request is retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all (1 = no retry).
+    pub attempts: u32,
+    /// First delay.
+    pub base: Duration,
+    /// Longest delay.
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// CouchDB's replicator schedule as a baseline: 0.25 s doubling, five attempts.
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 5,
+            base: Duration::from_millis(250),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `base · 2^attempt`, capped, times a random factor in [0.5, 1.5) so that many objects
+/// failing together do not retry together.
+pub fn delay(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(2u32.saturating_pow(attempt.min(20)));
+    let capped = exp.min(max);
+    let jitter = 0.5 + rand::random::<f64>();
+    capped.mul_f64(jitter).min(max)
+}
+
+/// Runs `op` until it succeeds, fails for good, or runs out of attempts.
+pub async fn retry<T, F, Fut>(policy: RetryPolicy, mut op: F) -> Result<T, ChefError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ChefError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(ChefError::Transient { retry_after, .. }) if attempt + 1 < policy.attempts => {
+                let wait = match retry_after {
+                    Some(server_says) => server_says.min(policy.max),
+                    None => delay(policy.base, policy.max, attempt),
+                };
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn delays_grow_and_stay_capped() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(2);
+        for attempt in 0..30 {
+            let d = delay(base, max, attempt);
+            assert!(d <= max);
+            let nominal = base
+                .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+                .min(max);
+            assert!(d >= nominal.mul_f64(0.5), "{attempt}: {d:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried_permanent_ones_are_not() {
+        let policy = RetryPolicy {
+            attempts: 4,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+        };
+        let calls = AtomicU32::new(0);
+        let out = retry(policy, || async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                Err(ChefError::Transient {
+                    message: "502".into(),
+                    retry_after: None,
+                    unreachable: false,
+                })
+            } else {
+                Ok(7)
+            }
+        })
+        .await;
+        assert_eq!(out.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+        let calls = AtomicU32::new(0);
+        let out: Result<(), _> = retry(policy, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(ChefError::Rejected {
+                status: 400,
+                message: "bad".into(),
+            })
+        })
+        .await;
+        assert!(out.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let calls = AtomicU32::new(0);
+        let out: Result<(), _> = retry(policy, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(ChefError::Transient {
+                message: "down".into(),
+                retry_after: None,
+                unreachable: true,
+            })
+        })
+        .await;
+        assert!(out.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+}

@@ -1,0 +1,216 @@
+//! Copying a cookbook version: the replica's sandbox says which files it lacks; only those are
+//! streamed from the primary's file URL to the replica's upload URL (never a whole file, let
+//! alone a whole cookbook, in memory, and each file's MD5 checked on the way); then the sandbox
+//! is committed and the manifest PUT with `force`, keeping the primary's `frozen?`.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use base64::Engine;
+use chef_sync_shared::objects::{CookbookFile, CookbookVersion};
+use futures_util::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use serde_json::{Map, Value, json};
+
+use super::apply::{Applied, Sides};
+use super::backoff::retry;
+use crate::chef_client::ChefError;
+
+/// Files transferred at once within one cookbook version.
+const FILES_IN_FLIGHT: usize = 4;
+
+fn manifest(value: Value, rel: &str) -> Result<CookbookVersion, ChefError> {
+    let Value::Object(map) = value else {
+        return Err(ChefError::Malformed(format!(
+            "{rel}: manifest is not an object"
+        )));
+    };
+    CookbookVersion::try_from(map).map_err(|e| ChefError::Malformed(format!("{rel}: {e}")))
+}
+
+/// The manifest as it should be written: no server-specific URLs.
+fn without_urls(mut cb: CookbookVersion) -> CookbookVersion {
+    cb.strip_urls();
+    cb
+}
+
+/// What decides whether the replica already has this version: everything but the file URLs,
+/// the file order, and metadata fields some servers fill in with empty strings (goiardi adds
+/// `long_description: ""`).
+fn comparable(cb: CookbookVersion) -> CookbookVersion {
+    let mut cb = without_urls(cb).to_all_files();
+    cb.metadata.retain(|_, v| v.as_str() != Some(""));
+    if let chef_sync_shared::objects::CookbookFiles::AllFiles(files) = &mut cb.files {
+        files.sort_by(|a, b| a.path.cmp(&b.path).then(a.name.cmp(&b.name)));
+    }
+    cb
+}
+
+/// Copies `/cookbooks/NAME/VERSION` from the primary to the replica.
+pub async fn copy_version(
+    sides: &Sides,
+    cookbook: &str,
+    version: &str,
+    replica_has: Option<bool>,
+) -> Result<Applied, ChefError> {
+    let rel = format!("/cookbooks/{cookbook}/{version}");
+    let Some(source) = sides.primary_get(&rel).await? else {
+        retry(sides.retry, || sides.replica.delete(&rel)).await?;
+        return Ok(Applied::Deleted);
+    };
+    let source = manifest(source, &rel)?;
+    let wanted = comparable(source.clone());
+    if replica_has != Some(false)
+        && let Some(current) = sides.replica_get(&rel).await?
+        && let Ok(current) = manifest(current, &rel)
+        && comparable(current) == wanted
+    {
+        return Ok(Applied::Unchanged);
+    }
+    let files: Vec<&CookbookFile> = source.all_file_entries();
+    for file in &files {
+        if !is_md5(&file.checksum) {
+            return Err(ChefError::Malformed(format!(
+                "{rel}: file {} has checksum '{}'",
+                file.path, file.checksum
+            )));
+        }
+    }
+    if !files.is_empty() {
+        upload_missing(sides, &rel, &files).await?;
+    }
+    let body = serde_json::to_value(without_urls(source))
+        .map_err(|e| ChefError::Malformed(e.to_string()))?;
+    let put = format!("{rel}?force=true");
+    retry(sides.retry, || sides.replica.put(&put, &body)).await?;
+    Ok(Applied::Written)
+}
+
+fn is_md5(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Sandbox → transfer what the replica needs → commit.
+async fn upload_missing(
+    sides: &Sides,
+    rel: &str,
+    files: &[&CookbookFile],
+) -> Result<(), ChefError> {
+    let mut by_checksum: Map<String, Value> = Map::new();
+    let mut urls = std::collections::BTreeMap::new();
+    for f in files {
+        let checksum = f.checksum.to_ascii_lowercase();
+        by_checksum.insert(checksum.clone(), Value::Null);
+        if let Some(url) = &f.url {
+            urls.insert(checksum, url.clone());
+        }
+    }
+    let request = json!({ "checksums": by_checksum });
+    let sandbox = retry(sides.retry, || sides.replica.post("/sandboxes", &request)).await?;
+    let id = sandbox
+        .get("sandbox_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ChefError::Malformed(format!("{rel}: sandbox answer without sandbox_id")))?
+        .to_owned();
+    let answers = sandbox
+        .get("checksums")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut transfers = Vec::new();
+    for (checksum, answer) in answers {
+        if answer.get("needs_upload").and_then(Value::as_bool) != Some(true) {
+            continue;
+        }
+        let upload_url = answer
+            .get("url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ChefError::Malformed(format!("{rel}: no upload URL for {checksum}")))?
+            .to_owned();
+        let download_url = urls
+            .get(&checksum.to_ascii_lowercase())
+            .cloned()
+            .ok_or_else(|| {
+                ChefError::Malformed(format!("{rel}: the primary gave no URL for {checksum}"))
+            })?;
+        transfers.push((checksum, download_url, upload_url));
+    }
+    let results: Vec<Result<(), ChefError>> = futures_util::stream::iter(transfers)
+        .map(|(checksum, from, to)| async move {
+            retry(sides.retry, || transfer(sides, &checksum, &from, &to)).await
+        })
+        .buffer_unordered(FILES_IN_FLIGHT)
+        .collect()
+        .await;
+    for r in results {
+        r?;
+    }
+    let commit = format!("/sandboxes/{id}");
+    // Bookshelf may take a moment to see a file: a 503 commit is retried.
+    let completed = json!({ "is_completed": true });
+    retry(sides.retry, || sides.replica.put(&commit, &completed)).await?;
+    Ok(())
+}
+
+/// A byte stream that computes MD5 as it goes and fails at the end if the content does not
+/// match the expected checksum, so a corrupt file is never committed on the replica.
+struct Verified<S> {
+    inner: S,
+    hasher: Arc<Mutex<Option<Md5>>>,
+    expected: String,
+}
+
+impl<S> Stream for Verified<S>
+where
+    S: Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Unpin,
+{
+    type Item = Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Ok(mut guard) = self.hasher.lock()
+                    && let Some(h) = guard.as_mut()
+                {
+                    h.update(&chunk);
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(std::io::Error::other(e)))),
+            Poll::Ready(None) => {
+                let digest = self
+                    .hasher
+                    .lock()
+                    .ok()
+                    .and_then(|mut g| g.take())
+                    .map(|h| hex::encode(h.finalize()));
+                match digest {
+                    Some(d) if d != self.expected => Poll::Ready(Some(Err(std::io::Error::other(
+                        format!("content has MD5 {d}, the manifest says {}", self.expected),
+                    )))),
+                    _ => Poll::Ready(None),
+                }
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Streams one file from the primary to the replica.
+async fn transfer(sides: &Sides, checksum: &str, from: &str, to: &str) -> Result<(), ChefError> {
+    let response = sides.primary.download(from).await?;
+    let length = response.content_length();
+    let expected = checksum.to_ascii_lowercase();
+    let raw = hex::decode(&expected).map_err(|e| ChefError::Malformed(e.to_string()))?;
+    let content_md5 = base64::engine::general_purpose::STANDARD.encode(raw);
+    let stream = Verified {
+        inner: Box::pin(response.bytes_stream()),
+        hasher: Arc::new(Mutex::new(Some(Md5::new()))),
+        expected,
+    };
+    sides
+        .replica
+        .upload(to, reqwest::Body::wrap_stream(stream), &content_md5, length)
+        .await
+}

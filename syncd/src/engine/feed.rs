@@ -1,0 +1,227 @@
+//! Reading the primary's `updated_since` feed: pages, the head position, and the checks that
+//! keep a hostile or broken primary from steering the replica.
+
+use std::time::Duration;
+
+use chef_sync_shared::ObjectPath;
+use reqwest::Method;
+use serde_json::Value;
+
+use super::plan::{Action, Change};
+use crate::chef_client::{ChefError, ChefServer, classify, parse_json};
+
+/// The response header our server uses to announce its newest id.
+pub const LAST_SEQ_HEADER: &str = "x-chef-sync-last-seq";
+/// Entries per page.
+pub const PAGE: usize = 1000;
+
+/// A feed entry that cannot be applied, with the reason; it is parked as it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The path as received.
+    pub path: String,
+    /// The action as received.
+    pub action: String,
+    /// Its id.
+    pub seq: i64,
+    /// Why.
+    pub reason: String,
+}
+
+/// One page, checked.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// Valid entries, in feed order.
+    pub changes: Vec<Change>,
+    /// Entries rejected (bad path or action).
+    pub rejected: Vec<Rejected>,
+    /// The highest id on the page.
+    pub last_id: Option<i64>,
+    /// The primary's newest id, when it says.
+    pub head: Option<i64>,
+    /// Entries on the page (valid or not).
+    pub len: usize,
+}
+
+/// Why the feed cannot be followed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FeedError {
+    /// The primary has no usable feed (404, 405, or a 200 that is not a JSON array).
+    #[error("the primary has no usable updated_since feed ({0})")]
+    Missing(String),
+    /// 410: entries after our position were pruned.
+    #[error("the primary pruned its change log past our position: {0}")]
+    Pruned(String),
+    /// Ids not strictly increasing above our position.
+    #[error("the feed went backwards: id {got} after {after}")]
+    Backwards {
+        /// The id seen.
+        got: i64,
+        /// The id it should have exceeded.
+        after: i64,
+    },
+    /// Anything else (retry later).
+    #[error(transparent)]
+    Chef(#[from] ChefError),
+}
+
+/// Checks a page's JSON: ascending ids above `after`, valid actions and paths.
+pub fn parse_page(body: &Value, after: i64) -> Result<Page, FeedError> {
+    let Some(entries) = body.as_array() else {
+        return Err(FeedError::Missing("the answer is not a JSON array".into()));
+    };
+    let mut page = Page {
+        len: entries.len(),
+        ..Page::default()
+    };
+    let mut previous = after;
+    for entry in entries {
+        let id = entry.get("id").and_then(Value::as_i64).ok_or_else(|| {
+            FeedError::Chef(ChefError::Malformed(format!(
+                "feed entry without an integer id: {entry}"
+            )))
+        })?;
+        if id <= previous {
+            return Err(FeedError::Backwards {
+                got: id,
+                after: previous,
+            });
+        }
+        previous = id;
+        page.last_id = Some(id);
+        let raw_path = entry
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let raw_action = entry
+            .get("action")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let action = match raw_action.as_str() {
+            "create" | "update" => Some(Action::Write),
+            "delete" => Some(Action::Delete),
+            _ => None,
+        };
+        let reject = |reason: String| Rejected {
+            path: raw_path.clone(),
+            action: raw_action.clone(),
+            seq: id,
+            reason,
+        };
+        match (action, raw_path.parse::<ObjectPath>()) {
+            (Some(action), Ok(path)) => page.changes.push(Change {
+                path,
+                action,
+                seq: Some(id),
+            }),
+            (None, _) => page
+                .rejected
+                .push(reject(format!("unknown action '{raw_action}'"))),
+            (_, Err(e)) => page.rejected.push(reject(format!("rejected path: {e}"))),
+        }
+    }
+    Ok(page)
+}
+
+/// Fetches the page after `after`, long-polling up to `wait`.
+pub async fn fetch(primary: &ChefServer, after: i64, wait: Duration) -> Result<Page, FeedError> {
+    let rel = format!(
+        "/updated_since?seq={after}&limit={PAGE}&wait={}",
+        wait.as_secs()
+    );
+    let (status, headers, body) = primary
+        .request_waiting(Method::GET, &rel, None, wait)
+        .await?;
+    if status.as_u16() == 404 || status.as_u16() == 405 {
+        return Err(FeedError::Missing(format!("{status}")));
+    }
+    if !status.is_success() {
+        return Err(match classify(status, &headers, &body) {
+            ChefError::Gone(m) => FeedError::Pruned(m),
+            other => FeedError::Chef(other),
+        });
+    }
+    let value = parse_json(&body).map_err(|e| FeedError::Missing(e.to_string()))?;
+    let mut page = parse_page(&value, after)?;
+    page.head = headers
+        .get(LAST_SEQ_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    Ok(page)
+}
+
+/// The primary's newest id: from our server's header in one request, or by paging to the end
+/// on servers that do not send it.
+pub async fn head(primary: &ChefServer) -> Result<i64, FeedError> {
+    let probe = fetch(primary, i64::MAX - 1, Duration::ZERO).await;
+    match probe {
+        Ok(Page { head: Some(h), .. }) => return Ok(h),
+        Ok(_) | Err(FeedError::Backwards { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let mut position = 0;
+    loop {
+        let page = match fetch(primary, position, Duration::ZERO).await {
+            Ok(p) => p,
+            // A log pruned from the start: only the newest entries matter here.
+            Err(FeedError::Pruned(m)) if position == 0 => return Err(FeedError::Pruned(m)),
+            Err(e) => return Err(e),
+        };
+        if let Some(last) = page.last_id {
+            position = last;
+        }
+        if page.len < PAGE {
+            return Ok(position);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pages_are_checked() {
+        let page = parse_page(
+            &json!([
+                {"action": "create", "id": 4, "path": "/roles/a"},
+                {"action": "delete", "id": 5, "path": "/roles/../users/pivotal"},
+                {"action": "explode", "id": 6, "path": "/roles/b"},
+                {"action": "update", "id": 9, "path": "/cookbooks/cb/1.2.3"},
+            ]),
+            3,
+        )
+        .unwrap();
+        assert_eq!(page.changes.len(), 2);
+        assert_eq!(page.rejected.len(), 2);
+        assert_eq!(page.rejected[0].path, "/roles/../users/pivotal");
+        assert_eq!(page.last_id, Some(9));
+        assert_eq!(page.len, 4);
+
+        assert!(matches!(
+            parse_page(
+                &json!([{"action": "create", "id": 3, "path": "/roles/a"}]),
+                3
+            ),
+            Err(FeedError::Backwards { got: 3, after: 3 })
+        ));
+        assert!(matches!(
+            parse_page(
+                &json!([
+                    {"action": "create", "id": 5, "path": "/roles/a"},
+                    {"action": "create", "id": 4, "path": "/roles/b"},
+                ]),
+                0
+            ),
+            Err(FeedError::Backwards { got: 4, after: 5 })
+        ));
+        assert!(matches!(
+            parse_page(&json!({"roles": 1}), 0),
+            Err(FeedError::Missing(_))
+        ));
+        assert!(parse_page(&json!([{"action": "create", "path": "/roles/a"}]), 0).is_err());
+    }
+}

@@ -1,0 +1,648 @@
+//! One worker per org pair: bootstrap when there is no valid checkpoint, then follow the feed
+//! (or reconcile periodically when the primary has none), park what fails for good, back off
+//! as a whole while a server is down, and fail over to the next primary.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{Notify, watch};
+
+use super::apply::{Applied, Sides, apply};
+use super::backoff::{RetryPolicy, delay};
+use super::feed::{self, FeedError, PAGE};
+use super::plan::{Action, Change, coalesce, phases};
+use super::reconcile::{Outcome, reconcile};
+use crate::chef_client::{ChefError, ChefServer};
+use crate::logs::RotatingFile;
+use crate::state::{Checkpoint, OrgState, Parked, State, Status, timestamp};
+
+/// Timing and limits of a worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Pause between polls when the primary does not long-poll (and between reconcile passes
+    /// in reconcile mode).
+    pub poll_interval: Duration,
+    /// Between periodic full reconciles (zero: never).
+    pub reconcile_interval: Duration,
+    /// Objects in flight.
+    pub concurrency: usize,
+    /// `wait` sent with feed requests.
+    pub long_poll: Duration,
+    /// Per-request retries.
+    pub retry: RetryPolicy,
+    /// Longest pause of the whole org while a server is down.
+    pub max_org_backoff: Duration,
+}
+
+/// A feed entry being applied, as `unsynced-objects` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pending {
+    /// Path.
+    pub path: String,
+    /// `write` or `delete`.
+    pub action: String,
+    /// Feed id.
+    pub seq: Option<i64>,
+}
+
+/// What the daemon and the control socket share with a worker.
+#[derive(Debug, Default)]
+pub struct Handle {
+    /// Wakes the worker (sync-start, sync-stop, reload).
+    pub wake: Notify,
+    /// Entries of the batch in flight.
+    pub pending: std::sync::Mutex<Vec<Pending>>,
+}
+
+/// One org pair's worker.
+#[derive(Debug)]
+pub struct Worker {
+    /// Destination org.
+    pub destination: String,
+    /// The primaries, in failover order (each already pointing at the source org).
+    pub primaries: Vec<ChefServer>,
+    /// The replica org.
+    pub replica: ChefServer,
+    /// State database.
+    pub state: State,
+    /// Shared with the daemon.
+    pub handle: Arc<Handle>,
+    /// `sync-ORG.log`.
+    pub log: RotatingFile,
+    /// Timing.
+    pub settings: Settings,
+    /// Flips to true on shutdown or reload.
+    pub shutdown: watch::Receiver<bool>,
+    current: usize,
+    /// Feed resets (backwards ids, 410) that came right after the previous forced reconcile,
+    /// and when the last one was forced: a primary whose feed keeps misbehaving gets a growing
+    /// pause instead of a reconcile loop.
+    resets: u32,
+    last_reset: Option<Instant>,
+}
+
+/// What the loop does after a cycle.
+enum Next {
+    Now,
+    Sleep(Duration),
+}
+
+/// A failed cycle: the message and whether the primary looked down (→ fail over).
+struct CycleError {
+    message: String,
+    primary_down: bool,
+}
+
+impl CycleError {
+    fn new(message: impl Into<String>) -> Self {
+        CycleError {
+            message: message.into(),
+            primary_down: false,
+        }
+    }
+}
+
+impl From<crate::state::StateError> for CycleError {
+    fn from(e: crate::state::StateError) -> Self {
+        CycleError::new(e.to_string())
+    }
+}
+
+fn now() -> String {
+    timestamp(chrono::Utc::now())
+}
+
+fn later(d: Duration) -> String {
+    timestamp(chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default())
+}
+
+impl Worker {
+    /// A worker; call [`Worker::run`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        destination: String,
+        primaries: Vec<ChefServer>,
+        replica: ChefServer,
+        state: State,
+        handle: Arc<Handle>,
+        log: RotatingFile,
+        settings: Settings,
+        shutdown: watch::Receiver<bool>,
+    ) -> Worker {
+        Worker {
+            destination,
+            primaries,
+            replica,
+            state,
+            handle,
+            log,
+            settings,
+            shutdown,
+            current: 0,
+            resets: 0,
+            last_reset: None,
+        }
+    }
+
+    fn sides(&self) -> Sides {
+        Sides {
+            primary: self.primaries[self.current % self.primaries.len()].clone(),
+            replica: self.replica.clone(),
+            retry: self.settings.retry,
+        }
+    }
+
+    fn info(&self, message: &str) {
+        tracing::info!(org = %self.destination, "{message}");
+        self.log.line("INFO", message);
+    }
+
+    fn warn(&self, message: &str) {
+        tracing::warn!(org = %self.destination, "{message}");
+        self.log.line("WARN", message);
+    }
+
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Sleeps up to `d`, waking early for sync-start/stop, reload or shutdown.
+    async fn pause(&mut self, d: Duration) {
+        let handle = self.handle.clone();
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = handle.wake.notified() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+
+    /// Runs until shutdown.
+    pub async fn run(mut self) {
+        let mut failures: u32 = 0;
+        while !self.stopping() {
+            let org = match self.state.org(&self.destination).await {
+                Ok(Some(org)) => org,
+                Ok(None) => {
+                    self.warn("no state row for this org; stopping its worker");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(org = %self.destination, error = %e, "state database");
+                    self.pause(Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            if !org.started {
+                if org.status != Status::Stopped {
+                    let _ = self
+                        .state
+                        .set_status(&self.destination, Status::Stopped, None, None)
+                        .await;
+                }
+                self.pause(Duration::from_secs(3600)).await;
+                continue;
+            }
+            match self.cycle(&org).await {
+                Ok(Next::Now) => failures = 0,
+                Ok(Next::Sleep(d)) => {
+                    failures = 0;
+                    self.pause(d).await;
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait = delay(
+                        Duration::from_secs(1),
+                        self.settings.max_org_backoff,
+                        failures.min(16),
+                    );
+                    let mut message = e.message;
+                    if e.primary_down && self.primaries.len() > 1 {
+                        self.current = (self.current + 1) % self.primaries.len();
+                        message = format!(
+                            "{message}; failing over to {}",
+                            self.primaries[self.current].base()
+                        );
+                    }
+                    self.warn(&format!("{message} (retrying in {} s)", wait.as_secs()));
+                    let _ = self
+                        .state
+                        .set_status(
+                            &self.destination,
+                            Status::Error,
+                            Some(&message),
+                            Some(&later(wait)),
+                        )
+                        .await;
+                    self.handle.pending.lock().map(|mut p| p.clear()).ok();
+                    self.pause(wait).await;
+                }
+            }
+        }
+    }
+
+    /// The source org's identity: its guid, or for servers without org objects the URL.
+    async fn identity(&self, sides: &Sides) -> Result<String, CycleError> {
+        match super::backoff::retry(sides.retry, || sides.primary.get("")).await {
+            Ok(Value::Object(org)) => Ok(org.get("guid").and_then(Value::as_str).map_or_else(
+                || format!("url:{}", sides.primary.base()),
+                |g| format!("guid:{g}"),
+            )),
+            Ok(_) | Err(ChefError::Malformed(_)) | Err(ChefError::NotFound) => {
+                Ok(format!("url:{}", sides.primary.base()))
+            }
+            Err(e) => Err(self.failed("primary", &e)),
+        }
+    }
+
+    fn failed(&self, side: &str, e: &ChefError) -> CycleError {
+        let primary_down = side == "primary" && e.is_transient();
+        CycleError {
+            message: format!(
+                "{side} {}: {e}",
+                if e.is_transient() {
+                    "unavailable"
+                } else {
+                    "refused"
+                }
+            ),
+            primary_down,
+        }
+    }
+
+    async fn cycle(&mut self, org: &OrgState) -> Result<Next, CycleError> {
+        let sides = self.sides();
+        let identity = self.identity(&sides).await?;
+        let same = self
+            .state
+            .bind_primary(&self.destination, &identity, sides.primary.base())
+            .await?;
+        if !same && org.applied_seq.is_some() {
+            self.warn(&format!(
+                "the primary's identity changed ({identity}); a full reconcile follows"
+            ));
+        }
+        let applied = if same { org.applied_seq } else { None };
+        match applied {
+            None => self.bootstrap(&sides).await,
+            Some(seq) => self.follow(&sides, seq).await,
+        }
+    }
+
+    /// Splits outcomes into what to release and what to park; a server that could not be
+    /// reached at all fails the whole batch instead (nothing is checkpointed).
+    fn settle(&self, outcomes: Vec<Outcome>) -> Result<(Checkpoint, usize), CycleError> {
+        let mut cp = Checkpoint::default();
+        let mut written = 0;
+        for o in outcomes {
+            let path = o.change.path.to_string();
+            match o.result {
+                Ok(applied) => {
+                    if applied != Applied::Unchanged {
+                        written += 1;
+                    }
+                    cp.release.push(path);
+                }
+                Err(ChefError::Transient {
+                    unreachable: true,
+                    message,
+                    ..
+                }) => {
+                    return Err(CycleError {
+                        message: format!("server unreachable while applying {path}: {message}"),
+                        primary_down: true,
+                    });
+                }
+                Err(e) => {
+                    self.warn(&format!("parked {path}: {e}"));
+                    cp.park.push(Parked {
+                        path,
+                        action: action_name(o.change.action).into(),
+                        seq: o.change.seq,
+                        attempts: 1,
+                        error: e.to_string(),
+                        next_retry: later(Duration::from_secs(30)),
+                    });
+                }
+            }
+        }
+        Ok((cp, written))
+    }
+
+    async fn bootstrap(&mut self, sides: &Sides) -> Result<Next, CycleError> {
+        let head = match feed::head(&sides.primary).await {
+            Ok(h) => Some(h),
+            Err(FeedError::Missing(why)) => {
+                tracing::debug!(org = %self.destination, %why, "no feed; reconcile mode");
+                None
+            }
+            Err(FeedError::Chef(e)) => return Err(self.failed("primary", &e)),
+            Err(e) => {
+                self.warn(&format!("{e}; copying in full without a feed position"));
+                None
+            }
+        };
+        let mode = if head.is_some() { "feed" } else { "reconcile" };
+        let first = self
+            .state
+            .org(&self.destination)
+            .await?
+            .and_then(|o| o.last_sync)
+            .is_none();
+        if head.is_some() || first {
+            self.state
+                .set_status(&self.destination, Status::Bootstrapping, None, None)
+                .await?;
+        }
+        self.info(&format!(
+            "full reconcile started (mode {mode}, feed position {head:?})"
+        ));
+        let started = Instant::now();
+        let outcomes = reconcile(sides, self.settings.concurrency)
+            .await
+            .map_err(|e| self.failed("primary or replica", &e))?;
+        let total = outcomes.len();
+        let (mut cp, written) = self.settle(outcomes)?;
+        let parked = cp.park.len();
+        cp.applied_seq = head;
+        self.state.commit(&self.destination, &cp).await?;
+        self.state
+            .set_primary_seq(&self.destination, head, mode)
+            .await?;
+        self.state.reconciled(&self.destination).await?;
+        self.info(&format!(
+            "full reconcile done: {total} objects, {written} written, {parked} parked, {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
+        match head {
+            Some(_) => {
+                self.state
+                    .set_status(&self.destination, Status::Synced, None, None)
+                    .await?;
+                Ok(Next::Now)
+            }
+            None => {
+                let status = if written == 0 {
+                    Status::Synced
+                } else {
+                    Status::Syncing
+                };
+                let next = self.settings.poll_interval;
+                self.state
+                    .set_status(&self.destination, status, None, Some(&later(next)))
+                    .await?;
+                Ok(Next::Sleep(next))
+            }
+        }
+    }
+
+    async fn retry_parked(&mut self, sides: &Sides) -> Result<(), CycleError> {
+        let due = self.state.due(&self.destination, &now()).await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut cp = Checkpoint::default();
+        for p in due {
+            let Ok(path) = p.path.parse() else {
+                // A path that breaks the grammar can never be applied; it stays visible.
+                cp.park.push(Parked {
+                    next_retry: later(Duration::from_secs(365 * 86_400)),
+                    ..p
+                });
+                continue;
+            };
+            let action = if p.action == "delete" {
+                Action::Delete
+            } else {
+                Action::Write
+            };
+            let change = Change {
+                path,
+                action,
+                seq: p.seq,
+            };
+            match apply(sides, &change, None).await {
+                Ok(_) => {
+                    self.info(&format!("parked {} applied on retry", p.path));
+                    cp.release.push(p.path);
+                }
+                Err(ChefError::Transient {
+                    unreachable: true, ..
+                }) => return Ok(()),
+                Err(e) => {
+                    let attempts = p.attempts + 1;
+                    cp.park.push(Parked {
+                        error: e.to_string(),
+                        next_retry: later(delay(
+                            Duration::from_secs(30),
+                            Duration::from_secs(3600),
+                            u32::try_from(attempts).unwrap_or(u32::MAX),
+                        )),
+                        ..p
+                    });
+                }
+            }
+        }
+        self.state.commit(&self.destination, &cp).await?;
+        Ok(())
+    }
+
+    async fn follow(&mut self, sides: &Sides, applied: i64) -> Result<Next, CycleError> {
+        self.retry_parked(sides).await?;
+        let asked = Instant::now();
+        let handle = self.handle.clone();
+        let mut shutdown = self.shutdown.clone();
+        let page = tokio::select! {
+            page = feed::fetch(&sides.primary, applied, self.settings.long_poll) => page,
+            _ = handle.wake.notified() => return Ok(Next::Now),
+            _ = shutdown.changed() => return Ok(Next::Now),
+        };
+        let page = match page {
+            Ok(p) => p,
+            Err(FeedError::Missing(why)) => {
+                self.warn(&format!(
+                    "the primary's feed disappeared ({why}); switching to reconcile mode"
+                ));
+                self.state.drop_checkpoint(&self.destination).await?;
+                return Ok(Next::Now);
+            }
+            Err(e @ (FeedError::Pruned(_) | FeedError::Backwards { .. })) => {
+                self.state.drop_checkpoint(&self.destination).await?;
+                return self.feed_reset(&e.to_string()).await;
+            }
+            Err(FeedError::Chef(e)) => return Err(self.failed("primary", &e)),
+        };
+        self.resets = 0;
+        let head = page.head.or(page.last_id).unwrap_or(applied).max(applied);
+        self.state
+            .set_primary_seq(&self.destination, Some(head), "feed")
+            .await?;
+        if page.len == 0 {
+            self.state
+                .commit(
+                    &self.destination,
+                    &Checkpoint {
+                        applied_seq: Some(applied),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            let quick =
+                asked.elapsed() < Duration::from_secs(1) && !self.settings.long_poll.is_zero();
+            let next = if quick || self.settings.long_poll.is_zero() {
+                // The primary does not long-poll: poll on the interval.
+                Next::Sleep(self.settings.poll_interval)
+            } else {
+                Next::Now
+            };
+            let next_sync = match next {
+                Next::Sleep(d) => later(d),
+                Next::Now => now(),
+            };
+            self.state
+                .set_status(&self.destination, Status::Synced, None, Some(&next_sync))
+                .await?;
+            self.periodic_reconcile(sides).await?;
+            return Ok(next);
+        }
+        self.state
+            .set_status(&self.destination, Status::Syncing, None, Some(&now()))
+            .await?;
+        let changes = coalesce(page.changes.clone());
+        if let Ok(mut pending) = self.handle.pending.lock() {
+            *pending = changes
+                .iter()
+                .map(|c| Pending {
+                    path: c.path.to_string(),
+                    action: action_name(c.action).into(),
+                    seq: c.seq,
+                })
+                .collect();
+        }
+        let outcomes = self.apply_all(sides, changes).await;
+        let (mut cp, written) = self.settle(outcomes)?;
+        for r in &page.rejected {
+            self.warn(&format!(
+                "parked feed entry {} ({}): {}",
+                r.seq, r.path, r.reason
+            ));
+            cp.park.push(Parked {
+                path: r.path.clone(),
+                action: r.action.clone(),
+                seq: Some(r.seq),
+                attempts: 1,
+                error: r.reason.clone(),
+                next_retry: later(Duration::from_secs(365 * 86_400)),
+            });
+        }
+        cp.applied_seq = page.last_id;
+        self.state.commit(&self.destination, &cp).await?;
+        if let Ok(mut pending) = self.handle.pending.lock() {
+            pending.clear();
+        }
+        self.info(&format!(
+            "applied feed entries up to {} ({} entries, {written} written, {} parked)",
+            page.last_id.unwrap_or(applied),
+            page.len,
+            cp.park.len()
+        ));
+        let status = if page.len < PAGE {
+            Status::Synced
+        } else {
+            Status::Syncing
+        };
+        self.state
+            .set_status(&self.destination, status, None, Some(&now()))
+            .await?;
+        Ok(Next::Now)
+    }
+
+    /// After the checkpoint was dropped because of the feed: reconcile now, unless the previous
+    /// forced reconcile was under a minute ago, in which case the primary's feed is inconsistent
+    /// and the org waits (doubling each time) before the next full pass.
+    async fn feed_reset(&mut self, why: &str) -> Result<Next, CycleError> {
+        let recent = self
+            .last_reset
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+        self.last_reset = Some(Instant::now());
+        if !recent {
+            self.resets = 0;
+            self.warn(&format!("{why}; a full reconcile follows"));
+            return Ok(Next::Now);
+        }
+        self.resets += 1;
+        let wait = delay(
+            Duration::from_secs(1),
+            self.settings.max_org_backoff,
+            self.resets.min(16),
+        );
+        let message = format!(
+            "{why}, again within a minute of the last full reconcile: the primary's feed is \
+             inconsistent; next full reconcile in {} s",
+            wait.as_secs()
+        );
+        self.warn(&message);
+        self.state
+            .set_status(
+                &self.destination,
+                Status::Error,
+                Some(&message),
+                Some(&later(wait)),
+            )
+            .await?;
+        Ok(Next::Sleep(wait))
+    }
+
+    async fn apply_all(&self, sides: &Sides, changes: Vec<Change>) -> Vec<Outcome> {
+        use futures_util::StreamExt;
+        let mut outcomes = Vec::new();
+        for phase in phases(changes) {
+            let done: Vec<Outcome> = futures_util::stream::iter(phase)
+                .map(|change| async move {
+                    let result = apply(sides, &change, None).await;
+                    Outcome { change, result }
+                })
+                .buffer_unordered(self.settings.concurrency.max(1))
+                .collect()
+                .await;
+            outcomes.extend(done);
+        }
+        outcomes
+    }
+
+    async fn periodic_reconcile(&mut self, sides: &Sides) -> Result<(), CycleError> {
+        if self.settings.reconcile_interval.is_zero() {
+            return Ok(());
+        }
+        let last = self.state.last_reconcile(&self.destination).await?;
+        let due = last
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .is_none_or(|t| {
+                let age = chrono::Utc::now().signed_duration_since(t);
+                age.to_std().unwrap_or_default() >= self.settings.reconcile_interval
+            });
+        if !due {
+            return Ok(());
+        }
+        self.info("periodic full reconcile started");
+        let outcomes = reconcile(sides, self.settings.concurrency)
+            .await
+            .map_err(|e| self.failed("primary or replica", &e))?;
+        let (cp, written) = self.settle(outcomes)?;
+        self.state.commit(&self.destination, &cp).await?;
+        self.state.reconciled(&self.destination).await?;
+        self.info(&format!(
+            "periodic full reconcile done: {written} objects repaired"
+        ));
+        Ok(())
+    }
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Write => "update",
+        Action::Delete => "delete",
+    }
+}
