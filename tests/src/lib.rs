@@ -6,7 +6,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod bench;
+pub mod chef;
 pub mod mixlib;
+pub mod mock_primary;
+pub mod peers;
+pub mod process;
+pub mod sample;
 
 use std::process::Command;
 

@@ -1,0 +1,235 @@
+//! A small signed Chef API client for tests (independent of chef-syncd's own client), plus
+//! the knife-style cookbook upload and a full, exact snapshot of an org for comparisons.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use chef_sync_shared::PrivateKey;
+use chef_sync_shared::signing::{self, RequestToSign, SigningVersion, sign_request};
+use md5::{Digest, Md5};
+use serde_json::{Value, json};
+
+/// Signs requests as one actor against one org URL.
+#[derive(Debug, Clone)]
+pub struct Chef {
+    /// `http://host/organizations/ORG`.
+    pub org_url: String,
+    /// Actor name.
+    pub user: String,
+    key: std::sync::Arc<PrivateKey>,
+    http: reqwest::Client,
+}
+
+impl Chef {
+    /// A client for `org_url` signing as `user`.
+    pub fn new(org_url: &str, user: &str, key: PrivateKey) -> Chef {
+        Chef {
+            org_url: org_url.trim_end_matches('/').to_owned(),
+            user: user.to_owned(),
+            key: std::sync::Arc::new(key),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Reads a PEM key file.
+    pub fn key_file(path: &std::path::Path) -> PrivateKey {
+        PrivateKey::from_pem(&std::fs::read_to_string(path).expect("key file")).expect("key")
+    }
+
+    /// A signed request to `org_url + rel` (or to `rel` itself when it is absolute).
+    pub async fn call(&self, method: &str, rel: &str, body: Option<&Value>) -> (u16, Value) {
+        let url = if rel.starts_with("http") {
+            rel.to_owned()
+        } else {
+            format!("{}{rel}", self.org_url)
+        };
+        let parsed = reqwest::Url::parse(&url).expect("url");
+        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        let headers = sign_request(
+            &self.key,
+            &RequestToSign {
+                version: SigningVersion::V1_1,
+                method,
+                path: parsed.path(),
+                body: signing::Body::Bytes(bytes.as_bytes()),
+                user_id: &self.user,
+                timestamp: chrono::Utc::now(),
+                server_api_version: "1",
+            },
+        )
+        .expect("sign");
+        let mut req = self
+            .http
+            .request(method.parse().expect("method"), parsed)
+            .header("content-type", "application/json")
+            .body(bytes);
+        for (k, v) in headers.iter() {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// GET that must succeed.
+    pub async fn get(&self, rel: &str) -> Value {
+        let (status, body) = self.call("GET", rel, None).await;
+        assert_eq!(status, 200, "GET {rel}: {body}");
+        body
+    }
+
+    /// A write that must answer `expected`.
+    pub async fn must(&self, method: &str, rel: &str, body: Value, expected: u16) -> Value {
+        let (status, reply) = self.call(method, rel, Some(&body)).await;
+        assert_eq!(status, expected, "{method} {rel}: {reply}");
+        reply
+    }
+
+    /// Uploads a cookbook version the way knife does: sandbox, file PUTs with Content-MD5,
+    /// commit, manifest PUT.
+    pub async fn upload_cookbook(
+        &self,
+        name: &str,
+        version: &str,
+        files: &[(&str, &[u8])],
+        frozen: bool,
+    ) {
+        let md5 = |b: &[u8]| hex::encode(Md5::digest(b));
+        let checksums: serde_json::Map<String, Value> =
+            files.iter().map(|(_, b)| (md5(b), Value::Null)).collect();
+        let sandbox = self
+            .must("POST", "/sandboxes", json!({ "checksums": checksums }), 201)
+            .await;
+        for (_, bytes) in files {
+            let entry = &sandbox["checksums"][md5(bytes)];
+            if entry["needs_upload"] == true {
+                let url = entry["url"].as_str().expect("upload url");
+                let resp = self
+                    .http
+                    .put(url)
+                    .header("content-type", "application/x-binary")
+                    .header(
+                        "content-md5",
+                        base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes)),
+                    )
+                    .body(bytes.to_vec())
+                    .send()
+                    .await
+                    .expect("upload");
+                assert!(resp.status().is_success(), "upload: {}", resp.status());
+            }
+        }
+        let id = sandbox["sandbox_id"].as_str().expect("sandbox id");
+        self.must(
+            "PUT",
+            &format!("/sandboxes/{id}"),
+            json!({"is_completed": true}),
+            200,
+        )
+        .await;
+        let mut segments: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for (path, bytes) in files {
+            let (segment, file) = match path.split_once('/') {
+                Some((s, f))
+                    if ["recipes", "templates", "files", "attributes", "libraries"]
+                        .contains(&s) =>
+                {
+                    (s, f)
+                }
+                _ => ("root_files", *path),
+            };
+            segments.entry(segment.to_owned()).or_default().push(json!({
+                "name": file.rsplit('/').next().unwrap_or(file), "path": path,
+                "checksum": md5(bytes), "specificity": "default",
+            }));
+        }
+        let mut manifest = json!({
+            "name": format!("{name}-{version}"), "cookbook_name": name, "version": version,
+            "json_class": "Chef::CookbookVersion", "chef_type": "cookbook_version", "frozen?": frozen,
+            "metadata": {"name": name, "version": version, "dependencies": {}},
+        });
+        for (segment, list) in segments {
+            manifest[segment] = Value::Array(list);
+        }
+        let (status, reply) = self
+            .call(
+                "PUT",
+                &format!("/cookbooks/{name}/{version}"),
+                Some(&manifest),
+            )
+            .await;
+        assert!(
+            status == 200 || status == 201,
+            "cookbook PUT: {status} {reply}"
+        );
+    }
+
+    async fn names(&self, rel: &str) -> Vec<String> {
+        self.get(rel)
+            .await
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every replicated object's JSON (cookbook manifests without URLs) and every cookbook
+    /// file's bytes, keyed by path.
+    pub async fn snapshot(&self) -> BTreeMap<String, Value> {
+        let mut out = BTreeMap::new();
+        for role in self.names("/roles").await {
+            out.insert(
+                format!("/roles/{role}"),
+                self.get(&format!("/roles/{role}")).await,
+            );
+        }
+        for env in self.names("/environments").await {
+            out.insert(
+                format!("/environments/{env}"),
+                self.get(&format!("/environments/{env}")).await,
+            );
+        }
+        for bag in self.names("/data").await {
+            out.insert(format!("/data/{bag}"), json!("bag"));
+            for item in self.names(&format!("/data/{bag}")).await {
+                let rel = format!("/data/{bag}/{item}");
+                out.insert(rel.clone(), self.get(&rel).await);
+            }
+        }
+        let cookbooks = self.get("/cookbooks?num_versions=all").await;
+        for (name, entry) in cookbooks.as_object().cloned().unwrap_or_default() {
+            for v in entry["versions"].as_array().cloned().unwrap_or_default() {
+                let version = v["version"].as_str().unwrap_or_default().to_owned();
+                let rel = format!("/cookbooks/{name}/{version}");
+                let mut manifest = self.get(&rel).await;
+                for (segment, files) in manifest.as_object_mut().into_iter().flatten() {
+                    let Some(files) = files.as_array_mut() else {
+                        continue;
+                    };
+                    for file in files {
+                        let url = file["url"].as_str().unwrap_or_default().to_owned();
+                        let bytes = self
+                            .http
+                            .get(&url)
+                            .send()
+                            .await
+                            .expect("download")
+                            .bytes()
+                            .await
+                            .expect("bytes");
+                        out.insert(
+                            format!(
+                                "{rel}#{segment}/{}",
+                                file["path"].as_str().unwrap_or_default()
+                            ),
+                            json!(String::from_utf8_lossy(&bytes)),
+                        );
+                        file.as_object_mut().map(|f| f.remove("url"));
+                    }
+                }
+                out.insert(rel, manifest);
+            }
+        }
+        out
+    }
+}

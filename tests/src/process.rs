@@ -1,0 +1,268 @@
+//! Starting the real binaries on 127.0.0.1 for a test, and killing them when the test ends,
+//! pass or fail ([`Process`] kills its child on drop).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::chef::Chef;
+
+/// A built workspace binary (`target/<profile>/NAME`). `cargo test --workspace` builds every
+/// binary of the workspace before the tests run.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // Tests live in target/<profile>/deps, programs such as the demo in target/<profile>.
+    let here = exe.parent().expect("executable directory");
+    let path = [here, here.parent().unwrap_or(here)]
+        .iter()
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| here.join(name));
+    assert!(
+        path.exists(),
+        "{} is not built; run the tests with `cargo test --workspace` (it builds every binary)",
+        path.display()
+    );
+    path
+}
+
+/// A child process killed on drop; its stderr lines are collected.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Drop for Process {
+    /// SIGTERM first, so a process that started others (the demo) stops them too, then SIGKILL
+    /// if it has not exited within five seconds.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    /// Spawns `command` with stderr captured.
+    pub fn spawn(mut command: Command) -> Process {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env("NO_COLOR", "1")
+            .spawn()
+            .expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Process {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stderr line containing `needle` and returns it.
+    pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line containing {needle:?} within {timeout:?}; output so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Everything printed so far.
+    pub fn output(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A `chef-sync-server` on 127.0.0.1 with its own data directory and SQLite database.
+#[derive(Debug)]
+pub struct ChefSyncServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// DATA_DIR.
+    pub data_dir: PathBuf,
+    /// The running process.
+    pub process: Process,
+}
+
+impl ChefSyncServer {
+    /// Starts a server whose data lives in `data_dir`, on a port the OS picks.
+    pub fn start(data_dir: &Path) -> ChefSyncServer {
+        ChefSyncServer::start_on(data_dir, "127.0.0.1:0")
+    }
+
+    /// Starts a server on `listen` (to restart one on the port it had).
+    pub fn start_on(data_dir: &Path, listen: &str) -> ChefSyncServer {
+        let mut command = Command::new(bin("chef-sync-server"));
+        command
+            .args(["serve", "--listen", listen, "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "chef_sync_server=info");
+        let mut process = Process::spawn(command);
+        let line = process.wait_for_line("listening", Duration::from_secs(60));
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("address in the listening line")
+            .to_owned();
+        ChefSyncServer {
+            url: format!("http://{addr}"),
+            data_dir: data_dir.to_owned(),
+            process,
+        }
+    }
+
+    /// Runs an admin command (`user-create`, `org-create`, …) against this server's data.
+    pub fn admin(&self, args: &[&str]) -> Output {
+        let out = Command::new(bin("chef-sync-server"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .output()
+            .expect("run chef-sync-server");
+        assert!(
+            out.status.success(),
+            "chef-sync-server {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// `DATA_DIR/pivotal.pem`.
+    pub fn pivotal_key(&self) -> PathBuf {
+        self.data_dir.join("pivotal.pem")
+    }
+
+    /// Creates `user` and org `org` with the user as its admin (the `user-create` and
+    /// `org-create --association_user` commands); the keys are written beside the server's data.
+    pub fn org_with_admin(&self, org: &str, user: &str) -> OrgAdmin {
+        let key = self.data_dir.join(format!("{user}.pem"));
+        let validator_key = self.data_dir.join(format!("{org}-validator.pem"));
+        let email = format!("{user}@example.com");
+        self.admin(&[
+            "user-create",
+            user,
+            user,
+            "Admin",
+            &email,
+            "pw",
+            "--filename",
+            &key.to_string_lossy(),
+        ]);
+        self.admin(&[
+            "org-create",
+            org,
+            org,
+            "--association_user",
+            user,
+            "--filename",
+            &validator_key.to_string_lossy(),
+        ]);
+        let org_url = format!("{}/organizations/{org}", self.url);
+        OrgAdmin {
+            chef: Chef::new(&org_url, user, Chef::key_file(&key)),
+            org_url,
+            key,
+            validator_key,
+        }
+    }
+}
+
+/// An org made by [`ChefSyncServer::org_with_admin`].
+#[derive(Debug, Clone)]
+pub struct OrgAdmin {
+    /// Signs as the admin user against the org.
+    pub chef: Chef,
+    /// `http://127.0.0.1:PORT/organizations/ORG`.
+    pub org_url: String,
+    /// The admin user's private key.
+    pub key: PathBuf,
+    /// The org validator's private key.
+    pub validator_key: PathBuf,
+}
+
+/// Runs `chef-sync-ctl --config CONFIG ARGS…`.
+pub fn ctl(config: &Path, args: &[&str]) -> Output {
+    Command::new(bin("chef-sync-ctl"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run chef-sync-ctl")
+}
+
+/// Starts `chef-syncd --config CONFIG` and waits until it serves its control socket.
+pub fn syncd(config: &Path) -> Process {
+    let mut command = Command::new(bin("chef-syncd"));
+    command
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "chef_sync_syncd=debug,chef_syncd=info");
+    let mut process = Process::spawn(command);
+    process.wait_for_line("chef-syncd started", Duration::from_secs(60));
+    process
+}

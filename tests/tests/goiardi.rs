@@ -1,0 +1,267 @@
+//! chef-syncd with goiardi, a Chef server nobody here wrote: our primary replicated into
+//! goiardi, and goiardi (no feed) replicated into our server by full reconcile. Both sides are
+//! read with pythonchef, not with our own client.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chef_sync_tests::peers::{self, Goiardi, pythonchef};
+use chef_sync_tests::process::{ChefSyncServer, ctl, syncd};
+use serde_json::{Value, json};
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn write_config(path: &Path, state: &Path, sync_key: &Path, pair: &str, top: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "role = \"replica\"\n{top}\n[[organizations]]\n{pair}\n[ec_sync_client]\ndir = \"{s}\"\nlog_directory = \"{s}/log\"\nsocket_path = \"{s}/sock\"\nsync_key = \"{k}\"\npoll_interval = 1\nconcurrency = 4\n",
+            s = state.display(),
+            k = sync_key.display()
+        ),
+    )
+    .unwrap();
+}
+
+/// Waits until pythonchef sees the same objects on both sides.
+fn converge(what: &str, a: impl Fn() -> Value, b: impl Fn() -> Value) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (left, right) = (a(), b());
+        if left == right {
+            return;
+        }
+        if Instant::now() > deadline {
+            let l = left.as_object().unwrap();
+            let r = right.as_object().unwrap();
+            let diff: Vec<_> = l
+                .keys()
+                .chain(r.keys())
+                .filter(|k| l.get(*k) != r.get(*k))
+                .collect();
+            panic!("{what}: not converged; differing paths {diff:?}\nleft {left}\nright {right}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_primary_replicates_into_goiardi() {
+    if !peers::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let primary = ChefSyncServer::start(&dir.path().join("primary"));
+    let goiardi = Goiardi::start(&dir.path().join("goiardi"));
+    let admin = primary.org_with_admin("acme", "alice");
+    let alice_pem = admin.key.clone();
+    let alice = admin.chef;
+    chef_sync_tests::sample::load(&alice).await;
+
+    let config = dir.path().join("chef-sync.toml");
+    let sync_key = dir.path().join("sync.pem");
+    write_config(
+        &config,
+        &dir.path().join("syncd"),
+        &sync_key,
+        &format!(
+            "source = \"acme\"\ndestination = \"acme\"\ndestination_url = \"{}\"",
+            goiardi.url
+        ),
+        &format!("master = \"{}\"", primary.url),
+    );
+    let pivotal = primary.pivotal_key();
+    ok(&ctl(
+        &config,
+        &[
+            "prepare-org",
+            "acme",
+            "--server",
+            &primary.url,
+            "--superuser-key",
+            pivotal.to_str().unwrap(),
+        ],
+    ));
+    let out = ok(&ctl(
+        &config,
+        &[
+            "prepare-org",
+            "acme",
+            "--server",
+            &goiardi.url,
+            "--superuser",
+            "admin",
+            "--superuser-key",
+            goiardi.admin_key.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("created admin client ec_sync_user"), "{out}");
+    let out = ok(&ctl(
+        &config,
+        &[
+            "prepare-org",
+            "acme",
+            "--server",
+            &goiardi.url,
+            "--superuser",
+            "admin",
+            "--superuser-key",
+            goiardi.admin_key.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("nothing to do"), "{out}");
+
+    let _daemon = syncd(&config);
+    ok(&ctl(&config, &["sync-start", "acme"]));
+    let primary_view = || {
+        pythonchef(
+            "snapshot",
+            &format!("{}/organizations/acme", primary.url),
+            &alice_pem,
+            "alice",
+        )
+    };
+    let goiardi_view = || pythonchef("snapshot", &goiardi.url, &goiardi.admin_key, "admin");
+    converge("bootstrap into goiardi", primary_view, goiardi_view);
+
+    alice
+        .must(
+            "PUT",
+            "/roles/web",
+            json!({"name": "web", "run_list": ["recipe[nginx]", "role[db]"]}),
+            200,
+        )
+        .await;
+    alice.must("DELETE", "/roles/db", json!(null), 200).await;
+    alice
+        .must("DELETE", "/data/secrets/db", json!(null), 200)
+        .await;
+    alice
+        .must(
+            "PUT",
+            "/environments/prod",
+            json!({"name": "prod", "description": "changed"}),
+            200,
+        )
+        .await;
+    alice
+        .upload_cookbook(
+            "nginx",
+            "1.1.0",
+            &[("recipes/default.rb", b"package 'nginx'\nservice 'nginx'\n")],
+            false,
+        )
+        .await;
+    converge(
+        "updates and deletes into goiardi",
+        primary_view,
+        goiardi_view,
+    );
+    let rows: Value = serde_json::from_str(&ok(&ctl(&config, &["sync-status", "--json"]))).unwrap();
+    assert_eq!(rows[0]["unsynced"], 0, "{rows}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goiardi_without_a_feed_replicates_into_our_server_by_reconcile() {
+    if !peers::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let goiardi = Goiardi::start(&dir.path().join("goiardi"));
+    let replica = ChefSyncServer::start(&dir.path().join("replica"));
+    let v = dir.path().join("v.pem");
+    replica.admin(&[
+        "org-create",
+        "acme",
+        "Acme",
+        "--filename",
+        v.to_str().unwrap(),
+    ]);
+    pythonchef("load", &goiardi.url, &goiardi.admin_key, "admin");
+
+    let config = dir.path().join("chef-sync.toml");
+    let sync_key = dir.path().join("sync.pem");
+    write_config(
+        &config,
+        &dir.path().join("syncd"),
+        &sync_key,
+        &format!(
+            "source = \"acme\"\ndestination = \"acme\"\nsource_url = \"{}\"",
+            goiardi.url
+        ),
+        &format!("replica = \"{}\"", replica.url),
+    );
+    let out = ok(&ctl(
+        &config,
+        &[
+            "prepare-org",
+            "acme",
+            "--server",
+            &goiardi.url,
+            "--superuser",
+            "admin",
+            "--superuser-key",
+            goiardi.admin_key.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("created admin client"), "{out}");
+    let pivotal = replica.pivotal_key();
+    ok(&ctl(
+        &config,
+        &[
+            "prepare-org",
+            "acme",
+            "--server",
+            &replica.url,
+            "--superuser-key",
+            pivotal.to_str().unwrap(),
+            "--replica",
+        ],
+    ));
+
+    let _daemon = syncd(&config);
+    ok(&ctl(&config, &["sync-start", "acme"]));
+    let goiardi_view = || pythonchef("snapshot", &goiardi.url, &goiardi.admin_key, "admin");
+    let replica_view = || {
+        pythonchef(
+            "snapshot",
+            &format!("{}/organizations/acme", replica.url),
+            &pivotal,
+            "pivotal",
+        )
+    };
+    converge("full copy from goiardi", goiardi_view, replica_view);
+    pythonchef("mutate", &goiardi.url, &goiardi.admin_key, "admin");
+    converge(
+        "later changes and deletions on goiardi",
+        goiardi_view,
+        replica_view,
+    );
+    // A pass that finds nothing left to copy reports synced.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows: Value =
+            serde_json::from_str(&ok(&ctl(&config, &["sync-status", "--json"]))).unwrap();
+        if rows[0]["status"] == "synced" {
+            assert_eq!(
+                rows[0]["applied_seq"],
+                Value::Null,
+                "no feed position on a feedless primary"
+            );
+            assert_eq!(rows[0]["unsynced"], 0, "{rows}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never synced: {rows}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
