@@ -11,6 +11,7 @@ pub mod chef;
 pub mod mixlib;
 pub mod mock_primary;
 pub mod peers;
+pub mod postgres;
 pub mod process;
 pub mod sample;
 

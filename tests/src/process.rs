@@ -146,6 +146,8 @@ pub struct ChefSyncServer {
     pub data_dir: PathBuf,
     /// The running process.
     pub process: Process,
+    /// `--database`, when not the SQLite file in the data directory.
+    pub database: Option<String>,
 }
 
 impl ChefSyncServer {
@@ -156,11 +158,20 @@ impl ChefSyncServer {
 
     /// Starts a server on `listen` (to restart one on the port it had).
     pub fn start_on(data_dir: &Path, listen: &str) -> ChefSyncServer {
+        ChefSyncServer::start_with(data_dir, listen, None)
+    }
+
+    /// Starts a server on `listen` over `database` (a PostgreSQL URL shared by several
+    /// processes, say), or the data directory's SQLite file when `None`.
+    pub fn start_with(data_dir: &Path, listen: &str, database: Option<&str>) -> ChefSyncServer {
         let mut command = Command::new(bin("chef-sync-server"));
         command
             .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "chef_sync_server=info");
+        if let Some(url) = database {
+            command.args(["--database", url]);
+        }
         let mut process = Process::spawn(command);
         let line = process.wait_for_line("listening", Duration::from_secs(60));
         let addr = line
@@ -173,6 +184,7 @@ impl ChefSyncServer {
             url: format!("http://{addr}"),
             data_dir: data_dir.to_owned(),
             process,
+            database: database.map(str::to_owned),
         }
     }
 
@@ -182,6 +194,7 @@ impl ChefSyncServer {
             .args(args)
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .args(self.database.iter().flat_map(|url| ["--database", url]))
             .output()
             .expect("run chef-sync-server");
         assert!(

@@ -9,6 +9,9 @@ use chef_sync_shared::PrivateKey;
 use chef_sync_shared::signing::{self, RequestToSign, SigningVersion, sign_request};
 use serde::Serialize;
 
+/// Keep-alive connections of the load generator.
+pub const CONNECTIONS: usize = 8;
+
 /// One request, signed and ready to send any number of times.
 #[derive(Debug, Clone)]
 pub struct Prepared {

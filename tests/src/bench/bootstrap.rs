@@ -1,0 +1,144 @@
+//! Bootstrap throughput: the data set copied into an empty replica at concurrency 8,
+//! beside the same copy done serially and beside the write ceiling of a server like the
+//! replica (the load generator writing the same objects into an empty org), on SQLite and on
+//! PostgreSQL.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::dataset::DataSet;
+use super::proc_stats;
+use super::replication::{Replication, Tuning};
+use super::report::Report;
+use crate::postgres::TempDatabase;
+use crate::process::ChefSyncServer;
+
+/// A bootstrap's wall time (from the daemon's start, servers and orgs already set up) and the peak memory of the daemon and the replica.
+struct Copy {
+    seconds: f64,
+    syncd_rss: u64,
+    replica_rss: u64,
+}
+
+async fn copy(
+    dir: &Path,
+    primary: &ChefSyncServer,
+    concurrency: usize,
+    tag: &str,
+    database: Option<&str>,
+) -> Copy {
+    let tuning = Tuning {
+        concurrency,
+        long_poll: true,
+    };
+    let r =
+        Replication::start_orgs(dir, primary, &["boot".to_owned()], tuning, tag, database).await;
+    r.wait_synced(1).await;
+    Copy {
+        seconds: r.started.elapsed().as_secs_f64(),
+        syncd_rss: proc_stats::peak_rss(r.daemon.pid()).unwrap_or(0),
+        replica_rss: proc_stats::peak_rss(r.replica.process.pid()).unwrap_or(0),
+    }
+}
+
+/// A primary on `database` (or SQLite) holding the data set; the load's rate is the write
+/// ceiling of a server of that kind.
+async fn loaded_primary(
+    dir: &Path,
+    data: &DataSet,
+    backend: &str,
+    database: Option<&str>,
+) -> (ChefSyncServer, f64) {
+    let primary = ChefSyncServer::start_with(
+        &dir.join(format!("boot-primary-{backend}")),
+        "127.0.0.1:0",
+        database,
+    );
+    let chef = primary.org_with_admin("boot", "boot").chef;
+    let started = Instant::now();
+    data.load(&chef).await;
+    let ceiling = data.objects() as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "bootstrap data set written into an empty {backend} org at {ceiling:.0} objects/s (write ceiling)"
+    );
+    (primary, ceiling)
+}
+
+/// SQLite (concurrent, serial, ceiling, memory), then PostgreSQL (concurrent, ceiling).
+pub async fn run(report: &mut Report, dir: &Path, scale: f64) {
+    let data = DataSet::scaled(scale);
+    let objects = data.objects() as f64;
+    let mb = (data.cookbook_versions * data.files_per_version * data.file_bytes) as f64 / 1e6;
+    let set = format!("{objects} objects, {mb:.1} MB of files");
+
+    let (primary, ceiling) = loaded_primary(dir, &data, "sqlite", None).await;
+    let fast = copy(dir, &primary, 8, "c8", None).await;
+    let rate = objects / fast.seconds;
+    println!(
+        "bootstrap, concurrency 8: {:.1} s, {rate:.0} objects/s, chef-syncd peak RSS {} MB, replica server peak RSS {} MB",
+        fast.seconds,
+        fast.syncd_rss / 1_000_000,
+        fast.replica_rss / 1_000_000
+    );
+    let serial = copy(dir, &primary, 1, "c1", None).await;
+    println!(
+        "bootstrap, serial (concurrency 1): {:.1} s, {:.0} objects/s",
+        serial.seconds,
+        objects / serial.seconds
+    );
+    let primary_rss = proc_stats::peak_rss(primary.process.pid()).unwrap_or(0);
+    drop(primary);
+    report.add(
+        "bootstrap",
+        &format!("{set}, concurrency 8, into an empty SQLite replica"),
+        json!({"seconds": fast.seconds, "objects_per_s": rate}),
+        None,
+    );
+    report.add(
+        "bootstrap",
+        "same copy, serial (concurrency 1)",
+        json!({"seconds": serial.seconds, "objects_per_s": objects / serial.seconds, "speedup": serial.seconds / fast.seconds}),
+        Some(("≥ 10× the serial copy", serial.seconds / fast.seconds >= 10.0)),
+    );
+    report.add(
+        "bootstrap",
+        "SQLite write ceiling: the generator writing the same objects into an empty org, 8 at a time",
+        json!({"objects_per_s": ceiling, "bootstrap_share": rate / ceiling}),
+        Some(("bootstrap ≥ 70 % of the ceiling", rate >= 0.7 * ceiling)),
+    );
+    report.add(
+        "memory",
+        "peak RSS during the bootstrap",
+        json!({"chef_syncd_mb": fast.syncd_rss as f64 / 1e6, "replica_server_mb": fast.replica_rss as f64 / 1e6, "primary_server_mb": primary_rss as f64 / 1e6}),
+        Some(("chef-syncd ≤ 64 MB, server ≤ 150 MB", fast.syncd_rss <= 64_000_000 && fast.replica_rss.max(primary_rss) <= 150_000_000)),
+    );
+
+    let (Some(primary_db), Some(replica_db)) = (
+        TempDatabase::create("bench_boot_primary").await,
+        TempDatabase::create("bench_boot_replica").await,
+    ) else {
+        return;
+    };
+    let (primary, ceiling) = loaded_primary(dir, &data, "postgres", Some(&primary_db.url)).await;
+    let fast = copy(dir, &primary, 8, "pg-c8", Some(&replica_db.url)).await;
+    let rate = objects / fast.seconds;
+    println!(
+        "bootstrap into PostgreSQL, concurrency 8: {:.1} s, {rate:.0} objects/s, replica server peak RSS {} MB",
+        fast.seconds,
+        fast.replica_rss / 1_000_000
+    );
+    report.add(
+        "bootstrap",
+        &format!("{set}, concurrency 8, PostgreSQL primary into an empty PostgreSQL replica"),
+        json!({"seconds": fast.seconds, "objects_per_s": rate, "chef_syncd_peak_mb": fast.syncd_rss as f64 / 1e6, "replica_server_peak_mb": fast.replica_rss as f64 / 1e6}),
+        None,
+    );
+    report.add(
+        "bootstrap",
+        "PostgreSQL write ceiling: the generator writing the same objects into an empty org, 8 at a time",
+        json!({"objects_per_s": ceiling, "bootstrap_share": rate / ceiling}),
+        Some(("bootstrap ≥ 70 % of the ceiling", rate >= 0.7 * ceiling)),
+    );
+}

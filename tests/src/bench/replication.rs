@@ -1,0 +1,179 @@
+//! A replica server with chef-syncd following a primary's orgs (same names on both sides).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::process::{ChefSyncServer, Process, ctl, syncd};
+
+/// How the daemon is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Objects in flight per org.
+    pub concurrency: usize,
+    /// Long-poll the primary's feed (else poll every second).
+    pub long_poll: bool,
+}
+
+fn syncd_config(
+    path: &Path,
+    state: &Path,
+    key: &Path,
+    primary: &str,
+    replica: &str,
+    orgs: &[String],
+    t: Tuning,
+) {
+    let mut text = format!("role = \"replica\"\nmaster = \"{primary}\"\nreplica = \"{replica}\"\n");
+    for org in orgs {
+        text.push_str(&format!(
+            "[[organizations]]\nsource = \"{org}\"\ndestination = \"{org}\"\n"
+        ));
+    }
+    text.push_str(&format!(
+        "[ec_sync_client]\ndir = \"{s}\"\nlog_directory = \"{s}/log\"\nsocket_path = \"{s}/sock\"\nsync_key = \"{k}\"\npoll_interval = 1\nconcurrency = {c}\nlong_poll = {l}\n",
+        s = state.display(),
+        k = key.display(),
+        c = t.concurrency,
+        l = t.long_poll
+    ));
+    std::fs::write(path, text).expect("config");
+}
+
+/// A replica server and the daemon feeding it.
+#[derive(Debug)]
+pub struct Replication {
+    /// The replica.
+    pub replica: ChefSyncServer,
+    /// chef-syncd's config file.
+    pub config: PathBuf,
+    /// chef-syncd.
+    pub daemon: Process,
+    /// When chef-syncd was started (with every org already started, so syncing begins then).
+    pub started: std::time::Instant,
+    orgs: Vec<String>,
+}
+
+impl Replication {
+    /// Org `boot` of `primary` into a fresh SQLite replica.
+    pub async fn start(
+        dir: &Path,
+        primary: &ChefSyncServer,
+        concurrency: usize,
+        tag: &str,
+        long_poll: bool,
+    ) -> Replication {
+        let tuning = Tuning {
+            concurrency,
+            long_poll,
+        };
+        Replication::start_orgs(dir, primary, &["boot".to_owned()], tuning, tag, None).await
+    }
+
+    /// `orgs` (which exist on `primary`) into a fresh replica over `database` (or SQLite):
+    /// creates them on the replica, prepares both sides, starts syncing every org.
+    pub async fn start_orgs(
+        dir: &Path,
+        primary: &ChefSyncServer,
+        orgs: &[String],
+        tuning: Tuning,
+        tag: &str,
+        database: Option<&str>,
+    ) -> Replication {
+        let replica = ChefSyncServer::start_with(
+            &dir.join(format!("replica-{tag}")),
+            "127.0.0.1:0",
+            database,
+        );
+        let config = dir.join(format!("syncd-{tag}.toml"));
+        let key = dir.join("sync.pem");
+        syncd_config(
+            &config,
+            &dir.join(format!("state-{tag}")),
+            &key,
+            &primary.url,
+            &replica.url,
+            orgs,
+            tuning,
+        );
+        for org in orgs {
+            let v = dir.join(format!("v-{tag}-{org}.pem"));
+            replica.admin(&[
+                "org-create",
+                org,
+                org,
+                "--filename",
+                v.to_str().unwrap_or_default(),
+            ]);
+            for (server, flag) in [(primary, false), (&replica, true)] {
+                let pivotal = server.pivotal_key();
+                let mut args = vec![
+                    "prepare-org",
+                    org.as_str(),
+                    "--server",
+                    server.url.as_str(),
+                    "--superuser-key",
+                    pivotal.to_str().unwrap_or_default(),
+                ];
+                if flag {
+                    args.push("--replica");
+                }
+                let out = ctl(&config, &args);
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let out = ctl(&config, &["sync-start", org]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let started = std::time::Instant::now();
+        let daemon = syncd(&config);
+        Replication {
+            replica,
+            config,
+            daemon,
+            started,
+            orgs: orgs.to_vec(),
+        }
+    }
+
+    /// Waits until every org is synced at a feed position of at least `at_least`.
+    pub async fn wait_synced(&self, at_least: i64) {
+        loop {
+            let out = ctl(&self.config, &["sync-status", "--json"]);
+            let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let synced = rows.as_array().map_or(0, |rows| {
+                rows.iter()
+                    .filter(|r| {
+                        r["status"] == "synced"
+                            && r["applied_seq"].as_i64().is_some_and(|s| s >= at_least)
+                    })
+                    .count()
+            });
+            if synced == self.orgs.len() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Bytes under `dir`, recursively.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
