@@ -10,6 +10,5 @@ pub mod idle;
 pub mod lag;
 pub mod load;
 pub mod proc_stats;
-pub mod replication;
 pub mod report;
 pub mod throughput;

@@ -13,6 +13,7 @@ pub mod mock_primary;
 pub mod peers;
 pub mod postgres;
 pub mod process;
+pub mod replica;
 pub mod sample;
 
 use std::process::Command;

@@ -10,10 +10,10 @@ use serde_json::json;
 
 use super::dataset::DataSet;
 use super::proc_stats;
-use super::replication::{Replication, Tuning};
 use super::report::Report;
 use crate::postgres::TempDatabase;
 use crate::process::ChefSyncServer;
+use crate::replica::{Replication, Tuning};
 
 /// A bootstrap's wall time (from the daemon's start, servers and orgs already set up) and the peak memory of the daemon and the replica.
 struct Copy {
@@ -34,7 +34,7 @@ async fn copy(
         long_poll: true,
     };
     let r =
-        Replication::start_orgs(dir, primary, &["boot".to_owned()], tuning, tag, database).await;
+        Replication::start_orgs(dir, &[primary], &["boot".to_owned()], tuning, tag, database).await;
     r.wait_synced(1).await;
     Copy {
         seconds: r.started.elapsed().as_secs_f64(),
@@ -56,7 +56,10 @@ async fn loaded_primary(
         "127.0.0.1:0",
         database,
     );
-    let chef = primary.org_with_admin("boot", "boot").chef;
+    let chef = primary
+        .org_with_admin("boot", "boot")
+        .chef
+        .signing(chef_sync_shared::signing::SigningVersion::V1_3);
     let started = Instant::now();
     data.load(&chef).await;
     let ceiling = data.objects() as f64 / started.elapsed().as_secs_f64();

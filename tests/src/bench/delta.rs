@@ -5,9 +5,9 @@ use std::path::Path;
 use serde_json::json;
 
 use super::dataset::file_bytes;
-use super::replication::{Replication, dir_bytes};
 use super::report::Report;
 use crate::process::ChefSyncServer;
+use crate::replica::{Replication, dir_bytes};
 
 /// A new version of a 100-file cookbook that changes one file: bytes stored on the replica.
 pub async fn run(report: &mut Report, dir: &Path) {

@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::proc_stats;
-use super::replication::{Replication, Tuning};
 use super::report::Report;
 use crate::process::ChefSyncServer;
+use crate::replica::{Replication, Tuning};
 
 /// Org pairs the daemon follows.
 const ORGS: usize = 50;
@@ -29,7 +29,7 @@ pub async fn run(report: &mut Report, dir: &Path, seconds: u64) {
         concurrency: 8,
         long_poll: true,
     };
-    let r = Replication::start_orgs(dir, &primary, &orgs, tuning, "idle", None).await;
+    let r = Replication::start_orgs(dir, &[&primary], &orgs, tuning, "idle", None).await;
     r.wait_synced(1).await;
     // Let start-up work (first reconcile bookkeeping, connection set-up) settle first.
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::load;
-use super::replication::Replication;
 use super::report::Report;
 use crate::chef::Chef;
 use crate::process::ChefSyncServer;
+use crate::replica::Replication;
 
 /// Replication lag under a steady writer: 20 role writes per second on the primary for
 /// `seconds`; each write's commit (the primary's answer) to its arrival in the replica's own

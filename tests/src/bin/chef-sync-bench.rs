@@ -80,26 +80,44 @@ async fn main() {
         ),
         rows: Vec::new(),
     };
-    let dir = work.path();
-    let seconds = options.seconds;
-    if wanted("read") {
-        throughput::run(&mut report, dir, seconds).await;
-    }
-    if wanted("feed") {
-        feed::run(&mut report, dir, seconds).await;
-    }
-    if wanted("lag") {
-        lag::run(&mut report, dir, seconds * 6, true).await;
-        lag::run(&mut report, dir, seconds * 6, false).await;
-    }
-    if wanted("delta") {
-        delta::run(&mut report, dir).await;
-    }
-    if wanted("bootstrap") {
-        bootstrap::run(&mut report, dir, options.scale).await;
-    }
-    if wanted("idle") {
-        idle::run(&mut report, dir, seconds * 3).await;
+    // Interrupted (Ctrl-C, SIGTERM): the running benchmark is dropped, which stops every server
+    // and daemon it started, instead of leaving them running.
+    let interrupted = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    let benches = async {
+        let dir = work.path();
+        let seconds = options.seconds;
+        if wanted("read") {
+            throughput::run(&mut report, dir, seconds).await;
+        }
+        if wanted("feed") {
+            feed::run(&mut report, dir, seconds).await;
+        }
+        if wanted("lag") {
+            lag::run(&mut report, dir, seconds * 6, true).await;
+            lag::run(&mut report, dir, seconds * 6, false).await;
+        }
+        if wanted("delta") {
+            delta::run(&mut report, dir).await;
+        }
+        if wanted("bootstrap") {
+            bootstrap::run(&mut report, dir, options.scale).await;
+        }
+        if wanted("idle") {
+            idle::run(&mut report, dir, seconds * 3).await;
+        }
+    };
+    tokio::select! {
+        _ = benches => {}
+        _ = interrupted => {
+            eprintln!("chef-sync-bench: interrupted; the report holds what finished");
+        }
     }
     if let Err(e) = std::fs::create_dir_all(&options.out) {
         eprintln!("chef-sync-bench: {}: {e}", options.out.display());

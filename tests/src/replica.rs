@@ -1,4 +1,5 @@
-//! A replica server with chef-syncd following a primary's orgs (same names on both sides).
+//! A replica server with chef-syncd following a primary's orgs (same names on both sides), for
+//! end-to-end tests and benchmarks.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,19 +19,23 @@ fn syncd_config(
     path: &Path,
     state: &Path,
     key: &Path,
-    primary: &str,
+    primaries: &[&str],
     replica: &str,
     orgs: &[String],
     t: Tuning,
 ) {
-    let mut text = format!("role = \"replica\"\nmaster = \"{primary}\"\nreplica = \"{replica}\"\n");
+    let masters: Vec<String> = primaries.iter().map(|u| format!("\"{u}\"")).collect();
+    let mut text = format!(
+        "role = \"replica\"\nmaster = [{}]\nreplica = \"{replica}\"\n",
+        masters.join(", ")
+    );
     for org in orgs {
         text.push_str(&format!(
             "[[organizations]]\nsource = \"{org}\"\ndestination = \"{org}\"\n"
         ));
     }
     text.push_str(&format!(
-        "[ec_sync_client]\ndir = \"{s}\"\nlog_directory = \"{s}/log\"\nsocket_path = \"{s}/sock\"\nsync_key = \"{k}\"\npoll_interval = 1\nconcurrency = {c}\nlong_poll = {l}\n",
+        "[ec_sync_client]\ndir = \"{s}\"\nlog_directory = \"{s}/log\"\nsocket_path = \"{s}/sock\"\nsync_key = \"{k}\"\npoll_interval = 1\nconcurrency = {c}\nlong_poll = {l}\nreconcile_interval = 0\nrequest_timeout = 10\n",
         s = state.display(),
         k = key.display(),
         c = t.concurrency,
@@ -50,6 +55,7 @@ pub struct Replication {
     pub daemon: Process,
     /// When chef-syncd was started (with every org already started, so syncing begins then).
     pub started: std::time::Instant,
+    state_dir: PathBuf,
     orgs: Vec<String>,
 }
 
@@ -66,14 +72,16 @@ impl Replication {
             concurrency,
             long_poll,
         };
-        Replication::start_orgs(dir, primary, &["boot".to_owned()], tuning, tag, None).await
+        Replication::start_orgs(dir, &[primary], &["boot".to_owned()], tuning, tag, None).await
     }
 
-    /// `orgs` (which exist on `primary`) into a fresh replica over `database` (or SQLite):
-    /// creates them on the replica, prepares both sides, starts syncing every org.
+    /// `orgs` (which exist on the primaries) into a fresh replica over `database` (or SQLite):
+    /// creates them on the replica, prepares both sides (the primaries share one database, so
+    /// the first one is prepared), starts syncing every org. The daemon fails over from one
+    /// primary to the next in this order.
     pub async fn start_orgs(
         dir: &Path,
-        primary: &ChefSyncServer,
+        primaries: &[&ChefSyncServer],
         orgs: &[String],
         tuning: Tuning,
         tag: &str,
@@ -86,11 +94,12 @@ impl Replication {
         );
         let config = dir.join(format!("syncd-{tag}.toml"));
         let key = dir.join("sync.pem");
+        let state_dir = dir.join(format!("state-{tag}"));
         syncd_config(
             &config,
-            &dir.join(format!("state-{tag}")),
+            &state_dir,
             &key,
-            &primary.url,
+            &primaries.iter().map(|p| p.url.as_str()).collect::<Vec<_>>(),
             &replica.url,
             orgs,
             tuning,
@@ -104,7 +113,7 @@ impl Replication {
                 "--filename",
                 v.to_str().unwrap_or_default(),
             ]);
-            for (server, flag) in [(primary, false), (&replica, true)] {
+            for (server, flag) in [(primaries[0], false), (&replica, true)] {
                 let pivotal = server.pivotal_key();
                 let mut args = vec![
                     "prepare-org",
@@ -138,8 +147,20 @@ impl Replication {
             config,
             daemon,
             started,
+            state_dir,
             orgs: orgs.to_vec(),
         }
+    }
+
+    /// Restarts chef-syncd after it was killed (the old process is reaped first).
+    pub fn restart_daemon(&mut self) {
+        self.daemon.kill();
+        self.daemon = syncd(&self.config);
+    }
+
+    /// The daemon's state database (`dir/state.db`).
+    pub fn state_db(&self) -> PathBuf {
+        self.state_dir.join("state.db")
     }
 
     /// Waits until every org is synced at a feed position of at least `at_least`.
