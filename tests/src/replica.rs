@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::chef::Chef;
 use crate::process::{ChefSyncServer, Process, ctl, syncd};
 
 /// How the daemon is set up.
@@ -161,6 +162,54 @@ impl Replication {
     /// The daemon's state database (`dir/state.db`).
     pub fn state_db(&self) -> PathBuf {
         self.state_dir.join("state.db")
+    }
+
+    /// The replica's superuser, signing against `org`.
+    pub fn replica_admin(&self, org: &str) -> Chef {
+        Chef::new(
+            &format!("{}/organizations/{org}", self.replica.url),
+            "pivotal",
+            Chef::key_file(&self.replica.pivotal_key()),
+        )
+    }
+
+    /// `sync-status --json`.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_slice(&ctl(&self.config, &["sync-status", "--json"]).stdout)
+            .unwrap_or_default()
+    }
+
+    /// `sync-log ORG` (the last 2000 lines).
+    pub fn log(&self, org: &str) -> String {
+        String::from_utf8_lossy(&ctl(&self.config, &["sync-log", org, "-n", "2000"]).stdout)
+            .into_owned()
+    }
+
+    /// Waits (up to two minutes) until the replica's `org` is an exact copy of what `primary`
+    /// reads, every object's JSON and every cookbook file's bytes; panics with the differing
+    /// paths otherwise.
+    pub async fn converge(&self, primary: &Chef, org: &str, what: &str) {
+        let replica = self.replica_admin(org);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let p = primary.snapshot().await;
+            let q = replica.snapshot().await;
+            if p == q {
+                return;
+            }
+            if std::time::Instant::now() > deadline {
+                let differing: Vec<&String> = p
+                    .keys()
+                    .chain(q.keys())
+                    .filter(|k| p.get(*k) != q.get(*k))
+                    .collect();
+                panic!(
+                    "{what}: no exact copy; differing paths {differing:?}; status {}",
+                    self.status()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
 
     /// Waits until every org is synced at a feed position of at least `at_least`.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chef_sync_tests::chef::Chef;
 use chef_sync_tests::postgres::TempDatabase;
-use chef_sync_tests::process::{ChefSyncServer, ctl};
+use chef_sync_tests::process::ChefSyncServer;
 use chef_sync_tests::replica::{Replication, Tuning};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -47,31 +47,6 @@ async fn integrity(db: &Path) -> String {
         .unwrap();
     conn.close().await.unwrap();
     rows.join("; ")
-}
-
-/// Waits until the replica's org is an exact copy of the primary's.
-async fn converge(primary: &Chef, replica: &Chef, r: &Replication, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let p = primary.snapshot().await;
-        let q = replica.snapshot().await;
-        if p == q {
-            return;
-        }
-        if Instant::now() > deadline {
-            let differing: Vec<&String> = p
-                .keys()
-                .chain(q.keys())
-                .filter(|k| p.get(*k) != q.get(*k))
-                .collect();
-            let status = ctl(&r.config, &["sync-status", "--json"]);
-            panic!(
-                "{what}: no exact copy; differing paths {differing:?}; status {}",
-                String::from_utf8_lossy(&status.stdout)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }
 
 /// Random writes on the primary until `stop`: roles and items created, changed and deleted,
@@ -153,11 +128,6 @@ async fn syncd_killed_at_random_moments_converges_to_an_exact_copy() {
     };
     let mut r =
         Replication::start_orgs(dir.path(), &[&primary], &["acme".into()], tuning, "k", None).await;
-    let replica = Chef::new(
-        &format!("{}/organizations/acme", r.replica.url),
-        "pivotal",
-        Chef::key_file(&r.replica.pivotal_key()),
-    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut writer = None;
@@ -176,9 +146,7 @@ async fn syncd_killed_at_random_moments_converges_to_an_exact_copy() {
         }
         tokio::time::sleep(Duration::from_millis(rng.gen_range(30..600))).await;
         r.daemon.kill();
-        let status: Value =
-            serde_json::from_slice(&ctl(&r.config, &["sync-status", "--json"]).stdout).unwrap();
-        if status[0]["applied_seq"].is_null() {
+        if r.status()[0]["applied_seq"].is_null() {
             during_bootstrap += 1;
         } else {
             during_follow += 1;
@@ -203,9 +171,8 @@ async fn syncd_killed_at_random_moments_converges_to_an_exact_copy() {
         "the first half lands in the bootstrap"
     );
     assert_eq!(during_follow, kills - kills / 2);
-    converge(&alice, &replica, &r, "after the last restart").await;
-    let status: Value =
-        serde_json::from_slice(&ctl(&r.config, &["sync-status", "--json"]).stdout).unwrap();
+    r.converge(&alice, "acme", "after the last restart").await;
+    let status = r.status();
     assert_eq!(status[0]["unsynced"], 0, "{status}");
     r.daemon.terminate(Duration::from_secs(30));
     assert_eq!(integrity(&r.state_db()).await, "ok");
@@ -215,8 +182,7 @@ async fn syncd_killed_at_random_moments_converges_to_an_exact_copy() {
 async fn wait_checkpoint(r: &Replication) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let status: Value =
-            serde_json::from_slice(&ctl(&r.config, &["sync-status", "--json"]).stdout).unwrap();
+        let status = r.status();
         if !status[0]["applied_seq"].is_null() {
             return;
         }
