@@ -105,15 +105,20 @@ impl Replication {
             orgs,
             tuning,
         );
+        let superuser = Chef::new(
+            &replica.url,
+            "pivotal",
+            Chef::key_file(&replica.pivotal_key()),
+        );
         for org in orgs {
-            let v = dir.join(format!("v-{tag}-{org}.pem"));
-            replica.admin(&[
-                "org-create",
-                org,
-                org,
-                "--filename",
-                v.to_str().unwrap_or_default(),
-            ]);
+            superuser
+                .must(
+                    "POST",
+                    &format!("{}/organizations", replica.url),
+                    serde_json::json!({ "name": org, "full_name": org }),
+                    201,
+                )
+                .await;
             for (server, flag) in [(primaries[0], false), (&replica, true)] {
                 let pivotal = server.pivotal_key();
                 let mut args = vec![

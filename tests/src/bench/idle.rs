@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::proc_stats;
 use super::report::Report;
+use crate::chef::Chef;
 use crate::process::ChefSyncServer;
 use crate::replica::{Replication, Tuning};
 
@@ -18,11 +19,23 @@ const ORGS: usize = 50;
 pub async fn run(report: &mut Report, dir: &Path, seconds: u64) {
     let primary = ChefSyncServer::start(&dir.join("idle-primary"));
     let orgs: Vec<String> = (0..ORGS).map(|i| format!("org{i:02}")).collect();
+    let superuser = Chef::new(
+        &primary.url,
+        "pivotal",
+        Chef::key_file(&primary.pivotal_key()),
+    );
     for org in &orgs {
-        let admin = primary.org_with_admin(org, &format!("admin-{org}"));
-        admin
-            .chef
-            .must("POST", "/roles", json!({"name": "web"}), 201)
+        let base = format!("{}/organizations", primary.url);
+        superuser
+            .must("POST", &base, json!({"name": org, "full_name": org}), 201)
+            .await;
+        superuser
+            .must(
+                "POST",
+                &format!("{base}/{org}/roles"),
+                json!({"name": "web"}),
+                201,
+            )
             .await;
     }
     let tuning = Tuning {
