@@ -49,11 +49,11 @@ impl NameKind {
             | NameKind::DataBag
             | NameKind::DataBagItem
             | NameKind::Node
-            | NameKind::Key => "only letters, digits, '.', '_', ':' and '-' are allowed",
+            | NameKind::Key => "1 to 255 letters, digits, '.', '_', ':' and '-'",
             NameKind::Environment | NameKind::Cookbook | NameKind::Client => {
-                "only letters, digits, '.', '_' and '-' are allowed"
+                "1 to 255 letters, digits, '.', '_' and '-'"
             }
-            NameKind::User => "only lowercase letters, digits, '_' and '-' are allowed",
+            NameKind::User => "1 to 255 lowercase letters, digits, '_' and '-'",
             NameKind::Organization => {
                 "1 to 255 lowercase letters, digits, '_' and '-', starting with a letter or digit"
             }
@@ -77,20 +77,33 @@ impl NameKind {
     }
 }
 
+/// Longest name of any kind, in bytes: the width of Chef Infra Server's name columns, and a
+/// bound on what a hostile client can make every listing carry.
+pub const MAX_NAME_LEN: usize = 255;
+
 /// Checks `name` against Chef's rule for `kind`. The names `.` and `..` are refused for every
 /// kind: they would address a different URL than the object.
 pub fn validate_name(kind: NameKind, name: &str) -> Result<(), PathError> {
     let invalid = || PathError::InvalidName {
         kind: kind.label(),
-        name: name.to_owned(),
+        // A hostile name is not echoed back whole.
+        name: match name.char_indices().nth(64) {
+            Some((cut, _)) => format!("{}…", &name[..cut]),
+            None => name.to_owned(),
+        },
         rule: kind.rule(),
     };
-    if name.is_empty() || name == "." || name == ".." || !name.chars().all(|c| kind.allows(c)) {
+    if name.is_empty()
+        || name.len() > MAX_NAME_LEN
+        || name == "."
+        || name == ".."
+        || !name.chars().all(|c| kind.allows(c))
+    {
         return Err(invalid());
     }
     if kind == NameKind::Organization {
         let first_ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
-        if !first_ok || name.len() > 255 {
+        if !first_ok {
             return Err(invalid());
         }
     }
@@ -100,6 +113,14 @@ pub fn validate_name(kind: NameKind, name: &str) -> Result<(), PathError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_bounded() {
+        validate_name(NameKind::Role, &"a".repeat(MAX_NAME_LEN)).unwrap();
+        assert!(validate_name(NameKind::Role, &"a".repeat(MAX_NAME_LEN + 1)).is_err());
+        let err = validate_name(NameKind::DataBagItem, &"a".repeat(10_000)).unwrap_err();
+        assert!(err.to_string().len() < 200, "{err}");
+    }
 
     #[test]
     fn colon_only_where_chef_allows_it() {
@@ -142,7 +163,7 @@ mod tests {
         let err = validate_name(NameKind::Environment, "a:b").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid environment name 'a:b': only letters, digits, '.', '_' and '-' are allowed"
+            "invalid environment name 'a:b': 1 to 255 letters, digits, '.', '_' and '-'"
         );
     }
 }
