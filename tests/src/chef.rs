@@ -255,3 +255,38 @@ impl Chef {
         out
     }
 }
+
+/// Waits until `replica`'s snapshot equals `primary`'s (every object's JSON, every cookbook
+/// file's bytes), polling until `within` has passed; then panics naming the paths that differ
+/// on each side and what `context` says (the daemon's status, say).
+pub async fn converge(
+    primary: &Chef,
+    replica: &Chef,
+    what: &str,
+    within: std::time::Duration,
+    context: impl Fn() -> String,
+) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let p = primary.snapshot().await;
+        let q = replica.snapshot().await;
+        if p == q {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let differing = |a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>| {
+                a.iter()
+                    .filter(|(k, v)| b.get(*k) != Some(v))
+                    .map(|(k, _)| k.clone())
+                    .collect::<Vec<_>>()
+            };
+            panic!(
+                "{what}: replica did not converge; differing on primary side {:?}, replica side {:?}; {}",
+                differing(&p, &q),
+                differing(&q, &p),
+                context()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -137,6 +137,24 @@ impl Process {
     }
 }
 
+/// Runs `chef-sync-server ARGS… --data-dir DIR [--database URL]`, which must succeed (also
+/// before any server of that data runs, as the benchmarks fill a database first).
+pub fn server_admin(data_dir: &Path, database: Option<&str>, args: &[&str]) -> Output {
+    let out = Command::new(bin("chef-sync-server"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(database.iter().flat_map(|url| ["--database", url]))
+        .output()
+        .expect("run chef-sync-server");
+    assert!(
+        out.status.success(),
+        "chef-sync-server {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A `chef-sync-server` on 127.0.0.1 with its own data directory and SQLite database.
 #[derive(Debug)]
 pub struct ChefSyncServer {
@@ -190,19 +208,7 @@ impl ChefSyncServer {
 
     /// Runs an admin command (`user-create`, `org-create`, …) against this server's data.
     pub fn admin(&self, args: &[&str]) -> Output {
-        let out = Command::new(bin("chef-sync-server"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(self.database.iter().flat_map(|url| ["--database", url]))
-            .output()
-            .expect("run chef-sync-server");
-        assert!(
-            out.status.success(),
-            "chef-sync-server {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        server_admin(&self.data_dir, self.database.as_deref(), args)
     }
 
     /// `DATA_DIR/pivotal.pem`.

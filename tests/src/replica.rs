@@ -194,27 +194,14 @@ impl Replication {
     /// reads, every object's JSON and every cookbook file's bytes; panics with the differing
     /// paths otherwise.
     pub async fn converge(&self, primary: &Chef, org: &str, what: &str) {
-        let replica = self.replica_admin(org);
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let p = primary.snapshot().await;
-            let q = replica.snapshot().await;
-            if p == q {
-                return;
-            }
-            if std::time::Instant::now() > deadline {
-                let differing: Vec<&String> = p
-                    .keys()
-                    .chain(q.keys())
-                    .filter(|k| p.get(*k) != q.get(*k))
-                    .collect();
-                panic!(
-                    "{what}: no exact copy; differing paths {differing:?}; status {}",
-                    self.status()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        crate::chef::converge(
+            primary,
+            &self.replica_admin(org),
+            what,
+            Duration::from_secs(120),
+            || format!("status {}", self.status()),
+        )
+        .await;
     }
 
     /// Waits until every org is synced at a feed position of at least `at_least`.

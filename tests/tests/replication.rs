@@ -120,31 +120,14 @@ fn status(config: &Path) -> Vec<Value> {
 
 /// Waits until the replica's snapshot equals the primary's.
 async fn converge(setup: &Setup, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let primary = setup.alice.snapshot().await;
-        let replica = setup.replica_admin.snapshot().await;
-        if primary == replica {
-            return;
-        }
-        if Instant::now() > deadline {
-            let only_p: Vec<_> = primary
-                .iter()
-                .filter(|(k, v)| replica.get(*k) != Some(v))
-                .map(|(k, _)| k)
-                .collect();
-            let only_r: Vec<_> = replica
-                .iter()
-                .filter(|(k, v)| primary.get(*k) != Some(v))
-                .map(|(k, _)| k)
-                .collect();
-            panic!(
-                "{what}: replica did not converge; differing on primary side {only_p:?}, replica side {only_r:?}; status {:?}",
-                status(&setup.config)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    chef_sync_tests::chef::converge(
+        &setup.alice,
+        &setup.replica_admin,
+        what,
+        Duration::from_secs(60),
+        || format!("status {:?}", status(&setup.config)),
+    )
+    .await;
 }
 
 async fn wait_status(config: &Path, wanted: &str) -> Value {

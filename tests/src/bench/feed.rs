@@ -74,18 +74,7 @@ pub async fn run(report: &mut Report, dir: &Path, seconds: u64) {
 async fn one(report: &mut Report, dir: &Path, seconds: u64, backend: &str, database: Option<&str>) {
     let data = dir.join(format!("feed-{backend}"));
     let admin = |args: &[&str]| {
-        let out = std::process::Command::new(crate::process::bin("chef-sync-server"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(database.iter().flat_map(|url| ["--database", url]))
-            .output()
-            .expect("chef-sync-server");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::process::server_admin(&data, database, args);
     };
     let user_pem = dir.join(format!("feeduser-{backend}.pem"));
     admin(&[
