@@ -55,10 +55,20 @@ impl ChefError {
         matches!(self, ChefError::Transient { .. })
     }
 
-    fn from_reqwest(e: &reqwest::Error) -> ChefError {
+    fn from_reqwest(mut e: reqwest::Error) -> ChefError {
         let unreachable = e.is_connect();
+        // File URLs carry their signature in the query: it never goes into a message or a log.
+        if let Some(url) = e.url_mut() {
+            url.set_query(None);
+        }
+        let mut message = format!("request failed: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
         ChefError::Transient {
-            message: format!("request failed: {e}"),
+            message,
             retry_after: None,
             unreachable,
         }
@@ -239,7 +249,7 @@ impl ChefServer {
         if body.is_some() {
             req = req.header("content-type", "application/json").body(bytes);
         }
-        let resp = req.send().await.map_err(|e| ChefError::from_reqwest(&e))?;
+        let resp = req.send().await.map_err(ChefError::from_reqwest)?;
         let status = resp.status();
         let headers = resp.headers().clone();
         if resp.content_length().is_some_and(|n| n > MAX_JSON as u64) {
@@ -249,11 +259,7 @@ impl ChefServer {
         }
         let mut body = Vec::new();
         let mut resp = resp;
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| ChefError::from_reqwest(&e))?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(ChefError::from_reqwest)? {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_JSON {
                 return Err(ChefError::Malformed(format!(
@@ -307,7 +313,7 @@ impl ChefServer {
     pub async fn download(&self, url: &str) -> Result<reqwest::Response, ChefError> {
         // Chef clients sign file downloads too; servers that pre-sign the URL ignore it.
         let req = self.signed(Method::GET, url, b"")?.timeout(self.timeout);
-        let resp = req.send().await.map_err(|e| ChefError::from_reqwest(&e))?;
+        let resp = req.send().await.map_err(ChefError::from_reqwest)?;
         if resp.status().is_success() {
             Ok(resp)
         } else {
@@ -337,7 +343,7 @@ impl ChefServer {
             .body(body)
             .send()
             .await
-            .map_err(|e| ChefError::from_reqwest(&e))?;
+            .map_err(ChefError::from_reqwest)?;
         if resp.status().is_success() {
             Ok(())
         } else {

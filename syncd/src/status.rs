@@ -53,7 +53,15 @@ pub async fn rows(
     let mut out = Vec::new();
     for pair in &config.organizations {
         let org = state.org(&pair.destination).await?;
-        let parked = state.parked(&pair.destination).await?.len() as i64;
+        let parked_objects = state.parked(&pair.destination).await?;
+        let parked = parked_objects.len() as i64;
+        // A caught-up org with parked objects is not fine: say why, even between failures.
+        let parked_error = parked_objects.first().map(|p| {
+            format!(
+                "{parked} object(s) parked, the first {}: {}",
+                p.path, p.error
+            )
+        });
         let row = match org {
             Some(o) => StatusRow {
                 organization: o.destination,
@@ -69,7 +77,7 @@ pub async fn rows(
                 applied_seq: o.applied_seq,
                 primary_seq: o.primary_seq,
                 unsynced: parked + in_flight(&pair.destination),
-                last_error: o.last_error,
+                last_error: o.last_error.or(parked_error),
             },
             None => StatusRow {
                 organization: pair.destination.clone(),

@@ -45,6 +45,9 @@ pub struct Script {
     pub delays: Vec<(String, Duration, usize)>,
     /// Raw bodies served with 200 for paths equal to the key.
     pub raw: BTreeMap<String, String>,
+    /// Paths answered with a JSON object of this many bytes, streamed without a length (as
+    /// a hostile or broken primary might), built as it is sent.
+    pub streamed: BTreeMap<String, usize>,
     /// Request paths seen, in order.
     pub seen: Vec<String>,
     /// Requests whose signature did not verify.
@@ -104,6 +107,7 @@ impl MockPrimary {
             failures: Vec::new(),
             delays: Vec::new(),
             raw: BTreeMap::new(),
+            streamed: BTreeMap::new(),
             seen: Vec::new(),
             bad_signatures: 0,
         }));
@@ -151,6 +155,25 @@ impl MockPrimary {
             push_entry(s, "delete", path);
         });
     }
+}
+
+/// `{"name": "huge", "description": "xxx…"}` of `size` bytes, in 64 KiB chunks.
+fn huge_object(
+    size: usize,
+) -> impl futures_util::Stream<Item = Result<axum::body::Bytes, std::io::Error>> {
+    const CHUNK: usize = 64 * 1024;
+    let head = "{\"name\": \"huge\", \"description\": \"";
+    let tail = "\"}";
+    let filler = size.saturating_sub(head.len() + tail.len());
+    let chunks = std::iter::once(axum::body::Bytes::from_static(head.as_bytes()))
+        .chain((0..filler.div_ceil(CHUNK)).map(move |i| {
+            let n = CHUNK.min(filler - i * CHUNK);
+            axum::body::Bytes::from(vec![b'x'; n])
+        }))
+        .chain(std::iter::once(axum::body::Bytes::from_static(
+            tail.as_bytes(),
+        )));
+    futures_util::stream::iter(chunks.map(Ok))
 }
 
 /// Appends a feed entry with the next id.
@@ -239,6 +262,14 @@ async fn handle(State(mock): State<MockPrimary>, req: Request) -> Response {
     }
     if let Some(raw) = s.raw.get(rel) {
         return (StatusCode::OK, raw.clone()).into_response();
+    }
+    if let Some(&size) = s.streamed.get(rel) {
+        return (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            axum::body::Body::from_stream(huge_object(size)),
+        )
+            .into_response();
     }
     match rel {
         "" | "/" => json_response(

@@ -16,15 +16,17 @@ pub struct Tuning {
     pub long_poll: bool,
 }
 
+/// Writes chef-syncd's config to `path`; the sync key is `sync.pem` beside it.
 fn syncd_config(
     path: &Path,
     state: &Path,
-    key: &Path,
     primaries: &[&str],
     replica: &str,
     orgs: &[String],
     t: Tuning,
+    request_timeout: u64,
 ) {
+    let key = path.with_file_name("sync.pem");
     let masters: Vec<String> = primaries.iter().map(|u| format!("\"{u}\"")).collect();
     let mut text = format!(
         "role = \"replica\"\nmaster = [{}]\nreplica = \"{replica}\"\n",
@@ -36,7 +38,7 @@ fn syncd_config(
         ));
     }
     text.push_str(&format!(
-        "[ec_sync_client]\ndir = \"{s}\"\nlog_directory = \"{s}/log\"\nsocket_path = \"{s}/sock\"\nsync_key = \"{k}\"\npoll_interval = 1\nconcurrency = {c}\nlong_poll = {l}\nreconcile_interval = 0\nrequest_timeout = 10\n",
+        "[ec_sync_client]\ndir = \"{s}\"\nlog_directory = \"{s}/log\"\nsocket_path = \"{s}/sock\"\nsync_key = \"{k}\"\npoll_interval = 1\nconcurrency = {c}\nlong_poll = {l}\nreconcile_interval = 0\nrequest_timeout = {request_timeout}\n",
         s = state.display(),
         k = key.display(),
         c = t.concurrency,
@@ -88,22 +90,63 @@ impl Replication {
         tag: &str,
         database: Option<&str>,
     ) -> Replication {
+        let urls: Vec<&str> = primaries.iter().map(|p| p.url.as_str()).collect();
+        Replication::launch(dir, primaries, &urls, orgs, tuning, 10, tag, database).await
+    }
+
+    /// Org `org` of `primary` into a fresh SQLite replica, the daemon reaching the primary
+    /// through `via` (a fault proxy) and giving up on a request after `request_timeout` seconds.
+    pub async fn start_via(
+        dir: &Path,
+        primary: &ChefSyncServer,
+        via: &str,
+        org: &str,
+        request_timeout: u64,
+    ) -> Replication {
+        let tuning = Tuning {
+            concurrency: 4,
+            long_poll: true,
+        };
+        let orgs = [org.to_owned()];
+        Replication::launch(
+            dir,
+            &[primary],
+            &[via],
+            &orgs,
+            tuning,
+            request_timeout,
+            "via",
+            None,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn launch(
+        dir: &Path,
+        primaries: &[&ChefSyncServer],
+        daemon_urls: &[&str],
+        orgs: &[String],
+        tuning: Tuning,
+        request_timeout: u64,
+        tag: &str,
+        database: Option<&str>,
+    ) -> Replication {
         let replica = ChefSyncServer::start_with(
             &dir.join(format!("replica-{tag}")),
             "127.0.0.1:0",
             database,
         );
         let config = dir.join(format!("syncd-{tag}.toml"));
-        let key = dir.join("sync.pem");
         let state_dir = dir.join(format!("state-{tag}"));
         syncd_config(
             &config,
             &state_dir,
-            &key,
-            &primaries.iter().map(|p| p.url.as_str()).collect::<Vec<_>>(),
+            daemon_urls,
             &replica.url,
             orgs,
             tuning,
+            request_timeout,
         );
         let superuser = Chef::new(
             &replica.url,

@@ -566,3 +566,125 @@ async fn a_replica_outage_is_reported_and_recovered_from() {
     assert_eq!(rig.status()["last_error"], Value::Null);
     rig.finish();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_answers_and_wrong_file_bytes_are_refused_with_bounded_memory() {
+    use md5::{Digest, Md5};
+    let rig = rig(|m| m.put("/roles/base", role("base", "v1")), 0).await;
+    rig.wait_for("bootstrap", async |r| {
+        r.replica_has("/roles/base", &role("base", "v1")).await
+    })
+    .await;
+    let pid = rig.daemon.as_ref().unwrap().pid();
+
+    // A feed page of 1,000,000 entries (about 60 MB), whatever position is asked for.
+    let page: Vec<String> = (1..=1_000_000)
+        .map(|i| {
+            format!(
+                r#"{{"action":"create","id":{},"path":"/roles/flood{i}"}}"#,
+                i + 100
+            )
+        })
+        .collect();
+    let page = format!("[{}]", page.join(","));
+    let page_bytes = page.len();
+    rig.mock.edit(|s| {
+        s.raw.insert("/updated_since".into(), page);
+    });
+    rig.wait_for("the page refused", async |r| {
+        let row = r.status();
+        row["status"] == "error"
+            && row["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("larger than"))
+    })
+    .await;
+    let log = rig.log();
+    assert!(log.contains("larger than"), "{log}");
+    rig.mock.edit(|s| {
+        s.raw.remove("/updated_since");
+    });
+
+    // An object of 50 MB, streamed without a length, and a cookbook whose file bytes do not
+    // match the manifest's checksum.
+    let right = b"package 'nginx'\n";
+    let checksum = hex::encode(Md5::digest(right));
+    let manifest = json!({
+        "name": "bad-1.0.0", "cookbook_name": "bad", "version": "1.0.0",
+        "json_class": "Chef::CookbookVersion", "chef_type": "cookbook_version", "frozen?": false,
+        "metadata": {"name": "bad", "version": "1.0.0"},
+        "recipes": [{"name": "default.rb", "path": "recipes/default.rb", "checksum": checksum,
+                     "specificity": "default",
+                     "url": format!("{}/organizations/src/files/default.rb", rig.mock.url)}]
+    });
+    rig.mock.edit(|s| {
+        s.streamed.insert("/roles/huge".into(), 50 << 20);
+        push_entry(s, "create", "/roles/huge");
+        s.objects.insert("/cookbooks/bad/1.0.0".into(), manifest);
+        s.raw
+            .insert("/files/default.rb".into(), "package 'evil'\n".into());
+        push_entry(s, "create", "/cookbooks/bad/1.0.0");
+    });
+    rig.mock.put("/roles/after", role("after", "v1"));
+    rig.wait_for("the good role after them", async |r| {
+        r.replica_has("/roles/after", &role("after", "v1")).await
+    })
+    .await;
+    rig.wait_for("both parked", async |r| r.unsynced().len() == 2)
+        .await;
+    let parked = rig.unsynced();
+    let error_of = |p: &str| {
+        parked
+            .iter()
+            .find(|e| e["path"] == p)
+            .and_then(|e| e["error"].as_str())
+            .unwrap_or_else(|| panic!("{p} not parked: {parked:?}"))
+            .to_owned()
+    };
+    assert!(
+        error_of("/roles/huge").contains("larger than 16777216 bytes"),
+        "{parked:?}"
+    );
+    assert!(
+        error_of("/cookbooks/bad/1.0.0").contains(&format!("manifest says {checksum}")),
+        "{parked:?}"
+    );
+    assert!(rig.replica_lacks("/roles/huge").await);
+    assert!(rig.replica_lacks("/cookbooks/bad").await);
+    let wrong = hex::encode(Md5::digest(b"package 'evil'\n"));
+    let stored = files_under(&rig.dir.path().join("replica"));
+    assert!(
+        stored
+            .iter()
+            .all(|f| !f.contains(&checksum) && !f.contains(&wrong)),
+        "the wrong bytes never reached the replica's file store: {stored:?}"
+    );
+    assert!(
+        files_under(&rig.dir.path().join("replica/tmp")).is_empty(),
+        "no staged upload left behind"
+    );
+    let peak = chef_sync_tests::bench::proc_stats::peak_rss(pid).unwrap();
+    eprintln!(
+        "feed page of {page_bytes} bytes and a 50 MB object refused; chef-syncd peak RSS {} MB",
+        peak >> 20
+    );
+    assert!(peak < 64 << 20, "chef-syncd peak RSS {peak} bytes");
+    rig.finish();
+}
+
+/// Every file name under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            if e.path().is_dir() {
+                files_under(&e.path())
+            } else {
+                vec![e.path().display().to_string()]
+            }
+        })
+        .collect()
+}

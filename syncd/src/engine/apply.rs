@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::backoff::{RetryPolicy, retry};
 use super::cookbooks;
-use super::plan::{Action, Change};
+use super::plan::{Action, Change, phases};
 use crate::chef_client::{ChefError, ChefServer};
 
 /// Both ends of an org pair.
@@ -69,6 +69,54 @@ impl Sides {
             .await
             .map(|_| ())
     }
+}
+
+/// What applying one change ended in.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The change attempted.
+    pub change: Change,
+    /// Its result.
+    pub result: Result<Applied, ChefError>,
+}
+
+/// Applies `changes` phase by phase, `concurrency` at a time (`replica_has` says what a listing
+/// already told about a path). The first change that finds a server unreachable ends the batch:
+/// the rest would only wait out their own retries against a server that is down, and the
+/// caller checkpoints nothing from a batch that failed that way.
+pub async fn apply_batch(
+    sides: &Sides,
+    changes: Vec<Change>,
+    replica_has: impl Fn(&ObjectPath) -> Option<bool>,
+    concurrency: usize,
+) -> Vec<Outcome> {
+    use futures_util::StreamExt;
+    let mut outcomes = Vec::new();
+    for phase in phases(changes) {
+        let mut done = futures_util::stream::iter(phase)
+            .map(|change| {
+                let has = replica_has(&change.path);
+                async move {
+                    let result = apply(sides, &change, has).await;
+                    Outcome { change, result }
+                }
+            })
+            .buffer_unordered(concurrency.max(1));
+        while let Some(outcome) = done.next().await {
+            let unreachable = matches!(
+                outcome.result,
+                Err(ChefError::Transient {
+                    unreachable: true,
+                    ..
+                })
+            );
+            outcomes.push(outcome);
+            if unreachable {
+                return outcomes;
+            }
+        }
+    }
+    outcomes
 }
 
 /// Applies one change. `replica_has` is what a listing already told us (`None`: unknown).

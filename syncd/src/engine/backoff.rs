@@ -47,11 +47,22 @@ where
     loop {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(ChefError::Transient { retry_after, .. }) if attempt + 1 < policy.attempts => {
+            Err(ChefError::Transient {
+                retry_after,
+                message,
+                ..
+            }) if attempt + 1 < policy.attempts => {
                 let wait = match retry_after {
                     Some(server_says) => server_says.min(policy.max),
                     None => delay(policy.base, policy.max, attempt),
                 };
+                // Recovered retries leave no other trace; the manager log shows them.
+                tracing::info!(
+                    attempt = attempt + 1,
+                    wait_ms = wait.as_millis() as u64,
+                    error = %message,
+                    "retrying"
+                );
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }

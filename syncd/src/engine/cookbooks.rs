@@ -153,12 +153,36 @@ async fn upload_missing(
     Ok(())
 }
 
-/// A byte stream that computes MD5 as it goes and fails at the end if the content does not
-/// match the expected checksum, so a corrupt file is never committed on the replica.
+/// A byte stream that computes MD5 as it goes and fails if the content does not match the
+/// expected checksum, so a corrupt file is never committed on the replica. With a known length
+/// the check happens before the last chunk is passed on: an HTTP client stops reading once it
+/// has sent Content-Length bytes, and the wrong bytes must not all reach the replica.
 struct Verified<S> {
     inner: S,
-    hasher: Arc<Mutex<Option<Md5>>>,
+    hasher: Option<Md5>,
     expected: String,
+    length: Option<u64>,
+    seen: u64,
+    /// Set when the content did not match, so the failed upload is reported as what it is.
+    mismatch: Arc<Mutex<Option<String>>>,
+}
+
+impl<S> Verified<S> {
+    /// Compares the digest once; an error when it differs.
+    fn check(&mut self) -> Option<std::io::Error> {
+        let digest = hex::encode(self.hasher.take()?.finalize());
+        if digest == self.expected {
+            return None;
+        }
+        let why = format!(
+            "the primary's file has MD5 {digest}, its manifest says {}",
+            self.expected
+        );
+        if let Ok(mut m) = self.mismatch.lock() {
+            *m = Some(why.clone());
+        }
+        Some(std::io::Error::other(why))
+    }
 }
 
 impl<S> Stream for Verified<S>
@@ -170,28 +194,19 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
-                if let Ok(mut guard) = self.hasher.lock()
-                    && let Some(h) = guard.as_mut()
-                {
+                if let Some(h) = self.hasher.as_mut() {
                     h.update(&chunk);
+                }
+                self.seen += chunk.len() as u64;
+                if self.length == Some(self.seen)
+                    && let Some(e) = self.check()
+                {
+                    return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(std::io::Error::other(e)))),
-            Poll::Ready(None) => {
-                let digest = self
-                    .hasher
-                    .lock()
-                    .ok()
-                    .and_then(|mut g| g.take())
-                    .map(|h| hex::encode(h.finalize()));
-                match digest {
-                    Some(d) if d != self.expected => Poll::Ready(Some(Err(std::io::Error::other(
-                        format!("content has MD5 {d}, the manifest says {}", self.expected),
-                    )))),
-                    _ => Poll::Ready(None),
-                }
-            }
+            Poll::Ready(None) => Poll::Ready(self.check().map(Err)),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -204,13 +219,22 @@ async fn transfer(sides: &Sides, checksum: &str, from: &str, to: &str) -> Result
     let expected = checksum.to_ascii_lowercase();
     let raw = hex::decode(&expected).map_err(|e| ChefError::Malformed(e.to_string()))?;
     let content_md5 = base64::engine::general_purpose::STANDARD.encode(raw);
+    let mismatch = Arc::new(Mutex::new(None));
     let stream = Verified {
         inner: Box::pin(response.bytes_stream()),
-        hasher: Arc::new(Mutex::new(Some(Md5::new()))),
+        hasher: Some(Md5::new()),
         expected,
+        length,
+        seen: 0,
+        mismatch: mismatch.clone(),
     };
-    sides
+    let uploaded = sides
         .replica
         .upload(to, reqwest::Body::wrap_stream(stream), &content_md5, length)
-        .await
+        .await;
+    // Wrong bytes stay wrong however often they are fetched: not worth an immediate retry.
+    match mismatch.lock().ok().and_then(|mut m| m.take()) {
+        Some(why) if uploaded.is_err() => Err(ChefError::Malformed(why)),
+        _ => uploaded,
+    }
 }

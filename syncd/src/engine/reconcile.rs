@@ -8,19 +8,10 @@ use chef_sync_shared::ObjectPath;
 use chef_sync_shared::objects::Environment;
 use serde_json::Value;
 
-use super::apply::{Applied, Sides, apply};
+use super::apply::{Outcome, Sides, apply_batch};
 use super::backoff::retry;
-use super::plan::{Action, Change, phases};
+use super::plan::{Action, Change};
 use crate::chef_client::{ChefError, ChefServer};
-
-/// What one object's reconcile ended in.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The change attempted.
-    pub change: Change,
-    /// Its result.
-    pub result: Result<Applied, ChefError>,
-}
 
 fn names(listing: &Value, what: &str) -> Result<Vec<String>, ChefError> {
     listing
@@ -88,7 +79,6 @@ pub async fn list(server: &ChefServer, sides: &Sides) -> Result<BTreeSet<ObjectP
 
 /// Makes the replica equal to the primary; `concurrency` objects at a time.
 pub async fn reconcile(sides: &Sides, concurrency: usize) -> Result<Vec<Outcome>, ChefError> {
-    use futures_util::StreamExt;
     let on_primary = list(&sides.primary, sides).await?;
     let on_replica = list(&sides.replica, sides).await?;
     let mut changes: Vec<(Change, bool)> = on_primary
@@ -114,24 +104,16 @@ pub async fn reconcile(sides: &Sides, concurrency: usize) -> Result<Vec<Outcome>
             true,
         )
     }));
-    let mut outcomes = Vec::new();
     let present: std::collections::HashMap<ObjectPath, bool> = changes
         .iter()
         .map(|(c, has)| (c.path.clone(), *has))
         .collect();
-    for phase in phases(changes.into_iter().map(|(c, _)| c).collect()) {
-        let done: Vec<Outcome> = futures_util::stream::iter(phase)
-            .map(|change| {
-                let has = present.get(&change.path).copied();
-                async move {
-                    let result = apply(sides, &change, has).await;
-                    Outcome { change, result }
-                }
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
-        outcomes.extend(done);
-    }
+    let outcomes = apply_batch(
+        sides,
+        changes.into_iter().map(|(c, _)| c).collect(),
+        |path| present.get(path).copied(),
+        concurrency,
+    )
+    .await;
     Ok(outcomes)
 }

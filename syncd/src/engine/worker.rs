@@ -10,10 +10,11 @@ use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
 use super::apply::{Applied, Sides, apply};
+use super::apply::{Outcome, apply_batch};
 use super::backoff::{RetryPolicy, delay};
 use super::feed::{self, FeedError, PAGE};
-use super::plan::{Action, Change, coalesce, phases};
-use super::reconcile::{Outcome, reconcile};
+use super::plan::{Action, Change, coalesce};
+use super::reconcile::reconcile;
 use crate::chef_client::{ChefError, ChefServer};
 use crate::logs::RotatingFile;
 use crate::state::{Checkpoint, OrgState, Parked, State, Status, timestamp};
@@ -262,10 +263,10 @@ impl Worker {
         CycleError {
             message: format!(
                 "{side} {}: {e}",
-                if e.is_transient() {
-                    "unavailable"
-                } else {
-                    "refused"
+                match e {
+                    ChefError::Transient { .. } => "unavailable",
+                    ChefError::Malformed(_) => "sent an unusable answer",
+                    _ => "refused",
                 }
             ),
             primary_down,
@@ -596,20 +597,7 @@ impl Worker {
     }
 
     async fn apply_all(&self, sides: &Sides, changes: Vec<Change>) -> Vec<Outcome> {
-        use futures_util::StreamExt;
-        let mut outcomes = Vec::new();
-        for phase in phases(changes) {
-            let done: Vec<Outcome> = futures_util::stream::iter(phase)
-                .map(|change| async move {
-                    let result = apply(sides, &change, None).await;
-                    Outcome { change, result }
-                })
-                .buffer_unordered(self.settings.concurrency.max(1))
-                .collect()
-                .await;
-            outcomes.extend(done);
-        }
-        outcomes
+        apply_batch(sides, changes, |_| None, self.settings.concurrency).await
     }
 
     async fn periodic_reconcile(&mut self, sides: &Sides) -> Result<(), CycleError> {
