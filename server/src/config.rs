@@ -127,7 +127,12 @@ impl Config {
     pub fn database_url(&self) -> String {
         self.database
             .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("chef-sync.db").display()))
+            .unwrap_or_else(|| format!("sqlite://{}", self.sqlite_file().display()))
+    }
+
+    /// The embedded database file, used when no `database` URL is set.
+    pub fn sqlite_file(&self) -> PathBuf {
+        self.data_dir.join("chef-sync.db")
     }
 }
 

@@ -113,23 +113,38 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
+        // The database holds the key that signs file URLs: owner-only from the first byte
+        // (SQLite gives its -wal and -shm files the same mode).
+        let file = config.sqlite_file();
+        if !file.exists() {
+            create_private(&file)?;
+        }
     }
     Store::connect(&config.database_url(), config.db_pool_size)
         .await
         .context("cannot open the database")
 }
 
-/// Writes a private key readable only by its owner.
-fn write_key(path: &std::path::Path, pem: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
+/// Opens `path` for writing, truncated and readable only by its owner, even when it existed
+/// before with a wider mode.
+fn create_private(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("cannot write key file {}", path.display()))?;
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))?;
+    Ok(f)
+}
+
+/// Writes a private key readable only by its owner.
+fn write_key(path: &std::path::Path, pem: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = create_private(path)?;
     f.write_all(pem.as_bytes())?;
     f.sync_all()?;
     Ok(())

@@ -68,10 +68,23 @@ pub fn load_key(path: &Path) -> Result<PrivateKey, DaemonError> {
         path: path.display().to_string(),
         problem: e.to_string(),
     })?;
-    PrivateKey::from_pem(&text).map_err(|e| DaemonError::Key {
+    let key = PrivateKey::from_pem(&text).map_err(|e| DaemonError::Key {
         path: path.display().to_string(),
         problem: e.to_string(),
-    })
+    })?;
+    // Like ssh, say so when others can read the key; unlike ssh, keep going (an operator may
+    // rely on a group-readable key while fixing it).
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "sync_key {} is readable by others (mode {mode:o}); run chmod 600 on it",
+                path.display()
+            );
+        }
+    }
+    Ok(key)
 }
 
 /// The URLs of a pair: primaries in failover order, and the replica org.

@@ -182,11 +182,21 @@ impl ChefSyncServer {
     /// Starts a server on `listen` over `database` (a PostgreSQL URL shared by several
     /// processes, say), or the data directory's SQLite file when `None`.
     pub fn start_with(data_dir: &Path, listen: &str, database: Option<&str>) -> ChefSyncServer {
+        ChefSyncServer::start_logging(data_dir, listen, database, None)
+    }
+
+    /// Like [`ChefSyncServer::start_with`], logging with `rust_log` (`RUST_LOG`) when given.
+    pub fn start_logging(
+        data_dir: &Path,
+        listen: &str,
+        database: Option<&str>,
+        rust_log: Option<&str>,
+    ) -> ChefSyncServer {
         let mut command = Command::new(bin("chef-sync-server"));
         command
             .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
-            .env("RUST_LOG", "chef_sync_server=info");
+            .env("RUST_LOG", rust_log.unwrap_or("chef_sync_server=info"));
         if let Some(url) = database {
             command.args(["--database", url]);
         }
@@ -276,11 +286,16 @@ pub fn ctl(config: &Path, args: &[&str]) -> Output {
 
 /// Starts `chef-syncd --config CONFIG` and waits until it serves its control socket.
 pub fn syncd(config: &Path) -> Process {
+    syncd_logging(config, None)
+}
+
+/// Like [`syncd`], logging with `rust_log` (`RUST_LOG`) when given.
+pub fn syncd_logging(config: &Path, rust_log: Option<&str>) -> Process {
     let mut command = Command::new(bin("chef-syncd"));
-    command
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "chef_sync_syncd=debug,chef_syncd=info");
+    command.arg("--config").arg(config).env(
+        "RUST_LOG",
+        rust_log.unwrap_or("chef_sync_syncd=debug,chef_syncd=info"),
+    );
     let mut process = Process::spawn(command);
     process.wait_for_line("chef-syncd started", Duration::from_secs(60));
     process

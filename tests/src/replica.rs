@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::chef::Chef;
-use crate::process::{ChefSyncServer, Process, ctl, syncd};
+use crate::process::{ChefSyncServer, Process, ctl, syncd_logging};
 
 /// How the daemon is set up.
 #[derive(Debug, Clone, Copy)]
@@ -14,6 +14,18 @@ pub struct Tuning {
     pub concurrency: usize,
     /// Long-poll the primary's feed (else poll every second).
     pub long_poll: bool,
+    /// `RUST_LOG` for the replica server and chef-syncd instead of the harness's own filter.
+    pub rust_log: Option<&'static str>,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            concurrency: 4,
+            long_poll: true,
+            rust_log: None,
+        }
+    }
 }
 
 /// Writes chef-syncd's config to `path`; the sync key is `sync.pem` beside it.
@@ -60,6 +72,7 @@ pub struct Replication {
     pub started: std::time::Instant,
     state_dir: PathBuf,
     orgs: Vec<String>,
+    rust_log: Option<&'static str>,
 }
 
 impl Replication {
@@ -74,6 +87,7 @@ impl Replication {
         let tuning = Tuning {
             concurrency,
             long_poll,
+            ..Tuning::default()
         };
         Replication::start_orgs(dir, &[primary], &["boot".to_owned()], tuning, tag, None).await
     }
@@ -106,6 +120,7 @@ impl Replication {
         let tuning = Tuning {
             concurrency: 4,
             long_poll: true,
+            ..Tuning::default()
         };
         let orgs = [org.to_owned()];
         Replication::launch(
@@ -132,10 +147,11 @@ impl Replication {
         tag: &str,
         database: Option<&str>,
     ) -> Replication {
-        let replica = ChefSyncServer::start_with(
+        let replica = ChefSyncServer::start_logging(
             &dir.join(format!("replica-{tag}")),
             "127.0.0.1:0",
             database,
+            tuning.rust_log,
         );
         let config = dir.join(format!("syncd-{tag}.toml"));
         let state_dir = dir.join(format!("state-{tag}"));
@@ -190,7 +206,7 @@ impl Replication {
             );
         }
         let started = std::time::Instant::now();
-        let daemon = syncd(&config);
+        let daemon = syncd_logging(&config, tuning.rust_log);
         Replication {
             replica,
             config,
@@ -198,13 +214,14 @@ impl Replication {
             started,
             state_dir,
             orgs: orgs.to_vec(),
+            rust_log: tuning.rust_log,
         }
     }
 
     /// Restarts chef-syncd after it was killed (the old process is reaped first).
     pub fn restart_daemon(&mut self) {
         self.daemon.kill();
-        self.daemon = syncd(&self.config);
+        self.daemon = syncd_logging(&self.config, self.rust_log);
     }
 
     /// The daemon's state database (`dir/state.db`).

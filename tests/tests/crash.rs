@@ -125,6 +125,7 @@ async fn syncd_killed_at_random_moments_converges_to_an_exact_copy() {
     let tuning = Tuning {
         concurrency: 8,
         long_poll: true,
+        ..Tuning::default()
     };
     let mut r =
         Replication::start_orgs(dir.path(), &[&primary], &["acme".into()], tuning, "k", None).await;

@@ -125,6 +125,7 @@ async fn primary_down_for_a_minute_mid_bootstrap_recovers_by_itself() {
     let tuning = Tuning {
         concurrency: 4,
         long_poll: true,
+        ..Tuning::default()
     };
     let r =
         Replication::start_orgs(dir.path(), &[&primary], &["acme".into()], tuning, "p", None).await;
@@ -184,6 +185,7 @@ async fn replica_down_mid_bootstrap_recovers_by_itself() {
     let tuning = Tuning {
         concurrency: 4,
         long_poll: true,
+        ..Tuning::default()
     };
     let mut r =
         Replication::start_orgs(dir.path(), &[&primary], &["acme".into()], tuning, "r", None).await;

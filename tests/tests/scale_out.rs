@@ -119,6 +119,7 @@ async fn a_killed_primary_fails_over_to_the_second_without_a_full_copy() {
     let tuning = Tuning {
         concurrency: 4,
         long_poll: true,
+        ..Tuning::default()
     };
     let r = Replication::start_orgs(
         dir.path(),

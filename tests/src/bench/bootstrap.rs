@@ -32,6 +32,7 @@ async fn copy(
     let tuning = Tuning {
         concurrency,
         long_poll: true,
+        ..Tuning::default()
     };
     let r =
         Replication::start_orgs(dir, &[primary], &["boot".to_owned()], tuning, tag, database).await;

@@ -41,6 +41,7 @@ pub async fn run(report: &mut Report, dir: &Path, seconds: u64) {
     let tuning = Tuning {
         concurrency: 8,
         long_poll: true,
+        ..Tuning::default()
     };
     let r = Replication::start_orgs(dir, &[&primary], &orgs, tuning, "idle", None).await;
     r.wait_synced(1).await;
