@@ -244,7 +244,8 @@ impl Chef {
                                 "{rel}#{segment}/{}",
                                 file["path"].as_str().unwrap_or_default()
                             ),
-                            json!(String::from_utf8_lossy(&bytes)),
+                            // Exact bytes: a lossy text form would hide binary differences.
+                            json!(base64::engine::general_purpose::STANDARD.encode(&bytes)),
                         );
                         file.as_object_mut().map(|f| f.remove("url"));
                     }
@@ -271,6 +272,11 @@ pub async fn converge(
         let p = primary.snapshot().await;
         let q = replica.snapshot().await;
         if p == q {
+            let files = p.keys().filter(|k| k.contains('#')).count();
+            eprintln!(
+                "{what}: exact copy, {} objects and {files} cookbook files compared",
+                p.len() - files
+            );
             return;
         }
         if std::time::Instant::now() > deadline {

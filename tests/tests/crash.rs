@@ -339,6 +339,13 @@ async fn server_killed_during_writes(database: Option<&str>, backend: &str) {
             "round {round}: every stored role has its feed entry and every entry its role"
         );
     }
+    let (created, counters) = {
+        let a = acked.lock().unwrap();
+        (a.created.len(), a.counters.len())
+    };
+    eprintln!(
+        "{backend}: {rounds} kills; {created} acknowledged creates and {counters} counters present, every role with its feed entry"
+    );
     if database.is_none() {
         drop(server);
         assert_eq!(integrity(&data.join("chef-sync.db")).await, "ok");

@@ -98,6 +98,10 @@ async fn three_processes_and_six_writers_give_one_ordered_feed() {
         .collect();
     assert_eq!(paths.len(), written.len(), "every write seen exactly once");
     assert_eq!(paths.into_iter().collect::<BTreeSet<_>>(), written);
+    eprintln!(
+        "{} writes over three processes, each seen once and in id order by the reader",
+        written.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

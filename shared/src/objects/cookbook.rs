@@ -87,14 +87,26 @@ fn take_string(map: &mut JsonMap, field: &str) -> Result<Option<String>, ObjectE
 fn take_files(map: &mut JsonMap, field: &str) -> Result<Option<Vec<CookbookFile>>, ObjectError> {
     match map.remove(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Array(_)) => serde_json::from_value(v).map(Some).map_err(|e| ObjectError::Field {
-            field: field.into(),
-            problem: if e.to_string().contains("missing field") {
-                "has a file entry without name, path, checksum or specificity"
-            } else {
-                "must be a list of file entries with string name, path, checksum and specificity"
-            },
-        }),
+        Some(v @ Value::Array(_)) => {
+            let files: Vec<CookbookFile> =
+                serde_json::from_value(v).map_err(|e| ObjectError::Field {
+                    field: field.into(),
+                    problem: if e.to_string().contains("missing field") {
+                        "has a file entry without name, path, checksum or specificity"
+                    } else {
+                        "must be a list of file entries with string name, path, checksum and specificity"
+                    },
+                })?;
+            // An empty name or path names no file; in the all_files form it would also turn a
+            // segment prefix into a name of its own (found by fuzzing).
+            if files.iter().any(|f| f.name.is_empty() || f.path.is_empty()) {
+                return Err(ObjectError::Field {
+                    field: field.into(),
+                    problem: "has a file entry with an empty name or path",
+                });
+            }
+            Ok(Some(files))
+        }
         Some(_) => Err(ObjectError::Field {
             field: field.into(),
             problem: "must be a list",
@@ -397,6 +409,8 @@ mod tests {
             json!({"name": "a-1", "frozen?": "yes"}),
             json!({"name": "a-1", "metadata": []}),
             json!({"name": 1}),
+            json!({"name": "a-1", "root_files": [{"name": "", "path": "README.md", "checksum": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "specificity": "default"}]}),
+            json!({"name": "a-1", "all_files": [{"name": "recipes/a.rb", "path": "", "checksum": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "specificity": "default"}]}),
         ];
         for b in bad {
             assert!(

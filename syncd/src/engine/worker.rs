@@ -292,6 +292,26 @@ impl Worker {
         }
     }
 
+    /// Which server a transport error's URL points at: `primary`, `replica`, or `server` when
+    /// both live at the same address.
+    fn side_named_in(&self, message: &str) -> &'static str {
+        let sides = self.sides();
+        let origin = |base: &str| {
+            let end = base
+                .match_indices('/')
+                .nth(2)
+                .map_or(base.len(), |(i, _)| i);
+            format!("{}/", &base[..end])
+        };
+        let primary = message.contains(&origin(sides.primary.base()));
+        let replica = message.contains(&origin(sides.replica.base()));
+        match (primary, replica) {
+            (true, false) => "primary",
+            (false, true) => "replica",
+            _ => "server",
+        }
+    }
+
     /// Splits outcomes into what to release and what to park; a server that could not be
     /// reached at all fails the whole batch instead (nothing is checkpointed).
     fn settle(&self, outcomes: Vec<Outcome>) -> Result<(Checkpoint, usize), CycleError> {
@@ -311,9 +331,11 @@ impl Worker {
                     message,
                     ..
                 }) => {
+                    let side = self.side_named_in(&message);
                     return Err(CycleError {
-                        message: format!("server unreachable while applying {path}: {message}"),
-                        primary_down: true,
+                        message: format!("{side} unreachable while applying {path}: {message}"),
+                        // Only a dead primary is a reason to fail over to the next one.
+                        primary_down: side != "replica",
                     });
                 }
                 Err(e) => {
@@ -346,15 +368,20 @@ impl Worker {
             }
         };
         let mode = if head.is_some() { "feed" } else { "reconcile" };
-        let first = self
-            .state
-            .org(&self.destination)
-            .await?
-            .and_then(|o| o.last_sync)
-            .is_none();
+        let row = self.state.org(&self.destination).await?;
+        let first = row.as_ref().and_then(|o| o.last_sync.as_ref()).is_none();
+        // Retrying after a failure: the error stays visible until this attempt gets through.
+        let still_failing = row
+            .filter(|o| o.status == Status::Error)
+            .and_then(|o| o.last_error);
         if head.is_some() || first {
             self.state
-                .set_status(&self.destination, Status::Bootstrapping, None, None)
+                .set_status(
+                    &self.destination,
+                    Status::Bootstrapping,
+                    still_failing.as_deref(),
+                    None,
+                )
                 .await?;
         }
         self.info(&format!(
