@@ -12,6 +12,7 @@ use chef_sync_shared::PrivateKey;
 use chef_sync_tests::chef::Chef;
 use chef_sync_tests::mock_primary::{Feed, MockPrimary, push_entry};
 use chef_sync_tests::process::{ChefSyncServer, Process, ctl, syncd};
+use chef_sync_tests::replica::files_under;
 use serde_json::{Value, json};
 
 struct Rig {
@@ -651,8 +652,19 @@ async fn oversized_answers_and_wrong_file_bytes_are_refused_with_bounded_memory(
     );
     assert!(rig.replica_lacks("/roles/huge").await);
     assert!(rig.replica_lacks("/cookbooks/bad").await);
+    // The replica holds exactly what could be copied, nothing more.
+    let (_, roles) = rig.replica.call("GET", "/roles", None).await;
+    let names: Vec<&String> = roles.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["after", "base"], "{roles}");
+    assert_eq!(
+        rig.replica.call("GET", "/cookbooks", None).await.1,
+        json!({})
+    );
     let wrong = hex::encode(Md5::digest(b"package 'evil'\n"));
-    let stored = files_under(&rig.dir.path().join("replica"));
+    let stored: Vec<String> = files_under(&rig.dir.path().join("replica"))
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
     assert!(
         stored
             .iter()
@@ -670,21 +682,4 @@ async fn oversized_answers_and_wrong_file_bytes_are_refused_with_bounded_memory(
     );
     assert!(peak < 64 << 20, "chef-syncd peak RSS {peak} bytes");
     rig.finish();
-}
-
-/// Every file name under `dir`, recursively.
-fn files_under(dir: &std::path::Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .flat_map(|e| {
-            if e.path().is_dir() {
-                files_under(&e.path())
-            } else {
-                vec![e.path().display().to_string()]
-            }
-        })
-        .collect()
 }

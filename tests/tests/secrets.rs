@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use chef_sync_tests::process::{ChefSyncServer, ctl};
-use chef_sync_tests::replica::{Replication, Tuning};
+use chef_sync_tests::replica::{Replication, Tuning, files_under};
 use serde_json::json;
 
 /// Everything at debug: our crates, hyper, reqwest, sqlx, tower.
@@ -30,22 +30,6 @@ fn longest_base64_run(line: &str) -> usize {
         .map(str::len)
         .max()
         .unwrap_or(0)
-}
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .flat_map(|e| {
-            if e.path().is_dir() {
-                files_under(&e.path())
-            } else {
-                vec![e.path()]
-            }
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
