@@ -117,6 +117,20 @@ async fn wait_roles(r: &Replication, n: usize) {
     }
 }
 
+/// How long after `back_at` the sync log shows progress again (its first INFO line: a reconcile
+/// starting or finishing): a server that comes back is probed and noticed within seconds,
+/// whatever the org's backoff had grown to.
+fn resumed_after(log: &str, back_at: chrono::DateTime<chrono::Utc>) -> Duration {
+    log.lines()
+        .filter(|l| l.contains(" INFO "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .find(|t| *t >= back_at)
+        .and_then(|t| (t - back_at).to_std().ok())
+        .unwrap_or_else(|| panic!("no progress after {back_at}:\n{log}"))
+}
+
 fn outage() -> Duration {
     // The minute; `CHEF_SYNC_FAULTS=quick` shortens it when iterating on the suite.
     if std::env::var("CHEF_SYNC_FAULTS").is_ok_and(|v| v == "quick") {
@@ -165,6 +179,7 @@ async fn primary_down_for_a_minute_mid_bootstrap_recovers_by_itself() {
         "no checkpoint without the copy: {row}"
     );
     let _primary = ChefSyncServer::start_on(&primary.data_dir, &addr);
+    let back_at = chrono::Utc::now();
     let back = Instant::now();
     // A change made after the outage reaches the replica too.
     alice
@@ -179,9 +194,19 @@ async fn primary_down_for_a_minute_mid_bootstrap_recovers_by_itself() {
     );
     let log = r.log("acme");
     assert!(
-        log.lines()
-            .any(|l| l.contains("WARN") && l.contains("unreachable") && l.contains("retrying in")),
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("primary unreachable")
+            && l.contains("retrying in")),
         "the log explains the outage:\n{log}"
+    );
+    let resumed = resumed_after(&log, back_at);
+    eprintln!(
+        "progress {resumed:?} after the primary came back ({} probe wake-ups)",
+        log.matches("accepts connections again").count()
+    );
+    assert!(
+        resumed < Duration::from_secs(10),
+        "the daemon resumed {resumed:?} after the primary came back, not when its backoff ended:\n{log}"
     );
     wait_status(&r, Duration::from_secs(30), "synced again", |row| {
         row["status"] == "synced" && row["last_error"].is_null()
@@ -225,13 +250,23 @@ async fn replica_down_mid_bootstrap_recovers_by_itself() {
     let row = r.status()[0].clone();
     assert!(still_failing(&row, "replica"), "{row}");
     r.replica = ChefSyncServer::start_on(&r.replica.data_dir, &addr);
+    let back_at = chrono::Utc::now();
     r.converge(&alice, "acme", "after the replica came back")
         .await;
     let log = r.log("acme");
     assert!(
         log.lines()
-            .any(|l| l.contains("WARN") && l.contains("unreachable")),
+            .any(|l| l.contains("WARN") && l.contains("replica unreachable")),
         "the log explains the outage:\n{log}"
+    );
+    let resumed = resumed_after(&log, back_at);
+    eprintln!(
+        "progress {resumed:?} after the replica came back ({} probe wake-ups)",
+        log.matches("accepts connections again").count()
+    );
+    assert!(
+        resumed < Duration::from_secs(10),
+        "the daemon resumed {resumed:?} after the replica came back, not when its backoff ended:\n{log}"
     );
 }
 

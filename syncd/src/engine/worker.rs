@@ -94,6 +94,9 @@ enum Next {
 struct CycleError {
     message: String,
     primary_down: bool,
+    /// The base URL of a server that refused connections: probed during the backoff, so the
+    /// org resumes as soon as it is back rather than when the backoff ends.
+    unreachable: Option<String>,
 }
 
 impl CycleError {
@@ -101,8 +104,22 @@ impl CycleError {
         CycleError {
             message: message.into(),
             primary_down: false,
+            unreachable: None,
         }
     }
+}
+
+/// How often a server that refused connections is probed while an org backs off.
+const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// `host:port` of a base URL.
+fn socket_address(base: &str) -> Option<String> {
+    let url = reqwest::Url::parse(base).ok()?;
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port_or_known_default()?
+    ))
 }
 
 impl From<crate::state::StateError> for CycleError {
@@ -180,6 +197,32 @@ impl Worker {
         }
     }
 
+    /// Like [`Self::pause`], and also ends (returning true) once `base` accepts TCP
+    /// connections again.
+    async fn pause_probing(&mut self, d: Duration, base: &str) -> bool {
+        let Some(address) = socket_address(base) else {
+            self.pause(d).await;
+            return false;
+        };
+        let probe = async {
+            loop {
+                tokio::time::sleep(PROBE_INTERVAL).await;
+                let connect = tokio::net::TcpStream::connect(&address);
+                if let Ok(Ok(_)) = tokio::time::timeout(PROBE_INTERVAL, connect).await {
+                    return;
+                }
+            }
+        };
+        let handle = self.handle.clone();
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => false,
+            _ = handle.wake.notified() => false,
+            _ = shutdown.changed() => false,
+            () = probe => true,
+        }
+    }
+
     /// Runs until shutdown.
     pub async fn run(mut self) {
         let mut failures: u32 = 0;
@@ -238,7 +281,17 @@ impl Worker {
                         )
                         .await;
                     self.handle.pending.lock().map(|mut p| p.clear()).ok();
-                    self.pause(wait).await;
+                    match e.unreachable {
+                        // After a failover the next attempt goes elsewhere: nothing to probe.
+                        Some(base) if !(e.primary_down && self.primaries.len() > 1) => {
+                            if self.pause_probing(wait, &base).await {
+                                self.info(&format!(
+                                    "{base} accepts connections again; retrying now"
+                                ));
+                            }
+                        }
+                        _ => self.pause(wait).await,
+                    }
                 }
             }
         }
@@ -259,8 +312,20 @@ impl Worker {
     }
 
     fn failed(&self, side: &str, e: &ChefError) -> CycleError {
+        let refused = matches!(
+            e,
+            ChefError::Transient {
+                unreachable: true,
+                ..
+            }
+        );
+        let side = match self.side_named_in(&e.to_string()) {
+            named @ ("primary" | "replica") if refused => named,
+            _ => side,
+        };
         let primary_down = side == "primary" && e.is_transient();
         CycleError {
+            unreachable: refused.then(|| self.base_of(side)).flatten(),
             message: format!(
                 "{side} {}: {e}",
                 match e {
@@ -289,6 +354,16 @@ impl Worker {
         match applied {
             None => self.bootstrap(&sides).await,
             Some(seq) => self.follow(&sides, seq).await,
+        }
+    }
+
+    /// The base URL of `side` (`primary` or `replica`).
+    fn base_of(&self, side: &str) -> Option<String> {
+        let sides = self.sides();
+        match side {
+            "primary" => Some(sides.primary.base().to_owned()),
+            "replica" => Some(sides.replica.base().to_owned()),
+            _ => None,
         }
     }
 
@@ -336,6 +411,7 @@ impl Worker {
                         message: format!("{side} unreachable while applying {path}: {message}"),
                         // Only a dead primary is a reason to fail over to the next one.
                         primary_down: side != "replica",
+                        unreachable: self.base_of(side),
                     });
                 }
                 Err(e) => {
@@ -659,5 +735,27 @@ fn action_name(action: Action) -> &'static str {
     match action {
         Action::Write => "update",
         Action::Delete => "delete",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::socket_address;
+
+    #[test]
+    fn probes_go_to_the_host_and_port_of_a_base_url() {
+        assert_eq!(
+            socket_address("http://127.0.0.1:8080/organizations/acme").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            socket_address("https://chef.example/organizations/acme").as_deref(),
+            Some("chef.example:443")
+        );
+        assert_eq!(
+            socket_address("http://[::1]:9/").as_deref(),
+            Some("[::1]:9")
+        );
+        assert_eq!(socket_address("not a url"), None);
     }
 }
