@@ -55,16 +55,19 @@ async fn hostile_requests_change_nothing(h: &Harness) {
     let before = state(h, &alice).await;
     let now = chrono::Utc::now;
 
-    // Signatures and headers.
-    let mut req = signed(
-        "alice",
-        &alice,
-        "GET",
-        "/organizations/acme/roles/web",
-        b"",
-        SigningVersion::V1_3,
-        now(),
-    );
+    // Signatures and headers: a good signed GET, then spoiled.
+    let get_web = || {
+        signed(
+            "alice",
+            &alice,
+            "GET",
+            "/organizations/acme/roles/web",
+            b"",
+            SigningVersion::V1_3,
+            now(),
+        )
+    };
+    let mut req = get_web();
     let last = (1..20)
         .rev()
         .find(|i| {
@@ -82,15 +85,7 @@ async fn hostile_requests_change_nothing(h: &Harness) {
         StatusCode::UNAUTHORIZED,
     );
 
-    let mut req = signed(
-        "alice",
-        &alice,
-        "GET",
-        "/organizations/acme/roles/web",
-        b"",
-        SigningVersion::V1_3,
-        now(),
-    );
+    let mut req = get_web();
     req.headers_mut().insert(
         "x-ops-authorization-1",
         "A".repeat(64 * 1024).parse().unwrap(),
@@ -103,15 +98,7 @@ async fn hostile_requests_change_nothing(h: &Harness) {
         StatusCode::UNAUTHORIZED,
     );
 
-    let mut req = signed(
-        "alice",
-        &alice,
-        "GET",
-        "/organizations/acme/roles/web",
-        b"",
-        SigningVersion::V1_3,
-        now(),
-    );
+    let mut req = get_web();
     req.headers_mut()
         .insert("x-ops-userid", "a".repeat(10_000).parse().unwrap());
     let (status, _, body) = h.send(req).await;

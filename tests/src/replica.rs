@@ -117,11 +117,7 @@ impl Replication {
         org: &str,
         request_timeout: u64,
     ) -> Replication {
-        let tuning = Tuning {
-            concurrency: 4,
-            long_poll: true,
-            ..Tuning::default()
-        };
+        let tuning = Tuning::default();
         let orgs = [org.to_owned()];
         Replication::launch(
             dir,
@@ -287,16 +283,10 @@ impl Replication {
 
 /// Bytes under `dir`, recursively.
 pub fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
+    files_under(dir)
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
         .sum()
 }
 

@@ -146,11 +146,7 @@ async fn primary_down_for_a_minute_mid_bootstrap_recovers_by_itself() {
     let dir = tempfile::tempdir().unwrap();
     let (mut primary, alice) = primary_with_data(dir.path(), 1_500, 64 * 1024).await;
     let addr = primary.url.trim_start_matches("http://").to_owned();
-    let tuning = Tuning {
-        concurrency: 4,
-        long_poll: true,
-        ..Tuning::default()
-    };
+    let tuning = Tuning::default();
     let r =
         Replication::start_orgs(dir.path(), &[&primary], &["acme".into()], tuning, "p", None).await;
     wait_roles(&r, 100).await;
@@ -219,11 +215,7 @@ async fn primary_down_for_a_minute_mid_bootstrap_recovers_by_itself() {
 async fn replica_down_mid_bootstrap_recovers_by_itself() {
     let dir = tempfile::tempdir().unwrap();
     let (primary, alice) = primary_with_data(dir.path(), 1_500, 64 * 1024).await;
-    let tuning = Tuning {
-        concurrency: 4,
-        long_poll: true,
-        ..Tuning::default()
-    };
+    let tuning = Tuning::default();
     let mut r =
         Replication::start_orgs(dir.path(), &[&primary], &["acme".into()], tuning, "r", None).await;
     wait_roles(&r, 100).await;

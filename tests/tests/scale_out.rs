@@ -120,11 +120,7 @@ async fn a_killed_primary_fails_over_to_the_second_without_a_full_copy() {
             .must("POST", "/roles", json!({"name": format!("r{i:03}")}), 201)
             .await;
     }
-    let tuning = Tuning {
-        concurrency: 4,
-        long_poll: true,
-        ..Tuning::default()
-    };
+    let tuning = Tuning::default();
     let r = Replication::start_orgs(
         dir.path(),
         &[&servers[0], &servers[1]],

@@ -319,8 +319,8 @@ impl Worker {
                 ..
             }
         );
-        let side = match self.side_named_in(&e.to_string()) {
-            named @ ("primary" | "replica") if refused => named,
+        let side = match refused.then(|| self.side_named_in(&e.to_string())) {
+            Some(named @ ("primary" | "replica")) => named,
             _ => side,
         };
         let primary_down = side == "primary" && e.is_transient();
