@@ -13,6 +13,7 @@ pub mod feed;
 pub mod file_url;
 pub mod rejection;
 pub mod routes;
+pub mod search;
 pub mod store;
 pub mod trace;
 

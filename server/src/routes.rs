@@ -12,6 +12,7 @@ mod objects;
 mod organizations;
 mod roles;
 mod sandboxes;
+mod search;
 mod status;
 mod updated_since;
 mod users;
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .merge(clients::router())
         .merge(keys::client_router())
         .merge(groups::router())
+        .merge(search::router())
         .merge(updated_since::router());
     Router::new()
         .merge(status::router())

@@ -112,6 +112,73 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
     }
 
+    /// `(name, body)` of objects of a kind (within `parent` for items), sorted by name;
+    /// `page` is `(offset, limit)`, `None` for all of them.
+    pub async fn object_bodies(
+        &self,
+        org_id: i64,
+        kind: ObjectKind,
+        parent: Option<&str>,
+        page: Option<(i64, i64)>,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let (offset, limit) = page.unwrap_or((0, i64::MAX));
+        let rows = match parent {
+            Some(p) => sqlx::query(
+                "SELECT name, body FROM objects WHERE org_id = $1 AND kind = $2 AND parent = $3 \
+                     ORDER BY name LIMIT $4 OFFSET $5",
+            )
+            .bind(org_id)
+            .bind(kind.as_str())
+            .bind(p)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.read)
+            .await?,
+            None => {
+                sqlx::query(
+                    "SELECT name, body FROM objects WHERE org_id = $1 AND kind = $2 \
+                     ORDER BY name LIMIT $3 OFFSET $4",
+                )
+                .bind(org_id)
+                .bind(kind.as_str())
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.read)
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("body")?)))
+            .collect()
+    }
+
+    /// How many objects of a kind there are (within `parent` for items).
+    pub async fn object_count(
+        &self,
+        org_id: i64,
+        kind: ObjectKind,
+        parent: Option<&str>,
+    ) -> StoreResult<i64> {
+        let row = match parent {
+            Some(p) => sqlx::query(
+                "SELECT COUNT(*) AS n FROM objects WHERE org_id = $1 AND kind = $2 AND parent = $3",
+            )
+            .bind(org_id)
+            .bind(kind.as_str())
+            .bind(p)
+            .fetch_one(&self.read)
+            .await?,
+            None => {
+                sqlx::query("SELECT COUNT(*) AS n FROM objects WHERE org_id = $1 AND kind = $2")
+                    .bind(org_id)
+                    .bind(kind.as_str())
+                    .fetch_one(&self.read)
+                    .await?
+            }
+        };
+        Ok(row.try_get("n")?)
+    }
+
     /// Cookbook versions, newest first within each cookbook (optionally of one cookbook);
     /// `with_body` also loads the manifests.
     pub async fn cookbook_versions(
