@@ -99,6 +99,9 @@ pub struct ClientSettings {
     /// Ask the primary to hold feed requests until there is news (`wait`); off, the feed is
     /// polled every `poll_interval`.
     pub long_poll: bool,
+    /// Read the primary's roles, environments and data bag items a page at a time through
+    /// Chef search during a full reconcile; off, every object is read with its own GET.
+    pub bulk_reads: bool,
 }
 
 impl Default for ClientSettings {
@@ -116,6 +119,7 @@ impl Default for ClientSettings {
             metrics_listen: None,
             request_timeout: 60,
             long_poll: true,
+            bulk_reads: true,
         }
     }
 }
@@ -434,7 +438,20 @@ ec_sync_client['log_rotation'] = { 'file_maxbytes' => 10000, 'num_to_keep' => 3 
         assert_eq!(a.ec_sync_client.concurrency, 4);
         assert_eq!(a.ec_sync_client.poll_interval, 10);
         assert!(a.ec_sync_client.long_poll);
+        assert!(a.ec_sync_client.bulk_reads);
         assert_eq!(a.ec_sync_client.log_rotation.num_to_keep, 3);
+        let off = Config::parse(
+            Path::new("c.toml"),
+            &TOML.replace("concurrency = 4", "concurrency = 4\nbulk_reads = false"),
+        )
+        .unwrap();
+        let off_rb = Config::parse(
+            Path::new("chef-sync.rb"),
+            &format!("{RB}ec_sync_client['bulk_reads'] = false\n"),
+        )
+        .unwrap();
+        assert!(!off.ec_sync_client.bulk_reads);
+        assert_eq!(off, off_rb);
         assert_eq!(
             a.organizations[1].source_url.as_deref(),
             Some("http://127.0.0.1:4646")

@@ -146,6 +146,7 @@ fn spawn(config: &Config, state: &State) -> Result<Running, DaemonError> {
         } else {
             Duration::ZERO
         },
+        bulk_reads: client.bulk_reads,
         retry: RetryPolicy::default(),
         max_org_backoff: Duration::from_secs(300),
     };

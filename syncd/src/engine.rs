@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod backoff;
+pub mod bulk;
 pub mod cookbooks;
 pub mod feed;
 pub mod plan;

@@ -347,3 +347,58 @@ async fn a_daemon_killed_during_bootstrap_converges_after_restart() {
     converge(&setup, "restart after SIGKILL").await;
     wait_status(&setup.config, "synced").await;
 }
+
+/// Requests the primary's log shows as finished for `route` (the router's pattern).
+fn requests_to(log: &str, method: &str, route: &str) -> usize {
+    log.lines()
+        .filter(|l| {
+            l.contains("request finished")
+                && l.contains(&format!("method={method}"))
+                && l.contains(&format!("route={route} "))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_reads_documents_a_search_page_at_a_time() {
+    use chef_sync_tests::replica::Replication;
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut primary = ChefSyncServer::start(&dir.path().join("primary"));
+    let alice = primary.org_with_admin("boot", "alice").chef;
+    chef_sync_tests::sample::load(&alice).await;
+    alice
+        .must("POST", "/data", json!({"name": "users"}), 201)
+        .await;
+    let writes = (0..600)
+        .map(|i| {
+            (
+                "/roles",
+                json!({"name": format!("r{i:03}"), "description": "x".repeat(i % 50)}),
+            )
+        })
+        .chain((0..300).map(|i| ("/data/users", json!({"id": format!("u{i:03}"), "uid": i}))));
+    futures_util::stream::iter(writes)
+        .for_each_concurrent(8, |(collection, body)| {
+            let alice = alice.clone();
+            async move {
+                alice.must("POST", collection, body, 201).await;
+            }
+        })
+        .await;
+
+    let r = Replication::start(dir.path(), &primary, 4, "bulk", true).await;
+    r.wait_synced(0).await;
+    // Read before the comparison below, which GETs every object itself.
+    let log = primary.process.output();
+    r.converge(&alice, "boot", "bulk reads").await;
+
+    let searches = requests_to(&log, "GET", "/organizations/{org}/search/{index}");
+    let role_reads = requests_to(&log, "GET", "/organizations/{org}/roles/{name}");
+    let item_reads = requests_to(&log, "GET", "/organizations/{org}/data/{bag}/{item}");
+    eprintln!("primary answered {searches} searches, {role_reads} role and {item_reads} item GETs");
+    // 602 roles in pages of 250, 2 environments, 2 bags: a handful of pages, no object reads.
+    assert!((6..=12).contains(&searches), "{searches} searches");
+    assert_eq!(role_reads, 0, "roles came from search pages");
+    assert_eq!(item_reads, 0, "data bag items came from search pages");
+}

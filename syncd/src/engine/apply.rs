@@ -93,7 +93,7 @@ pub async fn apply_batch(
     use futures_util::StreamExt;
     let mut outcomes = Vec::new();
     for phase in phases(changes) {
-        let mut done = futures_util::stream::iter(phase)
+        let done = futures_util::stream::iter(phase)
             .map(|change| {
                 let has = replica_has(&change.path);
                 async move {
@@ -102,21 +102,57 @@ pub async fn apply_batch(
                 }
             })
             .buffer_unordered(concurrency.max(1));
-        while let Some(outcome) = done.next().await {
-            let unreachable = matches!(
-                outcome.result,
-                Err(ChefError::Transient {
-                    unreachable: true,
-                    ..
-                })
-            );
-            outcomes.push(outcome);
-            if unreachable {
-                return outcomes;
-            }
+        if drain(done, &mut outcomes).await {
+            break;
         }
     }
     outcomes
+}
+
+/// Writes documents (roles, environments, data bag items) whose primary version is already
+/// in hand, from a bulk read; otherwise like [`apply_batch`]. Returns whether a server was
+/// found unreachable (the caller stops there).
+pub async fn apply_known(
+    sides: &Sides,
+    documents: Vec<(Change, Value)>,
+    replica_has: impl Fn(&ObjectPath) -> Option<bool>,
+    concurrency: usize,
+    outcomes: &mut Vec<Outcome>,
+) -> bool {
+    use futures_util::StreamExt;
+    let done = futures_util::stream::iter(documents)
+        .map(|(change, body)| {
+            let has = replica_has(&change.path);
+            async move {
+                let result = write_document(sides, &change.path, body, has).await;
+                Outcome { change, result }
+            }
+        })
+        .buffer_unordered(concurrency.max(1));
+    drain(done, outcomes).await
+}
+
+/// Collects outcomes until the stream ends or one finds a server unreachable (`true`).
+async fn drain(
+    done: impl futures_util::Stream<Item = Outcome>,
+    outcomes: &mut Vec<Outcome>,
+) -> bool {
+    use futures_util::StreamExt;
+    let mut done = std::pin::pin!(done);
+    while let Some(outcome) = done.next().await {
+        let unreachable = matches!(
+            outcome.result,
+            Err(ChefError::Transient {
+                unreachable: true,
+                ..
+            })
+        );
+        outcomes.push(outcome);
+        if unreachable {
+            return true;
+        }
+    }
+    false
 }
 
 /// Applies one change. `replica_has` is what a listing already told us (`None`: unknown).
@@ -173,6 +209,17 @@ async fn copy_document(
         // Deleted on the primary since the entry was written.
         return sides.replica_delete(&rel).await;
     };
+    write_document(sides, path, body, replica_has).await
+}
+
+/// Makes the replica's document equal to `body`, the primary's version.
+async fn write_document(
+    sides: &Sides,
+    path: &ObjectPath,
+    body: Value,
+    replica_has: Option<bool>,
+) -> Result<Applied, ChefError> {
+    let rel = path.to_string();
     if !body.is_object() {
         return Err(ChefError::Malformed(format!(
             "{rel}: the primary's answer is not an object"

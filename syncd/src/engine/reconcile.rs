@@ -8,8 +8,9 @@ use chef_sync_shared::ObjectPath;
 use chef_sync_shared::objects::Environment;
 use serde_json::Value;
 
-use super::apply::{Outcome, Sides, apply_batch};
+use super::apply::{Outcome, Sides, apply_batch, apply_known};
 use super::backoff::retry;
+use super::bulk::{Index, Pages, Unsupported};
 use super::plan::{Action, Change};
 use crate::chef_client::{ChefError, ChefServer};
 
@@ -77,43 +78,92 @@ pub async fn list(server: &ChefServer, sides: &Sides) -> Result<BTreeSet<ObjectP
     Ok(paths)
 }
 
-/// Makes the replica equal to the primary; `concurrency` objects at a time.
-pub async fn reconcile(sides: &Sides, concurrency: usize) -> Result<Vec<Outcome>, ChefError> {
+/// Makes the replica equal to the primary; `concurrency` objects at a time. Data bags are
+/// written first, then the documents the primary's search returns a page at a time, then
+/// everything else (cookbooks, documents search did not return, deletes). Without
+/// `bulk_reads` every document is read with its own GET.
+pub async fn reconcile(
+    sides: &Sides,
+    concurrency: usize,
+    bulk_reads: bool,
+) -> Result<Vec<Outcome>, ChefError> {
     let on_primary = list(&sides.primary, sides).await?;
     let on_replica = list(&sides.replica, sides).await?;
-    let mut changes: Vec<(Change, bool)> = on_primary
+    let replica_has = |path: &ObjectPath| Some(on_replica.contains(path));
+    let write = |path: &ObjectPath| Change {
+        path: path.clone(),
+        action: Action::Write,
+        seq: None,
+    };
+
+    let bags: Vec<Change> = on_primary
         .iter()
-        .map(|p| {
-            (
-                Change {
-                    path: p.clone(),
-                    action: Action::Write,
-                    seq: None,
-                },
-                on_replica.contains(p),
-            )
-        })
+        .filter(|p| matches!(p, ObjectPath::DataBag { .. }))
+        .map(write)
         .collect();
-    changes.extend(on_replica.difference(&on_primary).map(|p| {
-        (
-            Change {
-                path: p.clone(),
-                action: Action::Delete,
-                seq: None,
-            },
-            true,
-        )
+    let mut outcomes = apply_batch(sides, bags, replica_has, concurrency).await;
+    if stopped(&outcomes) {
+        return Ok(outcomes);
+    }
+
+    let mut pending: BTreeSet<ObjectPath> = on_primary
+        .iter()
+        .filter(|p| !matches!(p, ObjectPath::DataBag { .. }))
+        .cloned()
+        .collect();
+    let indexes: Vec<Index> = if bulk_reads {
+        let bags = on_primary.iter().filter_map(|p| match p {
+            ObjectPath::DataBag { bag } => Some(Index::Bag(bag.clone())),
+            _ => None,
+        });
+        [Index::Roles, Index::Environments]
+            .into_iter()
+            .chain(bags)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for index in indexes {
+        let mut pages = Pages::new(&sides.primary, sides.retry, index.clone());
+        loop {
+            let page = match pages.next().await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(Unsupported(why)) => {
+                    tracing::debug!(?index, %why, "search not usable; reading one by one");
+                    break;
+                }
+            };
+            let documents: Vec<(Change, serde_json::Value)> = page
+                .into_iter()
+                .filter(|(path, _)| pending.remove(path))
+                .map(|(path, body)| (write(&path), body))
+                .collect();
+            if apply_known(sides, documents, replica_has, concurrency, &mut outcomes).await {
+                return Ok(outcomes);
+            }
+        }
+    }
+
+    let mut rest: Vec<Change> = pending.iter().map(write).collect();
+    rest.extend(on_replica.difference(&on_primary).map(|p| Change {
+        path: p.clone(),
+        action: Action::Delete,
+        seq: None,
     }));
-    let present: std::collections::HashMap<ObjectPath, bool> = changes
-        .iter()
-        .map(|(c, has)| (c.path.clone(), *has))
-        .collect();
-    let outcomes = apply_batch(
-        sides,
-        changes.into_iter().map(|(c, _)| c).collect(),
-        |path| present.get(path).copied(),
-        concurrency,
-    )
-    .await;
+    outcomes.extend(apply_batch(sides, rest, replica_has, concurrency).await);
     Ok(outcomes)
+}
+
+/// Whether a batch ended at a server that could not be reached.
+fn stopped(outcomes: &[Outcome]) -> bool {
+    outcomes.last().is_some_and(|o| {
+        matches!(
+            o.result,
+            Err(ChefError::Transient {
+                unreachable: true,
+                ..
+            })
+        )
+    })
 }

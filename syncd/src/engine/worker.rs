@@ -31,6 +31,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// `wait` sent with feed requests.
     pub long_poll: Duration,
+    /// Full reconciles read documents through the primary's search, a page at a time.
+    pub bulk_reads: bool,
     /// Per-request retries.
     pub retry: RetryPolicy,
     /// Longest pause of the whole org while a server is down.
@@ -464,7 +466,7 @@ impl Worker {
             "full reconcile started (mode {mode}, feed position {head:?})"
         ));
         let started = Instant::now();
-        let outcomes = reconcile(sides, self.settings.concurrency)
+        let outcomes = reconcile(sides, self.settings.concurrency, self.settings.bulk_reads)
             .await
             .map_err(|e| self.failed("primary or replica", &e))?;
         let total = outcomes.len();
@@ -718,7 +720,7 @@ impl Worker {
             return Ok(());
         }
         self.info("periodic full reconcile started");
-        let outcomes = reconcile(sides, self.settings.concurrency)
+        let outcomes = reconcile(sides, self.settings.concurrency, self.settings.bulk_reads)
             .await
             .map_err(|e| self.failed("primary or replica", &e))?;
         let (cp, written) = self.settle(outcomes)?;
