@@ -10,5 +10,6 @@ pub mod idle;
 pub mod lag;
 pub mod load;
 pub mod proc_stats;
+pub mod region;
 pub mod report;
 pub mod throughput;

@@ -1,6 +1,7 @@
 //! A TCP proxy on 127.0.0.1 that sits between chef-syncd and a real server and injects the
 //! network faults a real server cannot be asked for: answers held back beyond the client's
-//! timeout, and connections cut part-way through a file download.
+//! timeout, connections cut part-way through a file download, and the round-trip time of a
+//! link between regions.
 //!
 //! It works on bytes, not on HTTP: a request is recognised by a marker in what the client sends
 //! (`GET /file_store/`), and an answer is delayed or cut as it streams back on that connection.
@@ -22,6 +23,8 @@ struct Faults {
     cut: Mutex<Option<(Vec<u8>, usize, usize)>>,
     /// Connections cut so far.
     cuts: AtomicUsize,
+    /// Round-trip time added to every request/answer exchange (0: none).
+    rtt_ms: AtomicU64,
 }
 
 /// A running proxy; it stops accepting when dropped.
@@ -75,6 +78,14 @@ impl FaultProxy {
             .store(hold.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Adds `rtt` to every exchange, as a network between regions would: a request waits that
+    /// long before it reaches the server (the whole round trip is charged on the way out).
+    pub fn add_latency(&self, rtt: Duration) {
+        self.faults
+            .rtt_ms
+            .store(rtt.as_millis() as u64, Ordering::SeqCst);
+    }
+
     /// The next `times` requests containing `marker` get only the first `after` bytes of their
     /// answer before the connection is closed.
     pub fn cut_answers(&self, marker: &str, after: usize, times: usize) {
@@ -118,10 +129,14 @@ async fn relay(client: TcpStream, server: TcpStream, faults: Arc<Faults>) {
     // Set when a request on this connection matched the cut marker: bytes of its answer allowed.
     let budget = Arc::new(Mutex::new(None::<usize>));
     let closed = Arc::new(AtomicBool::new(false));
+    // Set when the server has answered since the client last sent: the next bytes from the
+    // client start a new exchange, which pays the round trip.
+    let new_exchange = Arc::new(AtomicBool::new(true));
     let requests = {
         let faults = faults.clone();
         let budget = budget.clone();
         let closed = closed.clone();
+        let new_exchange = new_exchange.clone();
         async move {
             let mut buf = vec![0u8; 64 * 1024];
             loop {
@@ -138,6 +153,10 @@ async fn relay(client: TcpStream, server: TcpStream, faults: Arc<Faults>) {
                 });
                 if let Ok(mut b) = budget.lock() {
                     *b = armed;
+                }
+                let rtt = faults.rtt_ms.load(Ordering::SeqCst);
+                if rtt > 0 && new_exchange.swap(false, Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(rtt)).await;
                 }
                 if closed.load(Ordering::SeqCst) || server_write.write_all(&buf[..n]).await.is_err()
                 {
@@ -180,6 +199,7 @@ async fn relay(client: TcpStream, server: TcpStream, faults: Arc<Faults>) {
                 }
                 None => {}
             }
+            new_exchange.store(true, Ordering::SeqCst);
             if client_write.write_all(&buf[..n]).await.is_err() {
                 break;
             }

@@ -16,6 +16,10 @@ pub struct Tuning {
     pub long_poll: bool,
     /// `RUST_LOG` for the replica server and chef-syncd instead of the harness's own filter.
     pub rust_log: Option<&'static str>,
+    /// Seconds before the daemon gives up on a request.
+    pub request_timeout: u64,
+    /// Reconciles read documents through search (`bulk_reads`).
+    pub bulk_reads: bool,
 }
 
 impl Default for Tuning {
@@ -24,6 +28,8 @@ impl Default for Tuning {
             concurrency: 4,
             long_poll: true,
             rust_log: None,
+            request_timeout: 10,
+            bulk_reads: true,
         }
     }
 }
@@ -36,7 +42,6 @@ fn syncd_config(
     replica: &str,
     orgs: &[String],
     t: Tuning,
-    request_timeout: u64,
 ) {
     let key = path.with_file_name("sync.pem");
     let masters: Vec<String> = primaries.iter().map(|u| format!("\"{u}\"")).collect();
@@ -50,11 +55,13 @@ fn syncd_config(
         ));
     }
     text.push_str(&format!(
-        "[ec_sync_client]\ndir = \"{s}\"\nlog_directory = \"{s}/log\"\nsocket_path = \"{s}/sock\"\nsync_key = \"{k}\"\npoll_interval = 1\nconcurrency = {c}\nlong_poll = {l}\nreconcile_interval = 0\nrequest_timeout = {request_timeout}\n",
+        "[ec_sync_client]\ndir = \"{s}\"\nlog_directory = \"{s}/log\"\nsocket_path = \"{s}/sock\"\nsync_key = \"{k}\"\npoll_interval = 1\nconcurrency = {c}\nlong_poll = {l}\nreconcile_interval = 0\nrequest_timeout = {t}\nbulk_reads = {b}\n",
         s = state.display(),
         k = key.display(),
         c = t.concurrency,
-        l = t.long_poll
+        l = t.long_poll,
+        t = t.request_timeout,
+        b = t.bulk_reads
     ));
     std::fs::write(path, text).expect("config");
 }
@@ -105,41 +112,29 @@ impl Replication {
         database: Option<&str>,
     ) -> Replication {
         let urls: Vec<&str> = primaries.iter().map(|p| p.url.as_str()).collect();
-        Replication::launch(dir, primaries, &urls, orgs, tuning, 10, tag, database).await
+        Replication::launch(dir, primaries, &urls, orgs, tuning, tag, database).await
     }
 
     /// Org `org` of `primary` into a fresh SQLite replica, the daemon reaching the primary
-    /// through `via` (a fault proxy) and giving up on a request after `request_timeout` seconds.
+    /// through `via` (a fault proxy); `tag` names the replica's directories.
     pub async fn start_via(
         dir: &Path,
         primary: &ChefSyncServer,
         via: &str,
         org: &str,
-        request_timeout: u64,
+        tuning: Tuning,
+        tag: &str,
     ) -> Replication {
-        let tuning = Tuning::default();
         let orgs = [org.to_owned()];
-        Replication::launch(
-            dir,
-            &[primary],
-            &[via],
-            &orgs,
-            tuning,
-            request_timeout,
-            "via",
-            None,
-        )
-        .await
+        Replication::launch(dir, &[primary], &[via], &orgs, tuning, tag, None).await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn launch(
         dir: &Path,
         primaries: &[&ChefSyncServer],
         daemon_urls: &[&str],
         orgs: &[String],
         tuning: Tuning,
-        request_timeout: u64,
         tag: &str,
         database: Option<&str>,
     ) -> Replication {
@@ -151,15 +146,7 @@ impl Replication {
         );
         let config = dir.join(format!("syncd-{tag}.toml"));
         let state_dir = dir.join(format!("state-{tag}"));
-        syncd_config(
-            &config,
-            &state_dir,
-            daemon_urls,
-            &replica.url,
-            orgs,
-            tuning,
-            request_timeout,
-        );
+        syncd_config(&config, &state_dir, daemon_urls, &replica.url, orgs, tuning);
         let superuser = Chef::new(
             &replica.url,
             "pivotal",

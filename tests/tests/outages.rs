@@ -270,7 +270,18 @@ async fn a_primary_slower_than_the_timeout_is_reported_and_caught_up_with() {
     let proxy = FaultProxy::start(&primary.url).await;
     // Every answer arrives after the daemon's 2 s timeout.
     proxy.hold_answers(Duration::from_secs(3));
-    let r = Replication::start_via(dir.path(), &primary, &proxy.url, "acme", 2).await;
+    let r = Replication::start_via(
+        dir.path(),
+        &primary,
+        &proxy.url,
+        "acme",
+        Tuning {
+            request_timeout: 2,
+            ..Tuning::default()
+        },
+        "via",
+    )
+    .await;
     let row = wait_status(
         &r,
         Duration::from_secs(60),
@@ -308,7 +319,18 @@ async fn connections_cut_in_the_middle_of_cookbook_files_are_retried() {
     let proxy = FaultProxy::start(&primary.url).await;
     // The first six file downloads stop after 40 kB of their 256 kB.
     proxy.cut_answers("GET /file_store/", 40_000, 6);
-    let r = Replication::start_via(dir.path(), &primary, &proxy.url, "acme", 10).await;
+    let r = Replication::start_via(
+        dir.path(),
+        &primary,
+        &proxy.url,
+        "acme",
+        Tuning {
+            request_timeout: 10,
+            ..Tuning::default()
+        },
+        "via",
+    )
+    .await;
     r.converge(&alice, "acme", "after the cut downloads").await;
     assert_eq!(proxy.cuts(), 6, "every planned cut happened");
     let status = r.status();
@@ -398,7 +420,15 @@ async fn a_full_file_store_on_the_replica_is_reported_and_recovered_from() {
         std::os::unix::fs::symlink(store.path.join(sub), replica_dir.join(sub)).unwrap();
     }
     let (primary, alice) = primary_with_data(dir.path(), 10, 512 * 1024).await;
-    let r = Replication::start_via(dir.path(), &primary, &primary.url, "acme", 10).await;
+    let r = Replication::start_via(
+        dir.path(),
+        &primary,
+        &primary.url,
+        "acme",
+        Tuning::default(),
+        "via",
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(90);
     let parked = loop {
         let out = ctl(&r.config, &["unsynced-objects", "acme", "--json"]);

@@ -2,12 +2,12 @@
 //! deterministically, measures, and writes `bench.json` and `bench.md` (see
 //! docs/BENCHMARKS.md for the command and the latest figures).
 //!
-//!   chef-sync-bench [--out DIR] [--seconds N] [--scale F] [--only read,feed,lag,delta,bootstrap,idle]
+//!   chef-sync-bench [--out DIR] [--seconds N] [--scale F] [--only read,feed,lag,delta,bootstrap,region,idle]
 
 use std::path::PathBuf;
 
 use chef_sync_tests::bench::report::Report;
-use chef_sync_tests::bench::{bootstrap, delta, feed, idle, lag, throughput};
+use chef_sync_tests::bench::{bootstrap, delta, feed, idle, lag, region, throughput};
 
 struct Options {
     out: PathBuf,
@@ -108,6 +108,9 @@ async fn main() {
         }
         if wanted("bootstrap") {
             bootstrap::run(&mut report, dir, options.scale).await;
+        }
+        if wanted("region") {
+            region::run(&mut report, dir, options.scale).await;
         }
         if wanted("idle") {
             idle::run(&mut report, dir, seconds * 3).await;
