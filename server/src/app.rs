@@ -25,6 +25,8 @@ pub struct AppState {
     pub urls: UrlSigner,
     /// Parsed public keys.
     pub keys: Arc<auth::KeyCache>,
+    /// Request and feed metrics (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             store,
             urls,
             keys: Arc::default(),
+            metrics: Arc::default(),
         })
     }
 }
@@ -56,6 +59,10 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(api_version::negotiate))
         .layer(middleware::from_fn(rejection::chef_error_bodies))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::record,
+        ))
         .layer(trace::layer())
         .with_state(state)
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod feed;
 pub mod file_url;
+pub mod metrics;
 pub mod rejection;
 pub mod routes;
 pub mod search;

@@ -9,6 +9,8 @@ use chef_sync_shared::{ErrorBody, PrivateKey};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::metrics::OrgMetrics;
+
 /// The API version we read and write with: v1 (segment manifests) is what every Chef server,
 /// goiardi included, understands.
 pub const API_VERSION: &str = "1";
@@ -85,6 +87,8 @@ pub struct ChefServer {
     http: reqwest::Client,
     version: SigningVersion,
     timeout: Duration,
+    /// Where requests are counted, and as which peer (`primary`, `replica`).
+    observer: Option<(OrgMetrics, &'static str)>,
 }
 
 impl std::fmt::Debug for ChefServer {
@@ -163,6 +167,19 @@ impl ChefServer {
             http,
             version: SigningVersion::V1_3,
             timeout: Duration::from_secs(60),
+            observer: None,
+        }
+    }
+
+    /// Records every request in `metrics` as made to `peer`.
+    pub fn with_metrics(mut self, metrics: OrgMetrics, peer: &'static str) -> ChefServer {
+        self.observer = Some((metrics, peer));
+        self
+    }
+
+    fn observe(&self, status: Option<u16>, took: Option<Duration>, sent: usize, received: usize) {
+        if let Some((metrics, peer)) = &self.observer {
+            metrics.request(peer, status, took, sent, received);
         }
     }
 
@@ -243,10 +260,34 @@ impl ChefServer {
         wait: Duration,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>), ChefError> {
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let sent = bytes.len();
+        let started = std::time::Instant::now();
+        // A long-poll's time is the primary's wait, not its latency.
+        let took = || (wait.is_zero()).then(|| started.elapsed());
+        let result = self
+            .exchange(method, rel, body.is_some(), bytes, wait)
+            .await;
+        match &result {
+            Ok((status, _, received)) => {
+                self.observe(Some(status.as_u16()), took(), sent, received.len())
+            }
+            Err(_) => self.observe(None, took(), sent, 0),
+        }
+        result
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        rel: &str,
+        has_body: bool,
+        bytes: Vec<u8>,
+        wait: Duration,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>), ChefError> {
         let mut req = self
             .signed(method, &self.url(rel), &bytes)?
             .timeout(self.timeout + wait);
-        if body.is_some() {
+        if has_body {
             req = req.header("content-type", "application/json").body(bytes);
         }
         let resp = req.send().await.map_err(ChefError::from_reqwest)?;
@@ -313,7 +354,19 @@ impl ChefServer {
     pub async fn download(&self, url: &str) -> Result<reqwest::Response, ChefError> {
         // Chef clients sign file downloads too; servers that pre-sign the URL ignore it.
         let req = self.signed(Method::GET, url, b"")?.timeout(self.timeout);
-        let resp = req.send().await.map_err(ChefError::from_reqwest)?;
+        let started = std::time::Instant::now();
+        let resp = req.send().await.map_err(|e| {
+            self.observe(None, Some(started.elapsed()), 0, 0);
+            ChefError::from_reqwest(e)
+        })?;
+        // The file's bytes are counted by their announced length; they stream to the caller.
+        let length = resp.content_length().unwrap_or(0);
+        self.observe(
+            Some(resp.status().as_u16()),
+            Some(started.elapsed()),
+            0,
+            usize::try_from(length).unwrap_or(usize::MAX),
+        );
         if resp.status().is_success() {
             Ok(resp)
         } else {
@@ -339,11 +392,18 @@ impl ChefServer {
         if let Some(len) = length {
             req = req.header("content-length", len);
         }
-        let resp = req
-            .body(body)
-            .send()
-            .await
-            .map_err(ChefError::from_reqwest)?;
+        let started = std::time::Instant::now();
+        let sent = usize::try_from(length.unwrap_or(0)).unwrap_or(usize::MAX);
+        let resp = req.body(body).send().await.map_err(|e| {
+            self.observe(None, Some(started.elapsed()), sent, 0);
+            ChefError::from_reqwest(e)
+        })?;
+        self.observe(
+            Some(resp.status().as_u16()),
+            Some(started.elapsed()),
+            sent,
+            0,
+        );
         if resp.status().is_success() {
             Ok(())
         } else {

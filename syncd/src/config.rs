@@ -102,6 +102,9 @@ pub struct ClientSettings {
     /// Read the primary's roles, environments and data bag items a page at a time through
     /// Chef search during a full reconcile; off, every object is read with its own GET.
     pub bulk_reads: bool,
+    /// Seconds an org may go without getting anything done while the primary has entries
+    /// before `/readyz` calls it stalled.
+    pub stall_timeout: u64,
 }
 
 impl Default for ClientSettings {
@@ -120,6 +123,7 @@ impl Default for ClientSettings {
             request_timeout: 60,
             long_poll: true,
             bulk_reads: true,
+            stall_timeout: 300,
         }
     }
 }
@@ -305,6 +309,9 @@ fn validate(raw: RawConfig, at: &Locator<'_>) -> Result<Config, ConfigError> {
     let client = raw.ec_sync_client;
     if client.concurrency == 0 || client.concurrency > 256 {
         return Err(at.error("ec_sync_client.concurrency", "must be between 1 and 256"));
+    }
+    if client.stall_timeout == 0 {
+        return Err(at.error("ec_sync_client.stall_timeout", "must be at least 1"));
     }
     if client.request_timeout == 0 {
         return Err(at.error(

@@ -15,6 +15,7 @@ use crate::config::{Config, ConfigError, OrgPair};
 use crate::engine::backoff::RetryPolicy;
 use crate::engine::worker::{Handle, Settings, Worker};
 use crate::logs::{RotatingFile, org_log_path};
+use crate::metrics::Metrics;
 use crate::state::{State, StateError};
 
 /// Why the daemon cannot run.
@@ -37,6 +38,14 @@ pub enum DaemonError {
     /// The state database failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The `metrics_listen` address could not be bound.
+    #[error("metrics_listen {address}: {problem}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// The control socket could not be set up.
     #[error("control socket {path}: {problem}")]
     Socket {
@@ -122,6 +131,7 @@ pub struct Daemon {
     config_path: PathBuf,
     state: State,
     running: Arc<Mutex<Running>>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -132,7 +142,7 @@ impl std::fmt::Debug for Daemon {
     }
 }
 
-fn spawn(config: &Config, state: &State) -> Result<Running, DaemonError> {
+fn spawn(config: &Config, state: &State, metrics: &Arc<Metrics>) -> Result<Running, DaemonError> {
     let client = &config.ec_sync_client;
     let key = Arc::new(load_key(&client.sync_key)?);
     let http = http_client(LONG_POLL + Duration::from_secs(client.request_timeout));
@@ -148,6 +158,7 @@ fn spawn(config: &Config, state: &State) -> Result<Running, DaemonError> {
         },
         bulk_reads: client.bulk_reads,
         retry: RetryPolicy::default(),
+        metrics: None,
         max_org_backoff: Duration::from_secs(300),
     };
     let (stop, stop_rx) = watch::channel(false);
@@ -155,22 +166,29 @@ fn spawn(config: &Config, state: &State) -> Result<Running, DaemonError> {
     let mut tasks = Vec::new();
     for pair in &config.organizations {
         let (primaries, replica) = endpoints(config, pair);
-        let server = |base: &str| {
+        let org_metrics = metrics.org(&pair.destination);
+        let server = |base: &str, peer: &'static str| {
             ChefServer::new(base, &client.sync_user, key.clone(), http.clone())
                 .with_timeout(timeout)
+                .with_metrics(org_metrics.clone(), peer)
         };
-        let handle = Arc::new(Handle::default());
+        let primaries: Vec<ChefServer> = primaries.iter().map(|p| server(p, "primary")).collect();
+        let replica = server(&replica, "replica");
+        let handle = Arc::new(Handle::new(primaries.clone(), replica.clone()));
         let worker = Worker::new(
             pair.destination.clone(),
-            primaries.iter().map(|p| server(p)).collect(),
-            server(&replica),
+            primaries,
+            replica,
             state.clone(),
             handle.clone(),
             RotatingFile::new(
                 org_log_path(&client.log_directory, &pair.destination),
                 client.log_rotation.clone(),
             ),
-            settings,
+            Settings {
+                metrics: Some(org_metrics.clone()),
+                ..settings.clone()
+            },
             stop_rx.clone(),
         );
         handles.insert(pair.destination.clone(), handle);
@@ -204,17 +222,29 @@ impl Daemon {
         for pair in &config.organizations {
             state.ensure_org(&pair.destination, &pair.source).await?;
         }
-        let running = spawn(&config, &state)?;
+        let metrics = Arc::new(Metrics::new());
+        let running = spawn(&config, &state, &metrics)?;
         Ok(Daemon {
             config_path: config_path.to_owned(),
             state,
             running: Arc::new(Mutex::new(running)),
+            metrics,
         })
     }
 
     /// The state database.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The daemon's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// An org's worker handle.
+    pub async fn handle(&self, org: &str) -> Option<Arc<Handle>> {
+        self.running.lock().await.handles.get(org).cloned()
     }
 
     /// The config in force.
@@ -257,7 +287,7 @@ impl Daemon {
         // Check the key before stopping anything.
         load_key(&config.ec_sync_client.sync_key)?;
         stop_workers(&mut running).await;
-        *running = spawn(&config, &self.state)?;
+        *running = spawn(&config, &self.state, &self.metrics)?;
         tracing::info!(orgs = config.organizations.len(), "configuration reloaded");
         Ok(())
     }

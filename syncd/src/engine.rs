@@ -6,5 +6,6 @@ pub mod bulk;
 pub mod cookbooks;
 pub mod feed;
 pub mod plan;
+pub mod progress;
 pub mod reconcile;
 pub mod worker;

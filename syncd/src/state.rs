@@ -379,6 +379,19 @@ impl State {
             .collect())
     }
 
+    /// Rewrites the readiness row: fails when the database no longer takes writes (disk full,
+    /// read-only file system, a lock held too long).
+    pub async fn check_writable(&self) -> StateResult<()> {
+        sqlx::query(
+            "INSERT INTO readiness_check (id, checked_at) VALUES (1, ?1) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(timestamp(chrono::Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -20,6 +20,10 @@ pub struct Tuning {
     pub request_timeout: u64,
     /// Reconciles read documents through search (`bulk_reads`).
     pub bulk_reads: bool,
+    /// Serve `/metrics`, `/healthz` and `/readyz` on a free port of 127.0.0.1.
+    pub monitoring: bool,
+    /// Seconds without progress before `/readyz` calls an org stalled.
+    pub stall_timeout: u64,
 }
 
 impl Default for Tuning {
@@ -30,6 +34,8 @@ impl Default for Tuning {
             rust_log: None,
             request_timeout: 10,
             bulk_reads: true,
+            monitoring: false,
+            stall_timeout: 300,
         }
     }
 }
@@ -63,6 +69,10 @@ fn syncd_config(
         t = t.request_timeout,
         b = t.bulk_reads
     ));
+    text.push_str(&format!("stall_timeout = {}\n", t.stall_timeout));
+    if t.monitoring {
+        text.push_str("metrics_listen = \"127.0.0.1:0\"\n");
+    }
     std::fs::write(path, text).expect("config");
 }
 
@@ -245,6 +255,21 @@ impl Replication {
             || format!("status {}", self.status()),
         )
         .await;
+    }
+
+    /// `http://127.0.0.1:PORT` of the daemon's metrics and health listener (the tuning must
+    /// have asked for it).
+    pub fn monitoring_url(&mut self) -> String {
+        let line = self.daemon.wait_for_line(
+            "metrics and health checks listening",
+            Duration::from_secs(30),
+        );
+        let address = line
+            .split("address=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("address in the listening line");
+        format!("http://{address}")
     }
 
     /// Waits until every org is synced at a feed position of at least `at_least`.

@@ -1,4 +1,5 @@
-//! Middleware that verifies the Chef signature of every request except `/_status`.
+//! Middleware that verifies the Chef signature of every request except `/_status`, `/metrics`
+//! and pre-signed file URLs.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -11,10 +12,11 @@ use super::{Actor, ActorKind};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 
-/// Requests that need no Chef signature: the health check, and file URLs, which carry their
-/// own pre-signed query (checked by the file routes).
+/// Requests that need no Chef signature: the health check, the metrics (scraped by
+/// Prometheus, which cannot sign), and file URLs, which carry their own pre-signed query
+/// (checked by the file routes).
 fn is_public(path: &str) -> bool {
-    path == "/_status" || path.starts_with("/file_store/")
+    path == "/_status" || path == "/metrics" || path.starts_with("/file_store/")
 }
 
 struct Headers<'a>(&'a HeaderMap);

@@ -27,6 +27,26 @@ impl Store {
         Ok(row.try_get("page")?)
     }
 
+    /// Every org's change-log length and newest id: `(org, entries, last_seq)`.
+    pub async fn feed_sizes(&self) -> StoreResult<Vec<(String, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT o.name AS name, o.last_seq AS last_seq, \
+             (SELECT COUNT(*) FROM change_log c WHERE c.org_id = o.id) AS entries \
+             FROM orgs o ORDER BY o.name",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("name")?,
+                    r.try_get("entries")?,
+                    r.try_get("last_seq")?,
+                ))
+            })
+            .collect()
+    }
+
     /// The highest change id handed out in an org.
     pub async fn last_seq(&self, org_id: i64) -> StoreResult<i64> {
         let row = sqlx::query("SELECT last_seq FROM orgs WHERE id = $1")

@@ -7,6 +7,7 @@ use chef_sync_syncd::config::DEFAULT_PATH;
 use chef_sync_syncd::control::server;
 use chef_sync_syncd::daemon::{Daemon, DaemonError, load_config};
 use chef_sync_syncd::logs::{RotatingFile, manager_log_path};
+use chef_sync_syncd::monitoring::{self, Monitoring};
 use clap::Parser;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -58,6 +59,17 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
         .init();
     let socket = client.socket_path.clone();
     let listener = server::bind(&socket)?;
+    // Bound before anything starts, so a taken port is a startup error, not a silent gap.
+    let monitoring_listener =
+        match &client.metrics_listen {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(|e| {
+                DaemonError::Listen {
+                    address: address.clone(),
+                    problem: e.to_string(),
+                }
+            })?),
+            None => None,
+        };
     let daemon = Daemon::start(&cli.config, config.clone()).await?;
     let shutdown = shutdown_signal();
     tracing::info!(
@@ -65,15 +77,52 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
         socket = %socket.display(),
         "chef-syncd started"
     );
+    let (stop_monitoring, monitoring_stopped) = tokio::sync::watch::channel(false);
+    let monitoring = match &client.metrics_listen {
+        Some(address) => Some(tokio::spawn(serve_monitoring(
+            monitoring_listener,
+            Monitoring {
+                daemon: daemon.clone(),
+                metrics: daemon.metrics().clone(),
+                config_path: cli.config.display().to_string(),
+            },
+            monitoring_stopped,
+            address.clone(),
+        ))),
+        None => None,
+    };
     let control =
         axum::serve(listener, server::router(daemon.clone())).with_graceful_shutdown(shutdown);
     if let Err(e) = control.await {
         tracing::error!(error = %e, "control socket failed");
     }
+    let _ = stop_monitoring.send(true);
+    if let Some(task) = monitoring {
+        let _ = task.await;
+    }
     tracing::info!("shutting down");
     daemon.shutdown().await;
     let _ = std::fs::remove_file(&socket);
     Ok(())
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until told to stop.
+async fn serve_monitoring(
+    listener: Option<tokio::net::TcpListener>,
+    monitoring: Monitoring,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    address: String,
+) {
+    let Some(listener) = listener else { return };
+    let address = listener.local_addr().map_or(address, |a| a.to_string());
+    tracing::info!(%address, "metrics and health checks listening");
+    let served =
+        axum::serve(listener, monitoring::router(monitoring)).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        });
+    if let Err(e) = served.await {
+        tracing::error!(error = %e, "metrics listener failed");
+    }
 }
 
 fn main() -> ExitCode {

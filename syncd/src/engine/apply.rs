@@ -3,6 +3,8 @@
 //! with the method the replica expects (PUT, or POST when the replica says 404). Deletes are
 //! DELETEs, and a 404 counts as done.
 
+use std::sync::Arc;
+
 use chef_sync_shared::ObjectPath;
 use chef_sync_shared::objects::Environment;
 use serde_json::{Value, json};
@@ -10,7 +12,9 @@ use serde_json::{Value, json};
 use super::backoff::{RetryPolicy, retry};
 use super::cookbooks;
 use super::plan::{Action, Change, phases};
+use super::progress::Progress;
 use crate::chef_client::{ChefError, ChefServer};
+use crate::metrics::OrgMetrics;
 
 /// Both ends of an org pair.
 #[derive(Debug, Clone)]
@@ -21,6 +25,10 @@ pub struct Sides {
     pub replica: ChefServer,
     /// Per-request retries.
     pub retry: RetryPolicy,
+    /// Where outcomes are counted.
+    pub metrics: Option<OrgMetrics>,
+    /// Told of every object applied.
+    pub progress: Arc<Progress>,
 }
 
 /// What applying a change did.
@@ -36,7 +44,7 @@ pub enum Applied {
 
 impl Sides {
     async fn get(&self, server: &ChefServer, rel: &str) -> Result<Option<Value>, ChefError> {
-        match retry(self.retry, || server.get(rel)).await {
+        match retry(&self.retry, || server.get(rel)).await {
             Ok(v) => Ok(Some(v)),
             Err(ChefError::NotFound) => Ok(None),
             Err(e) => Err(e),
@@ -54,18 +62,18 @@ impl Sides {
     }
 
     async fn replica_delete(&self, rel: &str) -> Result<Applied, ChefError> {
-        retry(self.retry, || self.replica.delete(rel)).await?;
+        retry(&self.retry, || self.replica.delete(rel)).await?;
         Ok(Applied::Deleted)
     }
 
     async fn replica_put(&self, rel: &str, body: &Value) -> Result<(), ChefError> {
-        retry(self.retry, || self.replica.put(rel, body))
+        retry(&self.retry, || self.replica.put(rel, body))
             .await
             .map(|_| ())
     }
 
     async fn replica_post(&self, rel: &str, body: &Value) -> Result<(), ChefError> {
-        retry(self.retry, || self.replica.post(rel, body))
+        retry(&self.retry, || self.replica.post(rel, body))
             .await
             .map(|_| ())
     }
@@ -102,7 +110,7 @@ pub async fn apply_batch(
                 }
             })
             .buffer_unordered(concurrency.max(1));
-        if drain(done, &mut outcomes).await {
+        if drain(sides, done, &mut outcomes).await {
             break;
         }
     }
@@ -129,17 +137,25 @@ pub async fn apply_known(
             }
         })
         .buffer_unordered(concurrency.max(1));
-    drain(done, outcomes).await
+    drain(sides, done, outcomes).await
 }
 
-/// Collects outcomes until the stream ends or one finds a server unreachable (`true`).
+/// Collects outcomes until the stream ends or one finds a server unreachable (`true`),
+/// counting each and telling the worker's progress of each success.
 async fn drain(
+    sides: &Sides,
     done: impl futures_util::Stream<Item = Outcome>,
     outcomes: &mut Vec<Outcome>,
 ) -> bool {
     use futures_util::StreamExt;
     let mut done = std::pin::pin!(done);
     while let Some(outcome) = done.next().await {
+        if let Some(m) = &sides.metrics {
+            m.outcome(&outcome);
+        }
+        if outcome.result.is_ok() {
+            sides.progress.advanced();
+        }
         let unreachable = matches!(
             outcome.result,
             Err(ChefError::Transient {

@@ -5,9 +5,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::chef_client::ChefError;
+use crate::metrics::OrgMetrics;
 
 /// How one request is retried.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Attempts in all (1 = no retry).
     pub attempts: u32,
@@ -15,6 +16,8 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// Longest delay.
     pub max: Duration,
+    /// Where retries are counted.
+    pub metrics: Option<OrgMetrics>,
 }
 
 impl Default for RetryPolicy {
@@ -24,6 +27,7 @@ impl Default for RetryPolicy {
             attempts: 5,
             base: Duration::from_millis(250),
             max: Duration::from_secs(30),
+            metrics: None,
         }
     }
 }
@@ -38,7 +42,7 @@ pub fn delay(base: Duration, max: Duration, attempt: u32) -> Duration {
 }
 
 /// Runs `op` until it succeeds, fails for good, or runs out of attempts.
-pub async fn retry<T, F, Fut>(policy: RetryPolicy, mut op: F) -> Result<T, ChefError>
+pub async fn retry<T, F, Fut>(policy: &RetryPolicy, mut op: F) -> Result<T, ChefError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ChefError>>,
@@ -63,6 +67,9 @@ where
                     error = %message,
                     "retrying"
                 );
+                if let Some(m) = &policy.metrics {
+                    m.retried();
+                }
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }
@@ -96,9 +103,10 @@ mod tests {
             attempts: 4,
             base: Duration::from_millis(1),
             max: Duration::from_millis(5),
+            metrics: None,
         };
         let calls = AtomicU32::new(0);
-        let out = retry(policy, || async {
+        let out = retry(&policy, || async {
             if calls.fetch_add(1, Ordering::SeqCst) < 2 {
                 Err(ChefError::Transient {
                     message: "502".into(),
@@ -114,7 +122,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
 
         let calls = AtomicU32::new(0);
-        let out: Result<(), _> = retry(policy, || async {
+        let out: Result<(), _> = retry(&policy, || async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err(ChefError::Rejected {
                 status: 400,
@@ -126,7 +134,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
         let calls = AtomicU32::new(0);
-        let out: Result<(), _> = retry(policy, || async {
+        let out: Result<(), _> = retry(&policy, || async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err(ChefError::Transient {
                 message: "down".into(),

@@ -69,7 +69,7 @@ impl Index {
 #[derive(Debug)]
 pub struct Pages<'a> {
     server: &'a ChefServer,
-    policy: RetryPolicy,
+    policy: &'a RetryPolicy,
     index: Index,
     start: usize,
     done: bool,
@@ -77,7 +77,7 @@ pub struct Pages<'a> {
 
 impl<'a> Pages<'a> {
     /// Pages of `index` on `server`.
-    pub fn new(server: &'a ChefServer, policy: RetryPolicy, index: Index) -> Pages<'a> {
+    pub fn new(server: &'a ChefServer, policy: &'a RetryPolicy, index: Index) -> Pages<'a> {
         Pages {
             server,
             policy,

@@ -56,7 +56,7 @@ pub async fn copy_version(
 ) -> Result<Applied, ChefError> {
     let rel = format!("/cookbooks/{cookbook}/{version}");
     let Some(source) = sides.primary_get(&rel).await? else {
-        retry(sides.retry, || sides.replica.delete(&rel)).await?;
+        retry(&sides.retry, || sides.replica.delete(&rel)).await?;
         return Ok(Applied::Deleted);
     };
     let source = manifest(source, &rel)?;
@@ -83,7 +83,7 @@ pub async fn copy_version(
     let body = serde_json::to_value(without_urls(source))
         .map_err(|e| ChefError::Malformed(e.to_string()))?;
     let put = format!("{rel}?force=true");
-    retry(sides.retry, || sides.replica.put(&put, &body)).await?;
+    retry(&sides.retry, || sides.replica.put(&put, &body)).await?;
     Ok(Applied::Written)
 }
 
@@ -107,7 +107,7 @@ async fn upload_missing(
         }
     }
     let request = json!({ "checksums": by_checksum });
-    let sandbox = retry(sides.retry, || sides.replica.post("/sandboxes", &request)).await?;
+    let sandbox = retry(&sides.retry, || sides.replica.post("/sandboxes", &request)).await?;
     let id = sandbox
         .get("sandbox_id")
         .and_then(Value::as_str)
@@ -138,7 +138,7 @@ async fn upload_missing(
     }
     let results: Vec<Result<(), ChefError>> = futures_util::stream::iter(transfers)
         .map(|(checksum, from, to)| async move {
-            retry(sides.retry, || transfer(sides, &checksum, &from, &to)).await
+            retry(&sides.retry, || transfer(sides, &checksum, &from, &to)).await
         })
         .buffer_unordered(FILES_IN_FLIGHT)
         .collect()
@@ -149,7 +149,7 @@ async fn upload_missing(
     let commit = format!("/sandboxes/{id}");
     // Bookshelf may take a moment to see a file: a 503 commit is retried.
     let completed = json!({ "is_completed": true });
-    retry(sides.retry, || sides.replica.put(&commit, &completed)).await?;
+    retry(&sides.retry, || sides.replica.put(&commit, &completed)).await?;
     Ok(())
 }
 

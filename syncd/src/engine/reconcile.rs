@@ -23,7 +23,7 @@ fn names(listing: &Value, what: &str) -> Result<Vec<String>, ChefError> {
 
 /// Every replicated object on one side.
 pub async fn list(server: &ChefServer, sides: &Sides) -> Result<BTreeSet<ObjectPath>, ChefError> {
-    let get = |rel: &'static str| async move { retry(sides.retry, || server.get(rel)).await };
+    let get = |rel: &'static str| async move { retry(&sides.retry, || server.get(rel)).await };
     let mut paths = BTreeSet::new();
     for name in names(&get("/roles").await?, "roles")? {
         if let Ok(p) = ObjectPath::role(&name) {
@@ -42,7 +42,7 @@ pub async fn list(server: &ChefServer, sides: &Sides) -> Result<BTreeSet<ObjectP
             continue;
         };
         let rel = format!("/data/{bag}");
-        let items = match retry(sides.retry, || server.get(&rel)).await {
+        let items = match retry(&sides.retry, || server.get(&rel)).await {
             Ok(v) => names(&v, "data bag")?,
             // Deleted between the two listings.
             Err(ChefError::NotFound) => continue,
@@ -124,7 +124,7 @@ pub async fn reconcile(
         Vec::new()
     };
     for index in indexes {
-        let mut pages = Pages::new(&sides.primary, sides.retry, index.clone());
+        let mut pages = Pages::new(&sides.primary, &sides.retry, index.clone());
         loop {
             let page = match pages.next().await {
                 Ok(Some(page)) => page,

@@ -14,13 +14,15 @@ use super::apply::{Outcome, apply_batch};
 use super::backoff::{RetryPolicy, delay};
 use super::feed::{self, FeedError, PAGE};
 use super::plan::{Action, Change, coalesce};
+use super::progress::Progress;
 use super::reconcile::reconcile;
 use crate::chef_client::{ChefError, ChefServer};
 use crate::logs::RotatingFile;
+use crate::metrics::OrgMetrics;
 use crate::state::{Checkpoint, OrgState, Parked, State, Status, timestamp};
 
 /// Timing and limits of a worker.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Pause between polls when the primary does not long-poll (and between reconcile passes
     /// in reconcile mode).
@@ -35,6 +37,8 @@ pub struct Settings {
     pub bulk_reads: bool,
     /// Per-request retries.
     pub retry: RetryPolicy,
+    /// Where the org's work is counted.
+    pub metrics: Option<OrgMetrics>,
     /// Longest pause of the whole org while a server is down.
     pub max_org_backoff: Duration,
 }
@@ -50,13 +54,32 @@ pub struct Pending {
     pub seq: Option<i64>,
 }
 
-/// What the daemon and the control socket share with a worker.
-#[derive(Debug, Default)]
+/// What the daemon, the control socket and the health checks share with a worker.
+#[derive(Debug)]
 pub struct Handle {
     /// Wakes the worker (sync-start, sync-stop, reload).
     pub wake: Notify,
     /// Entries of the batch in flight.
     pub pending: std::sync::Mutex<Vec<Pending>>,
+    /// When the worker last got something done.
+    pub progress: Arc<Progress>,
+    /// The org's primaries, in failover order.
+    pub primaries: Vec<ChefServer>,
+    /// The replica org.
+    pub replica: ChefServer,
+}
+
+impl Handle {
+    /// The handle of a worker for these servers.
+    pub fn new(primaries: Vec<ChefServer>, replica: ChefServer) -> Handle {
+        Handle {
+            wake: Notify::new(),
+            pending: std::sync::Mutex::new(Vec::new()),
+            progress: Arc::new(Progress::default()),
+            primaries,
+            replica,
+        }
+    }
 }
 
 /// One org pair's worker.
@@ -170,7 +193,12 @@ impl Worker {
         Sides {
             primary: self.primaries[self.current % self.primaries.len()].clone(),
             replica: self.replica.clone(),
-            retry: self.settings.retry,
+            retry: RetryPolicy {
+                metrics: self.settings.metrics.clone(),
+                ..self.settings.retry.clone()
+            },
+            metrics: self.settings.metrics.clone(),
+            progress: self.handle.progress.clone(),
         }
     }
 
@@ -182,6 +210,12 @@ impl Worker {
     fn warn(&self, message: &str) {
         tracing::warn!(org = %self.destination, "{message}");
         self.log.line("WARN", message);
+    }
+
+    fn reconciled(&self, took: Duration) {
+        if let Some(m) = &self.settings.metrics {
+            m.reconciled(took);
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -301,7 +335,7 @@ impl Worker {
 
     /// The source org's identity: its guid, or for servers without org objects the URL.
     async fn identity(&self, sides: &Sides) -> Result<String, CycleError> {
-        match super::backoff::retry(sides.retry, || sides.primary.get("")).await {
+        match super::backoff::retry(&sides.retry, || sides.primary.get("")).await {
             Ok(Value::Object(org)) => Ok(org.get("guid").and_then(Value::as_str).map_or_else(
                 || format!("url:{}", sides.primary.base()),
                 |g| format!("guid:{g}"),
@@ -469,11 +503,13 @@ impl Worker {
         let outcomes = reconcile(sides, self.settings.concurrency, self.settings.bulk_reads)
             .await
             .map_err(|e| self.failed("primary or replica", &e))?;
+        self.reconciled(started.elapsed());
         let total = outcomes.len();
         let (mut cp, written) = self.settle(outcomes)?;
         let parked = cp.park.len();
         cp.applied_seq = head;
         self.state.commit(&self.destination, &cp).await?;
+        self.handle.progress.advanced();
         self.state
             .set_primary_seq(&self.destination, head, mode)
             .await?;
@@ -529,8 +565,16 @@ impl Worker {
                 action,
                 seq: p.seq,
             };
-            match apply(sides, &change, None).await {
+            let result = apply(sides, &change, None).await;
+            if let Some(m) = &sides.metrics {
+                m.outcome(&Outcome {
+                    change: change.clone(),
+                    result: result.clone(),
+                });
+            }
+            match result {
                 Ok(_) => {
+                    sides.progress.advanced();
                     self.info(&format!("parked {} applied on retry", p.path));
                     cp.release.push(p.path);
                 }
@@ -586,6 +630,7 @@ impl Worker {
             .set_primary_seq(&self.destination, Some(head), "feed")
             .await?;
         if page.len == 0 {
+            self.handle.progress.advanced();
             self.state
                 .commit(
                     &self.destination,
@@ -645,6 +690,7 @@ impl Worker {
         }
         cp.applied_seq = page.last_id;
         self.state.commit(&self.destination, &cp).await?;
+        self.handle.progress.advanced();
         if let Ok(mut pending) = self.handle.pending.lock() {
             pending.clear();
         }
@@ -720,9 +766,11 @@ impl Worker {
             return Ok(());
         }
         self.info("periodic full reconcile started");
+        let started = Instant::now();
         let outcomes = reconcile(sides, self.settings.concurrency, self.settings.bulk_reads)
             .await
             .map_err(|e| self.failed("primary or replica", &e))?;
+        self.reconciled(started.elapsed());
         let (cp, written) = self.settle(outcomes)?;
         self.state.commit(&self.destination, &cp).await?;
         self.state.reconciled(&self.destination).await?;
