@@ -1,6 +1,7 @@
 //! chef-sync-ctl's commands. Each returns a `CtlError` whose kind decides the exit code: usage
 //! or configuration problems exit 2, everything else 1.
 
+pub mod drift;
 pub mod log_files;
 pub mod prepare_org;
 pub mod report;
@@ -20,6 +21,9 @@ pub enum CtlError {
     /// Operational failure (exit 1).
     #[error("{0}")]
     Failed(String),
+    /// `verify` found drift: the report goes to stdout, and the exit code is 1.
+    #[error("{0}")]
+    Drift(String),
 }
 
 impl CtlError {
@@ -27,7 +31,7 @@ impl CtlError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CtlError::Usage(_) => 2,
-            CtlError::Failed(_) => 1,
+            CtlError::Failed(_) | CtlError::Drift(_) => 1,
         }
     }
 }

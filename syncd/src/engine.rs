@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod backoff;
 pub mod bulk;
+pub mod compare;
 pub mod cookbooks;
 pub mod feed;
 pub mod plan;

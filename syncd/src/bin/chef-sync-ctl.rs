@@ -78,6 +78,20 @@ enum Command {
         #[arg(long)]
         replica: bool,
     },
+    /// Show, without writing anything, what the next sync of ORG would create, update and
+    /// delete on the replica.
+    Plan {
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare ORG on the primary and the replica in full and report drift (objects that
+    /// differ with no pending sync to explain it); exits 1 when there is drift.
+    Verify {
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the configuration and make the running daemon reload it.
     Reconfigure,
     /// Print the configuration with defaults filled in.
@@ -137,6 +151,8 @@ async fn run(cli: Cli) -> Result<Option<String>, CtlError> {
                 .await
                 .map(|lines| Some(lines.join("\n")))
         }
+        Command::Plan { org, json } => ctl::drift::plan(&path, &org, json).await.map(Some),
+        Command::Verify { org, json } => ctl::drift::verify(&path, &org, json).await.map(Some),
         Command::Reconfigure => ctl::reconfigure(&path).await.map(Some),
         Command::ShowConfig { json } => report::show_config(&path, json).map(Some),
     }
@@ -157,6 +173,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(None) => ExitCode::SUCCESS,
+        Err(CtlError::Drift(report)) => {
+            println!("{report}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             // One line, whatever the error.
             eprintln!("chef-sync-ctl: {}", e.to_string().replace('\n', " "));

@@ -47,6 +47,11 @@ fn comparable(cb: CookbookVersion) -> CookbookVersion {
     cb
 }
 
+/// A manifest answer in the form [`comparable`] compares.
+pub fn comparable_manifest(value: Value, rel: &str) -> Result<CookbookVersion, ChefError> {
+    manifest(value, rel).map(comparable)
+}
+
 /// Copies `/cookbooks/NAME/VERSION` from the primary to the replica.
 pub async fn copy_version(
     sides: &Sides,
