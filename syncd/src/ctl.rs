@@ -5,6 +5,7 @@ pub mod drift;
 pub mod log_files;
 pub mod prepare_org;
 pub mod report;
+pub mod wait;
 
 use std::path::Path;
 

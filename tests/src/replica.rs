@@ -24,6 +24,8 @@ pub struct Tuning {
     pub monitoring: bool,
     /// Seconds without progress before `/readyz` calls an org stalled.
     pub stall_timeout: u64,
+    /// Run `sync-start` for every org before the daemon starts (else the orgs stay stopped).
+    pub start: bool,
 }
 
 impl Default for Tuning {
@@ -36,6 +38,7 @@ impl Default for Tuning {
             bulk_reads: true,
             monitoring: false,
             stall_timeout: 300,
+            start: true,
         }
     }
 }
@@ -191,12 +194,14 @@ impl Replication {
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
-            let out = ctl(&config, &["sync-start", org]);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            if tuning.start {
+                let out = ctl(&config, &["sync-start", org]);
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
         let started = std::time::Instant::now();
         let daemon = syncd_logging(&config, tuning.rust_log);

@@ -22,7 +22,12 @@ struct Cli {
 enum Command {
     /// Start syncing ORG (a destination org); the choice survives restarts.
     #[command(name = "sync-start")]
-    SyncStart { org: String },
+    SyncStart {
+        org: String,
+        /// Show the bootstrap's progress and return once ORG is synced (needs the daemon).
+        #[arg(long)]
+        wait: bool,
+    },
     /// Stop syncing ORG.
     #[command(name = "sync-stop")]
     SyncStop { org: String },
@@ -105,7 +110,17 @@ enum Command {
 async fn run(cli: Cli) -> Result<Option<String>, CtlError> {
     let path = cli.config;
     match cli.command {
-        Command::SyncStart { org } => ctl::set_started(&path, &org, true).await.map(Some),
+        Command::SyncStart { org, wait } => {
+            let started = ctl::set_started(&path, &org, true).await?;
+            if !wait {
+                return Ok(Some(started));
+            }
+            println!("{started}");
+            let config = ctl::load_replica(&path, "sync-start")?;
+            ctl::wait::until_synced(&config.ec_sync_client.socket_path, &org)
+                .await
+                .map(Some)
+        }
         Command::SyncStop { org } => ctl::set_started(&path, &org, false).await.map(Some),
         Command::SyncStatus { json } => report::sync_status(&path, json).await.map(Some),
         Command::UnsyncedObjects { org, json } => {

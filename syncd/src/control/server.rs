@@ -69,6 +69,16 @@ async fn unsynced(State(daemon): State<Daemon>, UrlPath(org): UrlPath<String>) -
     }
 }
 
+async fn progress(State(daemon): State<Daemon>, UrlPath(org): UrlPath<String>) -> Response {
+    match daemon.handle(&org).await {
+        Some(handle) => Json(handle.progress.snapshot()).into_response(),
+        None => failure(
+            StatusCode::NOT_FOUND,
+            format!("organization '{org}' is not configured"),
+        ),
+    }
+}
+
 async fn reload(State(daemon): State<Daemon>) -> Response {
     match daemon.reload().await {
         Ok(()) => Json(json!({"ok": true})).into_response(),
@@ -85,6 +95,7 @@ pub fn router(daemon: Daemon) -> Router {
         .route("/status", get(status_rows))
         .route("/orgs/{org}/wake", post(wake))
         .route("/orgs/{org}/unsynced", get(unsynced))
+        .route("/orgs/{org}/progress", get(progress))
         .route("/reload", post(reload))
         .with_state(daemon)
 }

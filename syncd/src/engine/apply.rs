@@ -153,6 +153,7 @@ async fn drain(
         if let Some(m) = &sides.metrics {
             m.outcome(&outcome);
         }
+        sides.progress.object_done();
         if outcome.result.is_ok() {
             sides.progress.advanced();
         }

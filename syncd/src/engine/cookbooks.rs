@@ -240,6 +240,11 @@ async fn transfer(sides: &Sides, checksum: &str, from: &str, to: &str) -> Result
     // Wrong bytes stay wrong however often they are fetched: not worth an immediate retry.
     match mismatch.lock().ok().and_then(|mut m| m.take()) {
         Some(why) if uploaded.is_err() => Err(ChefError::Malformed(why)),
-        _ => uploaded,
+        _ => {
+            if uploaded.is_ok() {
+                sides.progress.add_bytes(length.unwrap_or(0));
+            }
+            uploaded
+        }
     }
 }

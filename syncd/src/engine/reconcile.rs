@@ -89,6 +89,20 @@ pub async fn reconcile(
 ) -> Result<Vec<Outcome>, ChefError> {
     let on_primary = list(&sides.primary, sides).await?;
     let on_replica = list(&sides.replica, sides).await?;
+    let extra = on_replica.difference(&on_primary).count();
+    sides.progress.begin((on_primary.len() + extra) as u64);
+    let outcomes = copy(sides, concurrency, bulk_reads, &on_primary, &on_replica).await;
+    sides.progress.end();
+    Ok(outcomes)
+}
+
+async fn copy(
+    sides: &Sides,
+    concurrency: usize,
+    bulk_reads: bool,
+    on_primary: &BTreeSet<ObjectPath>,
+    on_replica: &BTreeSet<ObjectPath>,
+) -> Vec<Outcome> {
     let replica_has = |path: &ObjectPath| Some(on_replica.contains(path));
     let write = |path: &ObjectPath| Change {
         path: path.clone(),
@@ -103,7 +117,7 @@ pub async fn reconcile(
         .collect();
     let mut outcomes = apply_batch(sides, bags, replica_has, concurrency).await;
     if stopped(&outcomes) {
-        return Ok(outcomes);
+        return outcomes;
     }
 
     let mut pending: BTreeSet<ObjectPath> = on_primary
@@ -140,19 +154,19 @@ pub async fn reconcile(
                 .map(|(path, body)| (write(&path), body))
                 .collect();
             if apply_known(sides, documents, replica_has, concurrency, &mut outcomes).await {
-                return Ok(outcomes);
+                return outcomes;
             }
         }
     }
 
     let mut rest: Vec<Change> = pending.iter().map(write).collect();
-    rest.extend(on_replica.difference(&on_primary).map(|p| Change {
+    rest.extend(on_replica.difference(on_primary).map(|p| Change {
         path: p.clone(),
         action: Action::Delete,
         seq: None,
     }));
     outcomes.extend(apply_batch(sides, rest, replica_has, concurrency).await);
-    Ok(outcomes)
+    outcomes
 }
 
 /// Whether a batch ended at a server that could not be reached.
