@@ -194,6 +194,28 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// systemd's watchdog period, when it asked for one (`WatchdogSec=`).
+fn watchdog_period() -> Option<std::time::Duration> {
+    let mut usec = 0;
+    sd_notify::watchdog_enabled(false, &mut usec).then(|| std::time::Duration::from_micros(usec))
+}
+
+/// Feeds systemd's watchdog at half its period while the database answers: a server that
+/// lost its database gets restarted rather than answering 503 forever.
+async fn feed_watchdog(store: Store, period: std::time::Duration) {
+    loop {
+        tokio::time::sleep(period / 2).await;
+        match store.ping().await {
+            Ok(()) => {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "database unavailable; not feeding the systemd watchdog")
+            }
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { common, listen } => {
@@ -208,9 +230,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = AppState::new(config, store.clone())
                 .await
                 .context("cannot prepare the server state")?;
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+            let feeding = watchdog_period().map(|p| tokio::spawn(feed_watchdog(store.clone(), p)));
             axum::serve(listener, app(state))
                 .with_graceful_shutdown(shutdown)
                 .await?;
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+            if let Some(task) = feeding {
+                task.abort();
+            }
             store.close().await;
         }
         Command::Migrate { common } => {

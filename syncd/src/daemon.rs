@@ -56,8 +56,9 @@ pub enum DaemonError {
     },
 }
 
-/// `wait` sent on feed requests.
-const LONG_POLL: Duration = Duration::from_secs(25);
+/// `wait` sent on feed requests, seconds.
+pub const LONG_POLL_SECONDS: u64 = 25;
+const LONG_POLL: Duration = Duration::from_secs(LONG_POLL_SECONDS);
 
 /// Loads the config for the daemon: valid, and for a role that runs chef-syncd.
 pub fn load_config(path: &Path) -> Result<Config, DaemonError> {

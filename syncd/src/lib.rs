@@ -13,3 +13,4 @@ pub mod metrics;
 pub mod monitoring;
 pub mod state;
 pub mod status;
+pub mod watchdog;

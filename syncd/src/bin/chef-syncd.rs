@@ -2,12 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use chef_sync_syncd::config::DEFAULT_PATH;
 use chef_sync_syncd::control::server;
-use chef_sync_syncd::daemon::{Daemon, DaemonError, load_config};
+use chef_sync_syncd::daemon::{Daemon, DaemonError, LONG_POLL_SECONDS, load_config};
 use chef_sync_syncd::logs::{RotatingFile, manager_log_path};
 use chef_sync_syncd::monitoring::{self, Monitoring};
+use chef_sync_syncd::watchdog;
 use clap::Parser;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -91,6 +93,13 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
         ))),
         None => None,
     };
+    watchdog::ready(config.organizations.len());
+    let feeding = watchdog::period().map(|period| {
+        // The longest a healthy worker goes without a beat: a request retried to the end of
+        // its attempts, or a long-poll plus its timeout, with a minute to spare.
+        let stale_after = Duration::from_secs(client.request_timeout * 5 + LONG_POLL_SECONDS + 60);
+        tokio::spawn(watchdog::feed(daemon.clone(), period, stale_after))
+    });
     let control =
         axum::serve(listener, server::router(daemon.clone())).with_graceful_shutdown(shutdown);
     if let Err(e) = control.await {
@@ -101,6 +110,10 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
         let _ = task.await;
     }
     tracing::info!("shutting down");
+    watchdog::stopping();
+    if let Some(task) = feeding {
+        task.abort();
+    }
     daemon.shutdown().await;
     let _ = std::fs::remove_file(&socket);
     Ok(())

@@ -13,6 +13,9 @@ use std::time::Duration;
 pub struct Progress {
     /// Unix milliseconds.
     last: AtomicI64,
+    /// When the worker's loop last went round (or a batch got an answer), unix milliseconds:
+    /// the systemd watchdog is fed only while every worker's is recent.
+    beat: AtomicI64,
     /// Objects in the full reconcile in flight (0: none).
     total: AtomicU64,
     /// Objects of it done (applied, unchanged or parked).
@@ -41,6 +44,7 @@ impl Default for Progress {
     fn default() -> Self {
         Progress {
             last: AtomicI64::new(now_ms()),
+            beat: AtomicI64::new(now_ms()),
             total: AtomicU64::new(0),
             done: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -66,9 +70,10 @@ impl Progress {
         self.total.store(0, Ordering::Relaxed);
     }
 
-    /// One object was dealt with.
+    /// One object was dealt with (which also shows the worker is not stuck).
     pub fn object_done(&self) {
         self.done.fetch_add(1, Ordering::Relaxed);
+        self.beat();
     }
 
     /// File bytes were copied.
@@ -83,6 +88,17 @@ impl Progress {
             done: self.done.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
         }
+    }
+
+    /// The worker is alive and not stuck.
+    pub fn beat(&self) {
+        self.beat.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Time since the last beat.
+    pub fn since_beat(&self) -> Duration {
+        let ms = now_ms() - self.beat.load(Ordering::Relaxed);
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
     }
 
     /// Time since the last progress.

@@ -134,6 +134,9 @@ impl CycleError {
     }
 }
 
+/// How often a pausing worker shows it is alive.
+const BEAT_WHILE_PAUSED: Duration = Duration::from_secs(5);
+
 /// How often a server that refused connections is probed while an org backs off.
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -222,14 +225,22 @@ impl Worker {
         *self.shutdown.borrow()
     }
 
-    /// Sleeps up to `d`, waking early for sync-start/stop, reload or shutdown.
+    /// Sleeps up to `d`, waking early for sync-start/stop, reload or shutdown; beats every
+    /// few seconds meanwhile (a pause is the loop working as meant).
     async fn pause(&mut self, d: Duration) {
         let handle = self.handle.clone();
         let mut shutdown = self.shutdown.clone();
+        let beating = async {
+            loop {
+                handle.progress.beat();
+                tokio::time::sleep(BEAT_WHILE_PAUSED).await;
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(d) => {}
             _ = handle.wake.notified() => {}
             _ = shutdown.changed() => {}
+            () = beating => {}
         }
     }
 
@@ -240,8 +251,10 @@ impl Worker {
             self.pause(d).await;
             return false;
         };
+        let progress = self.handle.progress.clone();
         let probe = async {
             loop {
+                progress.beat();
                 tokio::time::sleep(PROBE_INTERVAL).await;
                 let connect = tokio::net::TcpStream::connect(&address);
                 if let Ok(Ok(_)) = tokio::time::timeout(PROBE_INTERVAL, connect).await {
@@ -263,6 +276,7 @@ impl Worker {
     pub async fn run(mut self) {
         let mut failures: u32 = 0;
         while !self.stopping() {
+            self.handle.progress.beat();
             let org = match self.state.org(&self.destination).await {
                 Ok(Some(org)) => org,
                 Ok(None) => {
