@@ -10,6 +10,7 @@ mod auth_cache;
 mod connect;
 mod feed;
 mod groups;
+mod inline_reader;
 mod keys;
 mod objects;
 mod sandboxes;
@@ -71,6 +72,8 @@ pub struct Store {
     write: AnyPool,
     notifier: Arc<FeedNotifier>,
     auth: Arc<AuthRows>,
+    /// SQLite only: object point reads without sqlx's worker-thread hop.
+    inline: Option<Arc<inline_reader::InlineReader>>,
 }
 
 /// A user with its live keys (PEM).

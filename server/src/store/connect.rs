@@ -1,6 +1,7 @@
 //! Opening the database, choosing the dialect and running migrations.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -126,12 +127,17 @@ impl Store {
             Dialect::Sqlite => pool(pool_size).connect_with(options).await?,
             Dialect::Postgres => write.clone(),
         };
+        let inline = match dialect {
+            Dialect::Sqlite => super::inline_reader::InlineReader::for_url(&url).map(Arc::new),
+            Dialect::Postgres => None,
+        };
         Ok(Store {
             dialect,
             read,
             write,
             notifier: Default::default(),
             auth: Default::default(),
+            inline,
         })
     }
 

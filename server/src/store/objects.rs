@@ -77,6 +77,11 @@ pub struct CookbookVersionRow {
 impl Store {
     /// The stored JSON of one object.
     pub async fn object(&self, org_id: i64, path: &ObjectPath) -> StoreResult<Option<String>> {
+        if let Some(inline) = &self.inline
+            && let Ok(body) = inline.object(org_id, &path.to_string())
+        {
+            return Ok(body);
+        }
         let row = sqlx::query("SELECT body FROM objects WHERE org_id = $1 AND path = $2")
             .bind(org_id)
             .bind(path.to_string())
