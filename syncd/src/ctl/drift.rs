@@ -89,6 +89,39 @@ fn sides(config: &Config, org: &str) -> Result<Sides, CtlError> {
     })
 }
 
+/// What both commands start from.
+struct Org {
+    config: Config,
+    /// The org's feed checkpoint, if it has one.
+    checkpoint: Option<i64>,
+    /// Paths of its parked objects.
+    parked: Vec<String>,
+    sides: Sides,
+}
+
+impl Org {
+    async fn open(path: &Path, org: &str, command: &str) -> Result<Org, CtlError> {
+        let config = load_replica(path, command)?;
+        require_org(&config, path, org)?;
+        let state = open_state(&config).await?;
+        let checkpoint = state.org(org).await?.and_then(|r| r.applied_seq);
+        let parked = state
+            .parked(org)
+            .await?
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
+        state.close().await;
+        let sides = sides(&config, org)?;
+        Ok(Org {
+            config,
+            checkpoint,
+            parked,
+            sides,
+        })
+    }
+}
+
 /// Paths with work pending: feed entries after `applied` and parked objects.
 async fn pending(
     sides: &Sides,
@@ -118,20 +151,13 @@ async fn pending(
 
 /// Runs `plan ORG`.
 pub async fn plan(path: &Path, org: &str, json: bool) -> Result<String, CtlError> {
-    let config = load_replica(path, "plan")?;
-    require_org(&config, path, org)?;
-    let state = open_state(&config).await?;
-    let row = state.org(org).await?;
-    let parked: Vec<String> = state
-        .parked(org)
-        .await?
-        .into_iter()
-        .map(|p| p.path)
-        .collect();
-    state.close().await;
-    let sides = sides(&config, org)?;
+    let Org {
+        config,
+        checkpoint,
+        parked,
+        sides,
+    } = Org::open(path, org, "plan").await?;
     let concurrency = config.ec_sync_client.concurrency;
-    let checkpoint = row.and_then(|r| r.applied_seq);
     let (mode, changes) = match checkpoint {
         Some(applied) => {
             let paths = pending(&sides, applied, parked).await?;
@@ -189,18 +215,12 @@ fn action_word(a: crate::engine::compare::Difference) -> &'static str {
 
 /// Runs `verify ORG`; `Err(Drift)` carries the report when drift was found (exit 1).
 pub async fn verify(path: &Path, org: &str, json: bool) -> Result<String, CtlError> {
-    let config = load_replica(path, "verify")?;
-    require_org(&config, path, org)?;
-    let state = open_state(&config).await?;
-    let row = state.org(org).await?;
-    let parked: Vec<String> = state
-        .parked(org)
-        .await?
-        .into_iter()
-        .map(|p| p.path)
-        .collect();
-    state.close().await;
-    let sides = sides(&config, org)?;
+    let Org {
+        config,
+        checkpoint,
+        parked,
+        sides,
+    } = Org::open(path, org, "verify").await?;
     let (compared, differences) = compare_all(
         &sides,
         config.ec_sync_client.bulk_reads,
@@ -208,7 +228,7 @@ pub async fn verify(path: &Path, org: &str, json: bool) -> Result<String, CtlErr
     )
     .await
     .map_err(|e| failed("comparing", e))?;
-    let covered = match row.and_then(|r| r.applied_seq) {
+    let covered = match checkpoint {
         Some(applied) => pending(&sides, applied, parked).await?,
         // Never synced: everything is pending the bootstrap.
         None => differences
