@@ -64,6 +64,24 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
 }
 
+/// A whole-number query parameter in `min..=max` (`default` when absent); 400 naming the
+/// parameter and the range otherwise.
+pub(crate) fn query_number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    name: &str,
+    raw: Option<&str>,
+    default: T,
+    min: T,
+    max: T,
+) -> ApiResult<T> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.parse::<T>() {
+        Ok(v) if v >= min && v <= max => Ok(v),
+        _ => Err(ApiError::BadRequest(format!(
+            "invalid {name} '{raw}': use a whole number from {min} to {max}"
+        ))),
+    }
+}
+
 /// `http://HOST` of the request, for `uri` fields and `Location` headers.
 pub(crate) fn base_url(headers: &HeaderMap) -> String {
     let host = headers

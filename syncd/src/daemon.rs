@@ -187,6 +187,10 @@ fn spawn(config: &Config, state: &State, metrics: &Arc<Metrics>) -> Result<Runni
                 client.log_rotation.clone(),
             ),
             Settings {
+                retry: RetryPolicy {
+                    metrics: Some(org_metrics.clone()),
+                    ..settings.retry.clone()
+                },
                 metrics: Some(org_metrics.clone()),
                 ..settings.clone()
             },

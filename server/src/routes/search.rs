@@ -155,16 +155,6 @@ async fn indexes(
     Ok(super::ok(super::listing(&base, &names)))
 }
 
-fn number(name: &str, raw: Option<&str>, default: i64, max: i64) -> ApiResult<i64> {
-    let Some(raw) = raw else { return Ok(default) };
-    match raw.parse::<i64>() {
-        Ok(v) if (0..=max).contains(&v) => Ok(v),
-        _ => Err(ApiError::BadRequest(format!(
-            "invalid {name} '{raw}': use a whole number from 0 to {max}"
-        ))),
-    }
-}
-
 /// One page of matches: `(total, [(name, object)])`.
 struct Page {
     total: i64,
@@ -175,8 +165,8 @@ struct Page {
 async fn run(state: &AppState, org_id: i64, index: &Index, params: &Params) -> ApiResult<Page> {
     let query = Query::parse(params.q.as_deref().unwrap_or("*:*"))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let start = number("start", params.start.as_deref(), 0, i64::MAX)?;
-    let rows = number("rows", params.rows.as_deref(), DEFAULT_ROWS, MAX_ROWS)?;
+    let start = super::query_number("start", params.start.as_deref(), 0, 0, i64::MAX)?;
+    let rows = super::query_number("rows", params.rows.as_deref(), DEFAULT_ROWS, 0, MAX_ROWS)?;
     if let Some(sort) = params.sort.as_deref()
         && !sort.trim().is_empty()
         && !SORTS.contains(&sort.trim())

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 
 /// Entries per page when `limit` is not given.
 pub const DEFAULT_LIMIT: i64 = 1000;
@@ -36,20 +36,6 @@ struct Params {
     wait: Option<String>,
 }
 
-fn number<T: std::str::FromStr + PartialOrd>(
-    name: &str,
-    raw: Option<&str>,
-    default: T,
-    min: T,
-    max: T,
-) -> ApiResult<T> {
-    let Some(raw) = raw else { return Ok(default) };
-    match raw.parse::<T>() {
-        Ok(v) if v >= min && v <= max => Ok(v),
-        _ => Err(ApiError::BadRequest(format!("invalid {name} '{raw}'"))),
-    }
-}
-
 async fn updated_since(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -58,15 +44,15 @@ async fn updated_since(
 ) -> ApiResult<Response> {
     let access = super::access(&state, &actor, &org).await?;
     access.require_feed()?;
-    let seq = number("seq", params.seq.as_deref(), 0i64, 0, i64::MAX)?;
-    let limit = number(
+    let seq = super::query_number("seq", params.seq.as_deref(), 0i64, 0, i64::MAX)?;
+    let limit = super::query_number(
         "limit",
         params.limit.as_deref(),
         DEFAULT_LIMIT,
         1,
         MAX_LIMIT,
     )?;
-    let wait = number("wait", params.wait.as_deref(), 0u64, 0, MAX_WAIT)?;
+    let wait = super::query_number("wait", params.wait.as_deref(), 0u64, 0, MAX_WAIT)?;
     let org_id = access.org.id;
     // Subscribe before reading so a commit between the read and the wait is not missed.
     let mut wakeups = state.store.feed_notifier().subscribe(org_id);
@@ -99,17 +85,23 @@ mod tests {
     #[test]
     fn parameters_are_range_checked() {
         assert_eq!(
-            number("limit", None, DEFAULT_LIMIT, 1, MAX_LIMIT).unwrap(),
+            crate::routes::query_number("limit", None, DEFAULT_LIMIT, 1, MAX_LIMIT).unwrap(),
             1000
         );
         assert_eq!(
-            number("limit", Some("10000"), DEFAULT_LIMIT, 1, MAX_LIMIT).unwrap(),
+            crate::routes::query_number("limit", Some("10000"), DEFAULT_LIMIT, 1, MAX_LIMIT)
+                .unwrap(),
             10000
         );
-        assert!(number("limit", Some("10001"), DEFAULT_LIMIT, 1, MAX_LIMIT).is_err());
-        assert!(number("limit", Some("0"), DEFAULT_LIMIT, 1, MAX_LIMIT).is_err());
-        assert!(number("seq", Some("-1"), 0, 0, i64::MAX).is_err());
-        assert!(number("seq", Some("x"), 0, 0, i64::MAX).is_err());
-        assert!(number("wait", Some("61"), 0u64, 0, MAX_WAIT).is_err());
+        assert!(
+            crate::routes::query_number("limit", Some("10001"), DEFAULT_LIMIT, 1, MAX_LIMIT)
+                .is_err()
+        );
+        assert!(
+            crate::routes::query_number("limit", Some("0"), DEFAULT_LIMIT, 1, MAX_LIMIT).is_err()
+        );
+        assert!(crate::routes::query_number("seq", Some("-1"), 0, 0, i64::MAX).is_err());
+        assert!(crate::routes::query_number("seq", Some("x"), 0, 0, i64::MAX).is_err());
+        assert!(crate::routes::query_number("wait", Some("61"), 0u64, 0, MAX_WAIT).is_err());
     }
 }

@@ -80,19 +80,17 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
         "chef-syncd started"
     );
     let (stop_monitoring, monitoring_stopped) = tokio::sync::watch::channel(false);
-    let monitoring = match &client.metrics_listen {
-        Some(address) => Some(tokio::spawn(serve_monitoring(
-            monitoring_listener,
+    let monitoring = monitoring_listener.map(|listener| {
+        tokio::spawn(serve_monitoring(
+            listener,
             Monitoring {
                 daemon: daemon.clone(),
                 metrics: daemon.metrics().clone(),
                 config_path: cli.config.display().to_string(),
             },
             monitoring_stopped,
-            address.clone(),
-        ))),
-        None => None,
-    };
+        ))
+    });
     watchdog::ready(config.organizations.len());
     let feeding = watchdog::period().map(|period| {
         // The longest a healthy worker goes without a beat: a request retried to the end of
@@ -121,14 +119,13 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
 
 /// Serves `/metrics`, `/healthz` and `/readyz` until told to stop.
 async fn serve_monitoring(
-    listener: Option<tokio::net::TcpListener>,
+    listener: tokio::net::TcpListener,
     monitoring: Monitoring,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    address: String,
 ) {
-    let Some(listener) = listener else { return };
-    let address = listener.local_addr().map_or(address, |a| a.to_string());
-    tracing::info!(%address, "metrics and health checks listening");
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "metrics and health checks listening");
+    }
     let served =
         axum::serve(listener, monitoring::router(monitoring)).with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;

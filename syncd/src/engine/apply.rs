@@ -43,7 +43,8 @@ pub enum Applied {
 }
 
 impl Sides {
-    async fn get(&self, server: &ChefServer, rel: &str) -> Result<Option<Value>, ChefError> {
+    /// GET from `server` with retries; `None` for a 404.
+    pub async fn get(&self, server: &ChefServer, rel: &str) -> Result<Option<Value>, ChefError> {
         match retry(&self.retry, || server.get(rel)).await {
             Ok(v) => Ok(Some(v)),
             Err(ChefError::NotFound) => Ok(None),

@@ -63,12 +63,7 @@ async fn current(
     if let Some(value) = known.and_then(|k| k.get(path)) {
         return Ok(Some(value.clone()));
     }
-    let rel = path.to_string();
-    match super::backoff::retry(&sides.retry, || server.get(&rel)).await {
-        Ok(v) => Ok(Some(v)),
-        Err(ChefError::NotFound) => Ok(None),
-        Err(e) => Err(e),
-    }
+    sides.get(server, &path.to_string()).await
 }
 
 /// What a sync would do to `path` (`None`: the replica already equals the primary).

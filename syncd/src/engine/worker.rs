@@ -196,10 +196,7 @@ impl Worker {
         Sides {
             primary: self.primaries[self.current % self.primaries.len()].clone(),
             replica: self.replica.clone(),
-            retry: RetryPolicy {
-                metrics: self.settings.metrics.clone(),
-                ..self.settings.retry.clone()
-            },
+            retry: self.settings.retry.clone(),
             metrics: self.settings.metrics.clone(),
             progress: self.handle.progress.clone(),
         }
