@@ -27,6 +27,9 @@ pub struct AppState {
     pub keys: Arc<auth::KeyCache>,
     /// Request and feed metrics (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Set once the server is shutting down: long-polls answer at once instead of holding the
+    /// shutdown for up to their whole wait.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -46,6 +49,7 @@ impl AppState {
             urls,
             keys: Arc::default(),
             metrics: Arc::default(),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
     }
 }

@@ -232,6 +232,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("cannot prepare the server state")?;
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
             let feeding = watchdog_period().map(|p| tokio::spawn(feed_watchdog(store.clone(), p)));
+            let stopping = state.stopping.clone();
+            let shutdown = async move {
+                shutdown.await;
+                // Waiting long-polls answer now, so the graceful shutdown is not held for up
+                // to a whole `wait` by every replica that follows this server.
+                stopping.send_replace(true);
+            };
             axum::serve(listener, app(state))
                 .with_graceful_shutdown(shutdown)
                 .await?;

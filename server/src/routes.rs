@@ -82,13 +82,19 @@ pub(crate) fn query_number<T: std::str::FromStr + PartialOrd + std::fmt::Display
     }
 }
 
-/// `http://HOST` of the request, for `uri` fields and `Location` headers.
+/// `http://HOST` of the request, for `uri` fields, `Location` headers and file URLs; `https`
+/// when a TLS proxy in front says so with `X-Forwarded-Proto`, so that the URLs handed out
+/// lead back through the proxy.
 pub(crate) fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
-    format!("http://{host}")
+    let scheme = match headers.get("x-forwarded-proto").map(|p| p.as_bytes()) {
+        Some(p) if p.eq_ignore_ascii_case(b"https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
 }
 
 /// `http://HOST/organizations/ORG/COLLECTION`.
@@ -138,4 +144,24 @@ pub(crate) fn listing(base: &str, names: &[String]) -> serde_json::Value {
 pub(crate) fn stored(body: &str) -> ApiResult<serde_json::Value> {
     serde_json::from_str(body)
         .map_err(|e| ApiError::Internal(format!("stored JSON unreadable: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_follow_the_host_and_a_tls_proxys_scheme() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "chef.example:8443".parse().unwrap());
+        assert_eq!(base_url(&headers), "http://chef.example:8443");
+        headers.insert("x-forwarded-proto", "HTTPS".parse().unwrap());
+        assert_eq!(base_url(&headers), "https://chef.example:8443");
+        headers.insert("x-forwarded-proto", "gopher".parse().unwrap());
+        assert_eq!(base_url(&headers), "http://chef.example:8443");
+        assert_eq!(
+            org_url(&HeaderMap::new(), "acme", "roles"),
+            "http://127.0.0.1/organizations/acme/roles"
+        );
+    }
 }

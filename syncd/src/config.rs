@@ -3,6 +3,7 @@
 //! and the key.
 
 mod chef_sync_rb;
+mod legacy;
 mod toml_file;
 
 use std::collections::BTreeMap;
@@ -11,8 +12,24 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Default config file.
-pub const DEFAULT_PATH: &str = "/etc/chef-sync/chef-sync.toml";
+/// Where the configuration is looked for when none is named (see [`locate`]).
+pub const DEFAULT_PATH: &str = "/etc/chef-sync";
+
+/// The file `--config PATH` means: PATH itself, or for a directory its `chef-sync.toml`, or its
+/// `chef-sync.rb` when only that exists, so that a replica set up for the original chef-sync
+/// (which kept `/etc/chef-sync/chef-sync.rb`) needs no flag.
+pub fn locate(path: &Path) -> PathBuf {
+    if !path.is_dir() {
+        return path.to_owned();
+    }
+    let toml = path.join("chef-sync.toml");
+    let rb = path.join("chef-sync.rb");
+    if !toml.exists() && rb.exists() {
+        rb
+    } else {
+        toml
+    }
+}
 
 /// What this machine is in the replication topology.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +178,10 @@ pub struct Config {
     pub organizations: Vec<OrgPair>,
     /// Daemon settings.
     pub ec_sync_client: ClientSettings,
+    /// Settings of the original chef-sync found in a chef-sync.rb and not used, one sentence
+    /// each (logged by the daemon at start, shown by `show-config`).
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 /// A configuration problem: where and what.
@@ -230,8 +251,10 @@ impl Locator<'_> {
 }
 
 impl Config {
-    /// Reads and validates `path`: `.rb` as chef-sync.rb, anything else as TOML.
+    /// Reads and validates `path` (a directory: the file [`locate`] finds there): `.rb` as
+    /// chef-sync.rb, anything else as TOML.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let path = &locate(path);
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             line: None,
@@ -244,7 +267,7 @@ impl Config {
     /// Parses configuration text; `path` decides the format and names the file in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let is_rb = path.extension().is_some_and(|e| e == "rb");
-        let (value, lines) = if is_rb {
+        let (mut value, lines) = if is_rb {
             chef_sync_rb::parse(path, text)?
         } else {
             toml_file::parse(path, text)?
@@ -252,6 +275,11 @@ impl Config {
         let at = Locator {
             file: path,
             lines: &lines,
+        };
+        let notes = if is_rb {
+            legacy::adopt(&mut value, &at)?
+        } else {
+            Vec::new()
         };
         let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
             let message = e.inner().to_string();
@@ -273,7 +301,9 @@ impl Config {
             error.key = Some(key);
             error
         })?;
-        validate(raw, &at)
+        let mut config = validate(raw, &at)?;
+        config.notes = notes;
+        Ok(config)
     }
 }
 
@@ -383,6 +413,7 @@ fn validate(raw: RawConfig, at: &Locator<'_>) -> Result<Config, ConfigError> {
         replica: raw.replica,
         organizations: raw.organizations,
         ec_sync_client: client,
+        notes: Vec::new(),
     })
 }
 
@@ -519,5 +550,75 @@ ec_sync_client['log_rotation'] = { 'file_maxbytes' => 10000, 'num_to_keep' => 3 
         assert_eq!(e.key.as_deref(), Some("master"));
         let ok = Config::parse(Path::new("c.toml"), "role = \"master\"\n").unwrap();
         assert!(ok.organizations.is_empty());
+    }
+
+    #[test]
+    fn settings_of_the_original_chef_sync_load_and_are_noted() {
+        let original = format!(
+            "{RB}ec_sync_client['enable'] = true\nec_sync_client['ha'] = false\n\
+             ec_sync_client['master'] = [\"https://a.example\", \"https://b.example\"]\n\
+             ec_sync_server['listen'] = '127.0.0.1'\nec_sync_server['auth_skew'] = 900\n"
+        );
+        let config = Config::parse(Path::new("chef-sync.rb"), &original).unwrap();
+        let plain = Config::parse(Path::new("chef-sync.rb"), RB).unwrap();
+        assert_eq!(config.ec_sync_client, plain.ec_sync_client);
+        assert_eq!(config.master, plain.master);
+        assert_eq!(config.notes.len(), 4, "{:?}", config.notes);
+        assert!(
+            config
+                .notes
+                .iter()
+                .any(|n| n.starts_with("ec_sync_server['auth_skew'] is not used"))
+        );
+        assert!(
+            config
+                .notes
+                .iter()
+                .any(|n| n.starts_with("ec_sync_client['enable'] is not used"))
+        );
+
+        // The per-client copy stands in for a missing top-level setting …
+        let only_client = RB.replace(
+            "master [\"https://a.example\", \"https://b.example\"]",
+            "ec_sync_client['master'] = 'https://c.example'",
+        );
+        let config = Config::parse(Path::new("chef-sync.rb"), &only_client).unwrap();
+        assert_eq!(config.master, vec!["https://c.example".to_owned()]);
+        // … and may not contradict a present one.
+        let e = Config::parse(
+            Path::new("chef-sync.rb"),
+            &format!("{RB}ec_sync_client['replica'] = 'https://elsewhere.example'\n"),
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(12), "{e}");
+        assert!(
+            e.to_string()
+                .contains("ec_sync_client.replica: differs from the top-level replica"),
+            "{e}"
+        );
+
+        // A TOML file is ours: the original's sections are unknown there.
+        let e = Config::parse(
+            Path::new("c.toml"),
+            &format!("{TOML}[ec_sync_server]\nlisten = \"x\"\n"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("unknown field `ec_sync_server`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_directory_means_its_toml_or_else_its_chef_sync_rb() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("chef-sync.toml");
+        let rb = dir.path().join("chef-sync.rb");
+        assert_eq!(locate(dir.path()), toml);
+        std::fs::write(&rb, RB).unwrap();
+        assert_eq!(locate(dir.path()), rb);
+        std::fs::write(&toml, TOML).unwrap();
+        assert_eq!(locate(dir.path()), toml);
+        assert_eq!(locate(&rb), rb);
     }
 }

@@ -121,7 +121,10 @@ pub async fn set_started(path: &Path, org: &str, started: bool) -> Result<String
 pub async fn reconfigure(path: &Path) -> Result<String, CtlError> {
     let config = load_replica(path, "reconfigure")?;
     match client::call(&config.ec_sync_client.socket_path, "POST", "/reload").await {
-        Ok(_) => Ok(format!("chef-syncd reloaded {}", path.display())),
+        Ok(_) => Ok(format!(
+            "chef-syncd reloaded {}",
+            crate::config::locate(path).display()
+        )),
         Err(ControlError::NotRunning(socket)) => Err(CtlError::Failed(format!(
             "configuration is valid, but chef-syncd is not running (no control socket at {socket}); it is read when chef-syncd starts"
         ))),

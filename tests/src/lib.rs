@@ -16,6 +16,7 @@ pub mod postgres;
 pub mod process;
 pub mod replica;
 pub mod sample;
+pub mod systemd;
 
 use std::process::Command;
 

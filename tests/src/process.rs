@@ -110,6 +110,11 @@ impl Process {
         self.seen.join("\n")
     }
 
+    /// The exit status, once the child has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -4,44 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chef_sync_tests::process::{Process, bin};
-
-/// A notification socket: what the service manager would read.
-struct Manager {
-    socket: UnixDatagram,
-}
-
-impl Manager {
-    fn bind(path: &Path) -> Manager {
-        let socket = UnixDatagram::bind(path).unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        Manager { socket }
-    }
-
-    /// Messages received until one contains `wanted` (which is returned), or panics.
-    fn until(&self, wanted: &str, limit: Duration) -> String {
-        let started = Instant::now();
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        while started.elapsed() < limit {
-            if let Ok(n) = self.socket.recv(&mut buf) {
-                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-                if message.lines().any(|l| l == wanted) {
-                    return message;
-                }
-                seen.push(message);
-            }
-        }
-        panic!("no {wanted} within {limit:?}; got {seen:?}");
-    }
-}
+use chef_sync_tests::systemd::NotifySocket;
 
 /// `program args…` started as systemd starts a service with `WatchdogSec=1`: the socket in
 /// `NOTIFY_SOCKET`, the period in `WATCHDOG_USEC`, and its own pid in `WATCHDOG_PID` (which
@@ -73,7 +41,7 @@ fn chef_syncd_is_ready_once_it_serves_and_feeds_the_watchdog() {
     .unwrap();
     let key = chef_sync_shared::PrivateKey::generate(2048).unwrap();
     std::fs::write(dir.path().join("sync.pem"), key.to_pkcs1_pem().unwrap()).unwrap();
-    let manager = Manager::bind(&dir.path().join("notify"));
+    let manager = NotifySocket::bind(&dir.path().join("notify"));
     let mut daemon = watched(
         "chef-syncd",
         &["--config", config.to_str().unwrap()],
@@ -103,7 +71,7 @@ fn chef_syncd_is_ready_once_it_serves_and_feeds_the_watchdog() {
 #[test]
 fn chef_sync_server_is_ready_once_it_listens_and_feeds_the_watchdog() {
     let dir = tempfile::tempdir().unwrap();
-    let manager = Manager::bind(&dir.path().join("notify"));
+    let manager = NotifySocket::bind(&dir.path().join("notify"));
     let data = dir.path().join("data");
     let mut server = watched(
         "chef-sync-server",
@@ -124,4 +92,31 @@ fn chef_sync_server_is_ready_once_it_listens_and_feeds_the_watchdog() {
     manager.until("WATCHDOG=1", Duration::from_secs(3));
     server.terminate(Duration::from_secs(20));
     manager.until("STOPPING=1", Duration::from_secs(5));
+}
+
+#[test]
+fn chef_sync_server_stops_at_once_while_replicas_long_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = chef_sync_tests::process::ChefSyncServer::start(&dir.path().join("data"));
+    let admin = server.org_with_admin("acme", "alice");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // A follower waiting for news that will not come before the stop.
+    let poll = runtime.spawn(async move {
+        admin
+            .chef
+            .call("GET", "/updated_since?seq=1000000&wait=60", None)
+            .await
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let asked = Instant::now();
+    let status = server.process.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    // Not held for the long-poll's 60 s wait (systemd's TimeoutStopSec is 30).
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    let (code, body) = runtime.block_on(poll).unwrap();
+    assert_eq!((code, body), (200, serde_json::json!([])));
 }

@@ -56,10 +56,11 @@ async fn updated_since(
     let org_id = access.org.id;
     // Subscribe before reading so a commit between the read and the wait is not missed.
     let mut wakeups = state.store.feed_notifier().subscribe(org_id);
+    let mut stopping = state.stopping.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     loop {
         let page = state.store.changes_since(org_id, seq, limit).await?;
-        if page != "[]" || tokio::time::Instant::now() >= deadline {
+        if page != "[]" || tokio::time::Instant::now() >= deadline || *stopping.borrow() {
             let last = state.store.last_seq(org_id).await?;
             // The database built the JSON; it is sent as it is.
             let mut response = (
@@ -74,7 +75,10 @@ async fn updated_since(
             return Ok(response);
         }
         let next_check = (tokio::time::Instant::now() + RECHECK).min(deadline);
-        let _ = tokio::time::timeout_at(next_check, wakeups.changed()).await;
+        tokio::select! {
+            _ = tokio::time::timeout_at(next_check, wakeups.changed()) => {}
+            _ = stopping.changed() => {}
+        }
     }
 }
 

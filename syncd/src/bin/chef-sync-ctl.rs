@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chef_sync_syncd::config::DEFAULT_PATH;
+use chef_sync_syncd::config::{self, DEFAULT_PATH};
 use chef_sync_syncd::ctl::{self, CtlError, log_files, prepare_org, report};
 use clap::{Parser, Subcommand};
 
@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "chef-sync-ctl", version)]
 struct Cli {
-    /// Configuration file (TOML, or chef-sync.rb).
+    /// Configuration file (TOML, or chef-sync.rb), or a directory holding chef-sync.toml or,
+    /// failing that, chef-sync.rb.
     #[arg(long, global = true, env = "CHEF_SYNC_CONFIG", default_value = DEFAULT_PATH)]
     config: PathBuf,
     #[command(subcommand)]
@@ -148,9 +149,9 @@ async fn run(cli: Cli) -> Result<Option<String>, CtlError> {
         } => {
             // The sync user and key come from the config when there is one (on a primary
             // there may be none: then the documented defaults apply).
-            let settings = match chef_sync_syncd::config::Config::load(&path) {
+            let settings = match config::Config::load(&path) {
                 Ok(c) => c.ec_sync_client,
-                Err(_) if !path.exists() => chef_sync_syncd::config::ClientSettings::default(),
+                Err(_) if !config::locate(&path).exists() => config::ClientSettings::default(),
                 Err(e) => return Err(CtlError::Usage(e.to_string())),
             };
             let request = prepare_org::Request {

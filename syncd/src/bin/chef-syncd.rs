@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chef_sync_syncd::config::DEFAULT_PATH;
+use chef_sync_syncd::config::{self, DEFAULT_PATH};
 use chef_sync_syncd::control::server;
 use chef_sync_syncd::daemon::{Daemon, DaemonError, LONG_POLL_SECONDS, load_config};
 use chef_sync_syncd::logs::{RotatingFile, manager_log_path};
@@ -19,7 +19,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 #[derive(Debug, Parser)]
 #[command(name = "chef-syncd", version)]
 struct Cli {
-    /// Configuration file (TOML, or chef-sync.rb).
+    /// Configuration file (TOML, or chef-sync.rb), or a directory holding chef-sync.toml or,
+    /// failing that, chef-sync.rb.
     #[arg(long, env = "CHEF_SYNC_CONFIG", default_value = DEFAULT_PATH)]
     config: PathBuf,
 }
@@ -42,6 +43,9 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 }
 
 async fn run(cli: Cli) -> Result<(), DaemonError> {
+    // Located again on every reload, so a chef-sync.toml written beside a chef-sync.rb takes
+    // over at the next `reconfigure`.
+    let path = config::locate(&cli.config);
     let config = load_config(&cli.config)?;
     let client = &config.ec_sync_client;
     let manager = RotatingFile::new(
@@ -74,6 +78,9 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
         };
     let daemon = Daemon::start(&cli.config, config.clone()).await?;
     let shutdown = shutdown_signal();
+    for note in &config.notes {
+        tracing::warn!(config = %path.display(), "{note}");
+    }
     tracing::info!(
         orgs = config.organizations.len(),
         socket = %socket.display(),
@@ -86,7 +93,7 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
             Monitoring {
                 daemon: daemon.clone(),
                 metrics: daemon.metrics().clone(),
-                config_path: cli.config.display().to_string(),
+                config_path: path.display().to_string(),
             },
             monitoring_stopped,
         ))

@@ -1,6 +1,7 @@
-//! The `chef-sync.rb` subset Chef documented: `role`, `master`, `replica`, `organizations`
-//! and `ec_sync_client['KEY'] = VALUE`, with Ruby literals (strings, symbols, integers,
-//! booleans, nil, arrays, hashes with `=>` or `key:`) and `#` comments. No Ruby is executed.
+//! The `chef-sync.rb` subset Chef documented: `role`, `master`, `replica`, `organizations`,
+//! `ec_sync_client['KEY'] = VALUE` and `ec_sync_server['KEY'] = VALUE`, with Ruby literals
+//! (strings, symbols, integers, booleans, nil, arrays, hashes with `=>` or `key:`) and `#`
+//! comments. No Ruby is executed.
 
 use std::path::Path;
 
@@ -33,6 +34,9 @@ struct Lexer<'a> {
 }
 
 type Located = (Tok, usize);
+
+/// The omnibus-style hashes a chef-sync.rb sets key by key.
+const SECTIONS: [&str; 2] = ["ec_sync_client", "ec_sync_server"];
 
 fn err(path: &Path, line: usize, message: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -267,34 +271,39 @@ impl Parser<'_> {
         }
     }
 
-    /// `ident value`, `ident(value)` or `ec_sync_client[KEY] = value`.
+    /// `ident value`, `ident(value)` or `SECTION[KEY] = value` for the two sections.
     fn statement(
         &mut self,
         top: &mut Map<String, Value>,
-        client: &mut Map<String, Value>,
+        sections: &mut Map<String, Value>,
         lines: &mut KeyLines,
     ) -> Result<(), ConfigError> {
         let line = self.line();
         let Some(Tok::Ident(name)) = self.next() else {
             return Err(err(self.path, line, "expected a setting name"));
         };
-        if name == "ec_sync_client" {
-            self.expect(&Tok::LBracket, "'[' after ec_sync_client")?;
+        if SECTIONS.contains(&name.as_str()) {
+            self.expect(&Tok::LBracket, &format!("'[' after {name}"))?;
             let key = match self.next() {
                 Some(Tok::Str(k) | Tok::Sym(k)) => k,
                 _ => {
                     return Err(err(
                         self.path,
                         line,
-                        "expected a key inside ec_sync_client[…]",
+                        format!("expected a key inside {name}[…]"),
                     ));
                 }
             };
             self.expect(&Tok::RBracket, "']'")?;
-            self.expect(&Tok::Assign, "'=' after ec_sync_client[…]")?;
+            self.expect(&Tok::Assign, &format!("'=' after {name}[…]"))?;
             let v = self.value()?;
-            lines.entry(format!("ec_sync_client.{key}")).or_insert(line);
-            client.insert(key, v);
+            lines.entry(format!("{name}.{key}")).or_insert(line);
+            if let Value::Object(section) = sections
+                .entry(name)
+                .or_insert_with(|| Value::Object(Map::new()))
+            {
+                section.insert(key, v);
+            }
         } else {
             let v = if self.peek() == Some(&Tok::LParen) {
                 self.next();
@@ -322,18 +331,16 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<(Value, KeyLines), Config
     .tokens(path)?;
     let mut parser = Parser { toks, pos: 0, path };
     let mut top = Map::new();
-    let mut client = Map::new();
+    let mut sections = Map::new();
     let mut lines = KeyLines::new();
     while let Some(t) = parser.peek() {
         if *t == Tok::Newline {
             parser.next();
             continue;
         }
-        parser.statement(&mut top, &mut client, &mut lines)?;
+        parser.statement(&mut top, &mut sections, &mut lines)?;
     }
-    if !client.is_empty() {
-        top.insert("ec_sync_client".into(), Value::Object(client));
-    }
+    top.extend(sections);
     // Unknown settings are reported by the shared validation, with their line.
     Ok((Value::Object(top), lines))
 }

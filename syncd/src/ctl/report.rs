@@ -140,6 +140,14 @@ pub fn show_config(path: &Path, json: bool) -> Result<String, CtlError> {
     if json {
         serde_json::to_string_pretty(&config).map_err(|e| CtlError::Failed(e.to_string()))
     } else {
-        toml::to_string_pretty(&config).map_err(|e| CtlError::Failed(e.to_string()))
+        let body = toml::to_string_pretty(&config).map_err(|e| CtlError::Failed(e.to_string()))?;
+        // The settings of the original chef-sync that were read and not used head the file as
+        // comments, so the printed configuration still loads.
+        let notes: String = config
+            .notes
+            .iter()
+            .map(|note| format!("# {note}\n"))
+            .collect();
+        Ok(format!("{notes}{body}"))
     }
 }
