@@ -56,30 +56,49 @@ async fn copy(
     }
 }
 
-/// A primary on `database` (or SQLite) holding the data set; the load's rate is the write
-/// ceiling of a server of that kind.
-async fn loaded_primary(
+/// A fresh server on `database` (or SQLite) with the data set written into an empty org by
+/// the generator, 8 at a time, signing like chef-syncd; the rate is the write ceiling of a
+/// server of that kind.
+async fn loaded_server(
     dir: &Path,
     data: &DataSet,
-    backend: &str,
+    name: &str,
     database: Option<&str>,
 ) -> (ChefSyncServer, f64) {
-    let primary = ChefSyncServer::start_with(
-        &dir.join(format!("boot-primary-{backend}")),
-        "127.0.0.1:0",
-        database,
-    );
-    let chef = primary
+    let server = ChefSyncServer::start_with(&dir.join(name), "127.0.0.1:0", database);
+    let chef = server
         .org_with_admin("boot", "boot")
         .chef
         .signing(chef_sync_shared::signing::SigningVersion::V1_3);
     let started = Instant::now();
     data.load(&chef).await;
     let ceiling = data.objects() as f64 / started.elapsed().as_secs_f64();
-    println!(
-        "bootstrap data set written into an empty {backend} org at {ceiling:.0} objects/s (write ceiling)"
-    );
-    (primary, ceiling)
+    println!("bootstrap data set written into an empty org ({name}) at {ceiling:.0} objects/s");
+    (server, ceiling)
+}
+
+/// The write ceiling, measured twice: the load of the primary before the copies and a second
+/// load into a fresh server after them. One 30-second pass moved by up to 20 % between runs
+/// on this shared machine (more than the copy did), so the target is judged against the mean
+/// and both passes are reported.
+struct Ceiling {
+    before: f64,
+    after: f64,
+}
+
+impl Ceiling {
+    fn mean(&self) -> f64 {
+        (self.before + self.after) / 2.0
+    }
+
+    fn figures(&self, rate: f64) -> serde_json::Value {
+        json!({
+            "objects_per_s": self.mean(),
+            "before_copy": self.before,
+            "after_copy": self.after,
+            "bootstrap_share": rate / self.mean(),
+        })
+    }
 }
 
 /// SQLite (concurrent, serial, ceiling, memory), then PostgreSQL (concurrent, ceiling).
@@ -89,7 +108,7 @@ pub async fn run(report: &mut Report, dir: &Path, scale: f64) {
     let mb = (data.cookbook_versions * data.files_per_version * data.file_bytes) as f64 / 1e6;
     let set = format!("{objects} objects, {mb:.1} MB of files");
 
-    let (primary, ceiling) = loaded_primary(dir, &data, "sqlite", None).await;
+    let (primary, before) = loaded_server(dir, &data, "boot-primary-sqlite", None).await;
     let fast = copy(dir, &primary, concurrent(), "c8", None).await;
     let rate = objects / fast.seconds;
     println!(
@@ -106,6 +125,9 @@ pub async fn run(report: &mut Report, dir: &Path, scale: f64) {
     );
     let primary_rss = proc_stats::peak_rss(primary.process.pid()).unwrap_or(0);
     drop(primary);
+    let (second, after) = loaded_server(dir, &data, "boot-ceiling-sqlite", None).await;
+    drop(second);
+    let ceiling = Ceiling { before, after };
     report.add(
         "bootstrap",
         &format!("{set}, concurrency 8, into an empty SQLite replica"),
@@ -120,9 +142,9 @@ pub async fn run(report: &mut Report, dir: &Path, scale: f64) {
     );
     report.add(
         "bootstrap",
-        "SQLite write ceiling: the generator writing the same objects into an empty org, 8 at a time",
-        json!({"objects_per_s": ceiling, "bootstrap_share": rate / ceiling}),
-        Some(("bootstrap ≥ 70 % of the ceiling", rate >= 0.7 * ceiling)),
+        "SQLite write ceiling: the generator writing the same objects into an empty org, 8 at a time (mean of a pass before and one after the copies)",
+        ceiling.figures(rate),
+        Some(("bootstrap ≥ 70 % of the ceiling", rate >= 0.7 * ceiling.mean())),
     );
     report.add(
         "memory",
@@ -131,14 +153,21 @@ pub async fn run(report: &mut Report, dir: &Path, scale: f64) {
         Some(("chef-syncd ≤ 64 MB, server ≤ 150 MB", fast.syncd_rss <= 64_000_000 && fast.replica_rss.max(primary_rss) <= 150_000_000)),
     );
 
-    let (Some(primary_db), Some(replica_db)) = (
+    let (Some(primary_db), Some(replica_db), Some(ceiling_db)) = (
         TempDatabase::create("bench_boot_primary").await,
         TempDatabase::create("bench_boot_replica").await,
+        TempDatabase::create("bench_boot_ceiling").await,
     ) else {
         return;
     };
-    let (primary, ceiling) = loaded_primary(dir, &data, "postgres", Some(&primary_db.url)).await;
+    let (primary, before) =
+        loaded_server(dir, &data, "boot-primary-postgres", Some(&primary_db.url)).await;
     let fast = copy(dir, &primary, concurrent(), "pg-c8", Some(&replica_db.url)).await;
+    drop(primary);
+    let (second, after) =
+        loaded_server(dir, &data, "boot-ceiling-postgres", Some(&ceiling_db.url)).await;
+    drop(second);
+    let ceiling = Ceiling { before, after };
     let rate = objects / fast.seconds;
     println!(
         "bootstrap into PostgreSQL, concurrency 8: {:.1} s, {rate:.0} objects/s, replica server peak RSS {} MB",
@@ -153,8 +182,8 @@ pub async fn run(report: &mut Report, dir: &Path, scale: f64) {
     );
     report.add(
         "bootstrap",
-        "PostgreSQL write ceiling: the generator writing the same objects into an empty org, 8 at a time",
-        json!({"objects_per_s": ceiling, "bootstrap_share": rate / ceiling}),
-        Some(("bootstrap ≥ 70 % of the ceiling", rate >= 0.7 * ceiling)),
+        "PostgreSQL write ceiling: the generator writing the same objects into an empty org, 8 at a time (mean of a pass before and one after the copy)",
+        ceiling.figures(rate),
+        Some(("bootstrap ≥ 70 % of the ceiling", rate >= 0.7 * ceiling.mean())),
     );
 }
