@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::metrics::OrgMetrics;
+use crate::tls_trust::Http;
 
 /// The API version we read and write with: v1 (segment manifests) is what every Chef server,
 /// goiardi included, understands.
@@ -84,7 +85,7 @@ pub struct ChefServer {
     base: String,
     user: String,
     key: Arc<PrivateKey>,
-    http: reqwest::Client,
+    http: Http,
     version: SigningVersion,
     timeout: Duration,
     /// Where requests are counted, and as which peer (`primary`, `replica`).
@@ -100,14 +101,9 @@ impl std::fmt::Debug for ChefServer {
     }
 }
 
-/// An HTTP client with the daemon's timeouts.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build()
-        .unwrap_or_default()
+/// The HTTP clients with the daemon's timeouts (see [`Http`] for whose certificates they accept).
+pub fn http_client(timeout: Duration) -> Http {
+    Http::new(timeout)
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -159,7 +155,7 @@ pub fn parse_json(body: &[u8]) -> Result<Value, ChefError> {
 
 impl ChefServer {
     /// An org at `base` (no trailing slash), signing as `user` with `key`.
-    pub fn new(base: &str, user: &str, key: Arc<PrivateKey>, http: reqwest::Client) -> ChefServer {
+    pub fn new(base: &str, user: &str, key: Arc<PrivateKey>, http: Http) -> ChefServer {
         ChefServer {
             base: base.trim_end_matches('/').to_owned(),
             user: user.to_owned(),
@@ -231,6 +227,7 @@ impl ChefServer {
         })?;
         let mut req = self
             .http
+            .for_url(&parsed)
             .request(method, parsed)
             .header("accept", "application/json")
             .header("x-chef-version", "18.0.0");

@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod monitoring;
 pub mod state;
 pub mod status;
+pub mod tls_trust;
 pub mod watchdog;

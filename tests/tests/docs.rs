@@ -276,8 +276,7 @@ impl World {
         let text = text
             .replace(PRIMARY_URL, &self.primary_url)
             .replace("127.0.0.1:9996", &format!("127.0.0.1:{}", h.server_port))
-            .replace("127.0.0.1:9997", &format!("127.0.0.1:{}", h.metrics_port))
-            .replace("/usr/bin/", &format!("{}/", bin_dir().display()));
+            .replace("127.0.0.1:9997", &format!("127.0.0.1:{}", h.metrics_port));
         let root = h.root.display().to_string();
         let mut out = String::with_capacity(text.len());
         let mut prev: Option<char> = None;
@@ -296,7 +295,8 @@ impl World {
             prev = Some(c);
             rest = &rest[c.len_utf8()..];
         }
-        out
+        // Last, so that a checkout under /var is not taken for a path of the host.
+        out.replace("/usr/bin/", &format!("{}/", bin_dir().display()))
     }
 }
 
@@ -401,8 +401,8 @@ impl Run<'_> {
             _ => {
                 // chown to the service user: to the test's own user.
                 let command = if command.starts_with("chown ") {
-                    let me = format!("{}:{}", own_ids().0, own_ids().1);
-                    command.replace("chef-sync:chef-sync", &me)
+                    let (uid, gid) = own_ids();
+                    command.replace("chef-sync:chef-sync", &format!("{uid}:{gid}"))
                 } else {
                     command.to_owned()
                 };
