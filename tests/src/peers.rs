@@ -48,10 +48,7 @@ pub struct Goiardi {
 impl Goiardi {
     /// Starts goiardi with its state under `dir`.
     pub fn start(dir: &Path) -> Goiardi {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = crate::process::free_port();
         let mut command = Command::new(setup_script());
         command.arg("goiardi").arg(dir).arg(port.to_string());
         let process = Process::spawn(command);

@@ -28,6 +28,15 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A port of 127.0.0.1 that was free a moment ago, for a program that must be told its port
+/// (goiardi, socat, a guide's example address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 /// A child process killed on drop; its stderr lines are collected.
 #[derive(Debug)]
 pub struct Process {

@@ -23,7 +23,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use chef_sync_tests::chef::{Chef, converge};
-use chef_sync_tests::process::{ChefSyncServer, Process, bin, ctl};
+use chef_sync_tests::process::{ChefSyncServer, Process, bin, ctl, free_port};
 use chef_sync_tests::sample;
 use chef_sync_tests::systemd::{NotifySocket, Unit};
 use serde_json::json;
@@ -220,14 +220,6 @@ struct Host {
     /// `127.0.0.1:9997`: chef-syncd's `metrics_listen`.
     metrics_port: u16,
     services: BTreeMap<String, Process>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The directory the binaries were built into.

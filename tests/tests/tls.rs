@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chef_sync_tests::chef::{Chef, converge};
-use chef_sync_tests::process::{ChefSyncServer, Process, ctl, syncd};
+use chef_sync_tests::process::{ChefSyncServer, Process, ctl, free_port, syncd};
 use serde_json::json;
 
 /// A self-signed certificate for `chef.example.com` and its key, made with openssl.
@@ -39,11 +39,7 @@ fn certificate(dir: &Path) -> (String, String) {
 
 /// socat terminating TLS on a free port of 127.0.0.1 in front of `server`; the port.
 fn tls_front(server: &ChefSyncServer, cert: &(String, String)) -> (Process, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let target = server.url.trim_start_matches("http://");
     let mut command = Command::new("socat");
     command.args([
