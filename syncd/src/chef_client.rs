@@ -9,6 +9,7 @@ use chef_sync_shared::{ErrorBody, PrivateKey};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::bag_writes::BagWrites;
 use crate::metrics::OrgMetrics;
 use crate::tls_trust::Http;
 
@@ -90,6 +91,8 @@ pub struct ChefServer {
     timeout: Duration,
     /// Where requests are counted, and as which peer (`primary`, `replica`).
     observer: Option<(OrgMetrics, &'static str)>,
+    /// Whether writes into one data bag must wait for each other on this server.
+    bag_writes: Arc<BagWrites>,
 }
 
 impl std::fmt::Debug for ChefServer {
@@ -164,6 +167,7 @@ impl ChefServer {
             version: SigningVersion::V1_3,
             timeout: Duration::from_secs(60),
             observer: None,
+            bag_writes: Arc::default(),
         }
     }
 
@@ -281,6 +285,8 @@ impl ChefServer {
         bytes: Vec<u8>,
         wait: Duration,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>), ChefError> {
+        // Held until the whole answer is in: the server has stored the bag by then.
+        let turn = self.bag_writes.turn(&method, rel).await;
         let mut req = self
             .signed(method, &self.url(rel), &bytes)?
             .timeout(self.timeout + wait);
@@ -290,6 +296,7 @@ impl ChefServer {
         let resp = req.send().await.map_err(ChefError::from_reqwest)?;
         let status = resp.status();
         let headers = resp.headers().clone();
+        self.bag_writes.learn(&headers);
         if resp.content_length().is_some_and(|n| n > MAX_JSON as u64) {
             return Err(ChefError::Malformed(format!(
                 "answer larger than {MAX_JSON} bytes"
@@ -305,6 +312,7 @@ impl ChefServer {
                 )));
             }
         }
+        drop(turn);
         Ok((status, headers, body))
     }
 

@@ -1,6 +1,7 @@
 //! The replica daemon (`chef-syncd`) and its operator CLI (`chef-sync-ctl`): configuration,
 //! the signed Chef client, the state database, the replication engine and the control socket.
 
+pub mod bag_writes;
 pub mod chef_client;
 pub mod config;
 pub mod control;

@@ -67,6 +67,21 @@ async fn our_primary_replicates_into_goiardi() {
     let alice_pem = admin.key.clone();
     let alice = admin.chef;
     chef_sync_tests::sample::load(&alice).await;
+    // goiardi keeps a bag and its items in one record: items written into one bag at the same
+    // time would lose each other (every one of these must arrive).
+    alice
+        .must("POST", "/data", json!({"name": "users"}), 201)
+        .await;
+    for i in 0..40 {
+        alice
+            .must(
+                "POST",
+                "/data/users",
+                json!({"id": format!("u{i:02}")}),
+                201,
+            )
+            .await;
+    }
 
     let config = dir.path().join("chef-sync.toml");
     let sync_key = dir.path().join("sync.pem");

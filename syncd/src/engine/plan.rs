@@ -52,10 +52,34 @@ pub fn phases(changes: Vec<Change>) -> Vec<Vec<Change>> {
             _ => middle.push(c),
         }
     }
-    [bag_writes, middle, bag_deletes]
+    [bag_writes, interleave_bags(middle), bag_deletes]
         .into_iter()
         .filter(|p| !p.is_empty())
         .collect()
+}
+
+/// Orders items so that neighbours are in different bags (first item of every bag, then the
+/// second, …; everything else keeps its place in front): where a server takes one write per
+/// bag at a time ([`crate::bag_writes`]), the objects in flight together are then not all
+/// waiting for the same bag.
+fn interleave_bags(changes: Vec<Change>) -> Vec<Change> {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut ranked: Vec<(usize, Change)> = changes
+        .into_iter()
+        .map(|c| {
+            let rank = match &c.path {
+                ObjectPath::DataBagItem { bag, .. } => {
+                    let n = seen.entry(bag.clone()).or_default();
+                    *n += 1;
+                    *n - 1
+                }
+                _ => 0,
+            };
+            (rank, c)
+        })
+        .collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    ranked.into_iter().map(|(_, c)| c).collect()
 }
 
 #[cfg(test)]
@@ -100,5 +124,29 @@ mod tests {
         assert_eq!(out[0], vec![c("/data/b", Action::Write, 2)]);
         assert_eq!(out[1].len(), 3);
         assert_eq!(out[2], vec![c("/data/old", Action::Delete, 5)]);
+    }
+
+    #[test]
+    fn items_of_one_bag_are_spread_among_the_others() {
+        let out = phases(vec![
+            c("/data/a/1", Action::Write, 1),
+            c("/data/a/2", Action::Write, 2),
+            c("/data/a/3", Action::Delete, 3),
+            c("/roles/r", Action::Write, 4),
+            c("/data/b/1", Action::Write, 5),
+            c("/data/b/2", Action::Write, 6),
+        ]);
+        let order: Vec<String> = out[0].iter().map(|c| c.path.to_string()).collect();
+        assert_eq!(
+            order,
+            [
+                "/data/a/1",
+                "/roles/r",
+                "/data/b/1",
+                "/data/a/2",
+                "/data/b/2",
+                "/data/a/3"
+            ]
+        );
     }
 }
