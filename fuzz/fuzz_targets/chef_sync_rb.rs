@@ -4,8 +4,17 @@
 
 use std::path::Path;
 
-use chef_sync_syncd::config::Config;
 use libfuzzer_sys::fuzz_target;
+
+/// syncd's config module, the very source chef-syncd is built from (see Cargo.toml for why it
+/// is not reached through the chef-sync-syncd crate).
+#[path = "../../syncd/src"]
+#[allow(dead_code)]
+mod syncd {
+    pub mod config;
+}
+
+use syncd::config::Config;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
