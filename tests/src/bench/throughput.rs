@@ -69,6 +69,9 @@ async fn read_write(
 ) -> (f64, f64) {
     let (gets, puts) = prepared(key, user, org_url);
     let mut rps = (0.0, 0.0);
+    // CHEF_SYNC_BENCH_PIN=1 gives the server core 0 and the generator core 1, so that each
+    // server's figure is its own ceiling on one core rather than its share of two.
+    let _pinned = std::env::var_os("CHEF_SYNC_BENCH_PIN").map(|_| Pinned::new(pid));
     for (what, requests) in [("GET role", gets), ("PUT role", puts)] {
         let before = proc_stats::cpu_time(pid).unwrap_or_default();
         // CHEF_SYNC_BENCH_PERF=DIR records a CPU profile of the server during each run.
@@ -122,6 +125,37 @@ async fn read_write(
         }
     }
     rps
+}
+
+/// The server on core 0 and this process (the generator) on core 1, every thread of each,
+/// until dropped.
+struct Pinned {
+    server: u32,
+}
+
+impl Pinned {
+    fn new(server: u32) -> Pinned {
+        pin(server, "0");
+        pin(std::process::id(), "1");
+        Pinned { server }
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        pin(self.server, "0-1");
+        pin(std::process::id(), "0-1");
+    }
+}
+
+fn pin(pid: u32, cpus: &str) {
+    let done = std::process::Command::new("taskset")
+        .args(["--all-tasks", "--pid", "--cpu-list", cpus, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status();
+    if !done.is_ok_and(|s| s.success()) {
+        eprintln!("CHEF_SYNC_BENCH_PIN: taskset could not pin {pid} to {cpus}");
+    }
 }
 
 /// Creates the bench org and its roles on a fresh server of ours and measures it.
