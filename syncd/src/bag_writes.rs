@@ -6,11 +6,11 @@
 //! `concurrency` objects at once would leave holes that only the next full reconcile fills.
 //! Against such a server the writes into one bag are serialised (bags still go in parallel);
 //! servers that keep items as rows of their own (ours, Chef Infra Server, goiardi on SQL) are
-//! not slowed down. goiardi names itself on every answer (`X-Goiardi`), and the first request
-//! to a replica is always a read (a listing or the object's current version), so the flag is
-//! set before the first write.
+//! not slowed down once the server has answered: goiardi names itself on every answer
+//! (`X-Goiardi`). Until a first answer says which kind of server it is, writes into one bag
+//! take turns too.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use reqwest::Method;
 use reqwest::header::HeaderMap;
@@ -21,33 +21,47 @@ use tokio::sync::{Mutex, MutexGuard};
 /// to need no bookkeeping per bag.
 const STRIPES: usize = 64;
 
+/// What is known of how the server stores a bag's items.
+const UNKNOWN: u8 = 0;
+const ROW_PER_ITEM: u8 = 1;
+const ONE_RECORD_PER_BAG: u8 = 2;
+
 /// One server's write discipline for data bags; shared by every clone of its client.
 #[derive(Debug)]
 pub struct BagWrites {
-    one_record_per_bag: AtomicBool,
+    storage: AtomicU8,
     stripes: Vec<Mutex<()>>,
 }
 
 impl Default for BagWrites {
     fn default() -> Self {
         BagWrites {
-            one_record_per_bag: AtomicBool::new(false),
+            storage: AtomicU8::new(UNKNOWN),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
         }
     }
 }
 
 impl BagWrites {
-    /// Learns from an answer's headers whether the server keeps a bag in one record.
+    /// Learns from an answer's headers whether the server keeps a bag in one record. A
+    /// goiardi answer settles it for good (an answer without the header may come from a proxy
+    /// in front of it).
     pub fn learn(&self, headers: &HeaderMap) {
         if headers.contains_key("x-goiardi") {
-            self.one_record_per_bag.store(true, Ordering::Relaxed);
+            self.storage.store(ONE_RECORD_PER_BAG, Ordering::Relaxed);
+        } else {
+            let _ = self.storage.compare_exchange(
+                UNKNOWN,
+                ROW_PER_ITEM,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
         }
     }
 
-    /// Whether writes into one bag are serialised on this server.
+    /// Whether writes into one bag take turns on this server.
     pub fn serialised(&self) -> bool {
-        self.one_record_per_bag.load(Ordering::Relaxed)
+        self.storage.load(Ordering::Relaxed) != ROW_PER_ITEM
     }
 
     /// Waits for the right to send `method` to `rel` (relative to the org), when it writes
@@ -103,9 +117,20 @@ mod tests {
     async fn other_servers_are_never_held() {
         let w = BagWrites::default();
         w.learn(&HeaderMap::new());
+        assert!(!w.serialised());
         let first = w.turn(&Method::POST, "/data/users").await;
         assert!(first.is_none());
         assert!(w.turn(&Method::PUT, "/data/users/a").await.is_none());
+    }
+
+    #[test]
+    fn writes_take_turns_until_the_server_is_known_and_goiardi_stays_known() {
+        let w = BagWrites::default();
+        assert!(w.serialised(), "before any answer");
+        w.learn(&goiardi());
+        // A proxy's answer without the header does not make goiardi another server.
+        w.learn(&HeaderMap::new());
+        assert!(w.serialised());
     }
 
     #[tokio::test]
