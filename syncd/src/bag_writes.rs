@@ -12,6 +12,7 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use chef_sync_shared::ObjectPath;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use tokio::sync::{Mutex, MutexGuard};
@@ -71,16 +72,18 @@ impl BagWrites {
             return None;
         }
         let bag = bag_of(rel)?;
-        Some(self.stripes[stripe(bag)].lock().await)
+        Some(self.stripes[stripe(&bag)].lock().await)
     }
 }
 
-/// The bag a path writes into: `/data/BAG` (an item POST, or the bag itself) and
-/// `/data/BAG/ITEM`.
-fn bag_of(rel: &str) -> Option<&str> {
-    let rest = rel.strip_prefix("/data/")?;
-    let bag = rest.split(['/', '?']).next()?;
-    (!bag.is_empty()).then_some(bag)
+/// The bag a path writes into, read with the shared object path grammar: `/data/BAG` (an
+/// item POST, or the bag itself) and `/data/BAG/ITEM`.
+fn bag_of(rel: &str) -> Option<String> {
+    let path = rel.split('?').next()?;
+    match path.parse::<ObjectPath>().ok()? {
+        ObjectPath::DataBag { bag } | ObjectPath::DataBagItem { bag, .. } => Some(bag),
+        _ => None,
+    }
 }
 
 fn stripe(bag: &str) -> usize {
@@ -99,9 +102,9 @@ mod tests {
 
     #[test]
     fn paths_name_the_bag_they_write_into() {
-        assert_eq!(bag_of("/data/users/alice"), Some("users"));
-        assert_eq!(bag_of("/data/users"), Some("users"));
-        assert_eq!(bag_of("/data/users?x=1"), Some("users"));
+        assert_eq!(bag_of("/data/users/alice").as_deref(), Some("users"));
+        assert_eq!(bag_of("/data/users").as_deref(), Some("users"));
+        assert_eq!(bag_of("/data/users?x=1").as_deref(), Some("users"));
         assert_eq!(bag_of("/data"), None);
         assert_eq!(bag_of("/data/"), None);
         assert_eq!(bag_of("/roles/web"), None);
