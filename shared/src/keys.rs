@@ -33,6 +33,23 @@ pub enum KeyError {
     /// Key generation failed.
     #[error("could not generate an RSA key: {0}")]
     Generate(String),
+    /// Private key material where only a public key belongs: storing it would hand it to
+    /// everyone who may read the public key.
+    #[error(
+        "a private key was sent where a public key belongs; send only the public half (openssl rsa -in KEY -pubout)"
+    )]
+    PrivateGiven,
+    /// More than one PEM block, or text around the block.
+    #[error("expected exactly one PEM public key block and nothing else")]
+    NotOneBlock,
+    /// Smaller than the configured minimum.
+    #[error("a {bits}-bit RSA key is below the minimum of {min} bits")]
+    TooWeak {
+        /// The key's modulus size.
+        bits: usize,
+        /// The smallest size accepted.
+        min: usize,
+    },
     /// The key cannot hold the message a protocol version needs it to sign.
     #[error(
         "a {bits}-bit key cannot sign Chef protocol {version} requests: the canonical request is {needed} bytes but this key can sign at most {capacity}; use a key of at least 2048 bits or protocol 1.3"
@@ -175,6 +192,31 @@ impl PublicKey {
         Ok(PublicKey::wrap(inner))
     }
 
+    /// Reads a public key submitted to be stored (a client's or user's new key): one PEM
+    /// block of a public kind, nothing else, of at least `min_bits` bits. Unlike
+    /// [`PublicKey::from_pem`], a private key is refused instead of being reduced, since the
+    /// submitted text is what gets stored and handed out.
+    pub fn from_submitted_pem(pem: &str, min_bits: usize) -> Result<Self, KeyError> {
+        if pem.contains("PRIVATE KEY") {
+            return Err(KeyError::PrivateGiven);
+        }
+        let text = pem.trim();
+        if text.matches("-----BEGIN ").count() != 1
+            || !text.starts_with("-----BEGIN ")
+            || !text.ends_with("-----")
+        {
+            return Err(KeyError::NotOneBlock);
+        }
+        let key = PublicKey::from_pem(text)?;
+        if key.bits() < min_bits {
+            return Err(KeyError::TooWeak {
+                bits: key.bits(),
+                min: min_bits,
+            });
+        }
+        Ok(key)
+    }
+
     fn wrap(inner: RsaPublicKey) -> PublicKey {
         let der = inner
             .to_pkcs1_der()
@@ -196,6 +238,11 @@ impl PublicKey {
     /// Modulus size in bits.
     pub fn bits(&self) -> usize {
         self.inner.size() * 8
+    }
+
+    /// Modulus size in bytes: the length of every PKCS#1 v1.5 signature the key makes.
+    pub fn size(&self) -> usize {
+        self.inner.size()
     }
 
     pub(crate) fn rsa(&self) -> &RsaPublicKey {
@@ -290,6 +337,46 @@ mod tests {
                 .verify("GET", "/roles", Body::Bytes(b""), &[key.public_key()])
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn submitted_public_keys_are_public_single_and_strong_enough() {
+        let spki = PublicKey::from_submitted_pem(SPKI, 2048).unwrap();
+        assert_eq!(spki, PrivateKey::from_pem(PKCS1).unwrap().public_key());
+        assert_eq!(
+            PublicKey::from_submitted_pem(PKCS1, 2048).unwrap_err(),
+            KeyError::PrivateGiven
+        );
+        let smuggled = format!("{SPKI}{PKCS1}");
+        assert_eq!(
+            PublicKey::from_submitted_pem(&smuggled, 2048).unwrap_err(),
+            KeyError::PrivateGiven
+        );
+        let twice = format!("{SPKI}{SPKI}");
+        assert_eq!(
+            PublicKey::from_submitted_pem(&twice, 2048).unwrap_err(),
+            KeyError::NotOneBlock
+        );
+        assert_eq!(
+            PublicKey::from_submitted_pem(&format!("hello\n{SPKI}"), 2048).unwrap_err(),
+            KeyError::NotOneBlock
+        );
+        assert_eq!(
+            PublicKey::from_submitted_pem(SPKI, 4096).unwrap_err(),
+            KeyError::TooWeak {
+                bits: 2048,
+                min: 4096
+            }
+        );
+        let small = PrivateKey::wrap(RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap())
+            .public_key()
+            .to_pem()
+            .unwrap();
+        assert!(matches!(
+            PublicKey::from_submitted_pem(&small, 2048),
+            Err(KeyError::TooWeak { bits: 1024, .. })
+        ));
+        assert!(PublicKey::from_submitted_pem(&small, 1024).is_ok());
     }
 
     #[test]
