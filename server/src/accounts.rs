@@ -30,10 +30,14 @@ fn private_pem(key: &PrivateKey) -> ApiResult<String> {
 }
 
 /// The public key to store and, when it was generated here, the private key to hand back once.
-pub async fn key_material(public_key: Option<&str>) -> ApiResult<(String, Option<String>)> {
+/// A submitted key must be a public key of at least `min_bits` bits (`min_key_bits`).
+pub async fn key_material(
+    public_key: Option<&str>,
+    min_bits: usize,
+) -> ApiResult<(String, Option<String>)> {
     match public_key {
         Some(pem) => {
-            PublicKey::from_pem(pem)
+            PublicKey::from_submitted_pem(pem, min_bits)
                 .map_err(|e| ApiError::BadRequest(format!("Invalid public key: {e}")))?;
             Ok((pem.to_owned(), None))
         }
@@ -63,16 +67,17 @@ pub fn expiration(value: Option<&serde_json::Value>) -> ApiResult<Option<String>
 }
 
 /// Creates a client in `org` (and its `clients` group); returns the generated private key
-/// when no public key was given.
+/// when no public key was given. A given key must have at least `min_bits` bits.
 pub async fn create_client(
     store: &Store,
     org: &OrgRow,
     name: &str,
     validator: bool,
     public_key: Option<&str>,
+    min_bits: usize,
 ) -> ApiResult<(ClientRow, Option<String>)> {
     validate_name(NameKind::Client, name)?;
-    let (public, private) = key_material(public_key).await?;
+    let (public, private) = key_material(public_key, min_bits).await?;
     let client = store
         .create_client(org.id, name, validator, &public)
         .await
@@ -86,17 +91,18 @@ pub async fn create_client(
     Ok((client, private))
 }
 
-/// Creates a user. With `public_key` the given key is stored; otherwise a key is generated
-/// and its private half returned.
+/// Creates a user. With `public_key` the given key (of at least `min_bits` bits) is stored;
+/// otherwise a key is generated and its private half returned.
 pub async fn create_user(
     store: &Store,
     username: &str,
     body: &serde_json::Value,
     superuser: bool,
     public_key: Option<&str>,
+    min_bits: usize,
 ) -> ApiResult<(UserRow, Option<String>)> {
     validate_name(NameKind::User, username)?;
-    let (public, private) = key_material(public_key).await?;
+    let (public, private) = key_material(public_key, min_bits).await?;
     let user = store
         .create_user(username, &body.to_string(), superuser, &public)
         .await
@@ -128,7 +134,9 @@ pub async fn create_org(store: &Store, name: &str, full_name: &str) -> ApiResult
             }
             other => other.into(),
         })?;
-    let (_, private) = create_client(store, &org, &format!("{name}-validator"), true, None).await?;
+    // A generated key: the minimum does not come into it.
+    let validator = format!("{name}-validator");
+    let (_, private) = create_client(store, &org, &validator, true, None, 0).await?;
     let private = private.ok_or_else(|| ApiError::Internal("no validator key generated".into()))?;
     Ok((org, private))
 }

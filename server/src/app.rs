@@ -25,6 +25,10 @@ pub struct AppState {
     pub urls: UrlSigner,
     /// Parsed public keys.
     pub keys: Arc<auth::KeyCache>,
+    /// Signature checks that try several keys run on this many blocking threads at most (one
+    /// core fewer than the machine has, at least one): requests beyond wait without using CPU,
+    /// so a flood of junk signatures always leaves a core to every other request.
+    pub verify_slots: Arc<tokio::sync::Semaphore>,
     /// Request and feed metrics (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Set once the server is shutting down: long-polls answer at once instead of holding the
@@ -48,6 +52,11 @@ impl AppState {
             store,
             urls,
             keys: Arc::default(),
+            verify_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get().saturating_sub(1))
+                    .max(1),
+            )),
             metrics: Arc::default(),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
@@ -68,5 +77,12 @@ pub fn app(state: AppState) -> Router {
             crate::metrics::record,
         ))
         .layer(trace::layer())
+        .with_state(state)
+}
+
+/// The application of the `metrics_listen` listener: `/metrics` with every series.
+pub fn metrics_app(state: AppState) -> Router {
+    routes::metrics_router()
+        .fallback(|| async { crate::error::ApiError::NotFound("No such endpoint".into()) })
         .with_state(state)
 }

@@ -36,6 +36,18 @@ pub struct Config {
     pub max_file_size: u64,
     /// Lifetime of pre-signed file URLs, seconds (bookshelf's default).
     pub file_url_ttl: u64,
+    /// A separate listener for `/metrics` (e.g. `127.0.0.1:9998`); the API listener then
+    /// answers `/metrics` with 404.
+    pub metrics_listen: Option<String>,
+    /// When set, `/metrics` on the API listener needs `Authorization: Bearer TOKEN`.
+    pub metrics_token: Option<String>,
+    /// Keys one user or client may hold; adding one more is refused (409).
+    pub max_keys_per_actor: usize,
+    /// Smallest RSA key accepted for a new or replaced public key, bits.
+    pub min_key_bits: usize,
+    /// Seconds an uncommitted sandbox lives; then it and the uploads no org references are
+    /// removed.
+    pub sandbox_ttl: u64,
 }
 
 impl Default for Config {
@@ -50,6 +62,11 @@ impl Default for Config {
             blob_store: BlobStoreKind::Filesystem,
             max_file_size: 250 * 1024 * 1024,
             file_url_ttl: 900,
+            metrics_listen: None,
+            metrics_token: None,
+            max_keys_per_actor: 20,
+            min_key_bits: 2048,
+            sandbox_ttl: 86_400,
         }
     }
 }

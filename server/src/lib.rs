@@ -18,6 +18,6 @@ pub mod search;
 pub mod store;
 pub mod trace;
 
-pub use app::{AppState, app};
+pub use app::{AppState, app, metrics_app};
 pub use config::Config;
 pub use store::Store;

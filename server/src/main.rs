@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chef_sync_server::config::Overrides;
-use chef_sync_server::{AppState, Config, Store, accounts, app};
+use chef_sync_server::{AppState, Config, Store, accounts, app, metrics_app};
 use clap::{Parser, Subcommand};
 
 /// Chef-API-compatible server for roles, environments, data bags and cookbooks, with the
@@ -52,7 +52,12 @@ enum Command {
         first_name: String,
         last_name: String,
         email: String,
-        password: String,
+        /// Accepted as chef-server-ctl takes it, and not used: chef-sync-server knows users
+        /// by their keys only. Leave it out: on a command line any local user sees it in `ps`.
+        password: Option<String>,
+        /// Accepted as chef-server-ctl takes it; nothing is asked, no password is used.
+        #[arg(short = 'p', long = "prompt-for-password")]
+        prompt_for_password: bool,
         /// Where to write the user's private key.
         #[arg(long)]
         filename: PathBuf,
@@ -167,7 +172,8 @@ async fn bootstrap_pivotal(store: &Store, config: &Config) -> anyhow::Result<()>
         None => None,
     };
     let body = serde_json::json!({"username": "pivotal", "display_name": "pivotal"});
-    let (_, private) = accounts::create_user(store, "pivotal", &body, true, public.as_deref())
+    // pivotal's key is this host's own file, not a submission: any size it has is kept.
+    let (_, private) = accounts::create_user(store, "pivotal", &body, true, public.as_deref(), 0)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create pivotal: {e}"))?;
     if let Some(pem) = private {
@@ -216,6 +222,24 @@ async fn feed_watchdog(store: Store, period: std::time::Duration) {
     }
 }
 
+/// Binds `metrics_listen` (when set) before the server reports ready, so a taken port stops
+/// the start instead of leaving metrics silently missing.
+async fn serve_metrics(state: &AppState) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = state.config.metrics_listen.clone() else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("metrics_listen {addr}: cannot listen"))?;
+    tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+    let app = metrics_app(state.clone());
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics listener stopped");
+        }
+    })))
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { common, listen } => {
@@ -230,8 +254,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = AppState::new(config, store.clone())
                 .await
                 .context("cannot prepare the server state")?;
+            let metrics = serve_metrics(&state).await?;
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
             let feeding = watchdog_period().map(|p| tokio::spawn(feed_watchdog(store.clone(), p)));
+            let sweeping = tokio::spawn(chef_sync_server::blob::sweep_forever(
+                state.config.clone(),
+                store.clone(),
+            ));
             let stopping = state.stopping.clone();
             let shutdown = async move {
                 shutdown.await;
@@ -242,10 +271,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             axum::serve(listener, app(state))
                 .with_graceful_shutdown(shutdown)
                 .await?;
+            if let Some(task) = metrics {
+                task.abort();
+            }
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
             if let Some(task) = feeding {
                 task.abort();
             }
+            sweeping.abort();
             store.close().await;
         }
         Command::Migrate { common } => {
@@ -258,17 +291,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             first_name,
             last_name,
             email,
-            password: _,
+            password,
+            prompt_for_password: _,
             filename,
             common,
         } => {
+            if password.is_some() {
+                eprintln!(
+                    "chef-sync-server: warning: the password is not used (users sign with their keys) and was visible to other local users in the process list; leave it out"
+                );
+            }
             let config = load(&common, None)?;
             let store = open(&config).await?;
             let body = serde_json::json!({
                 "username": username, "first_name": first_name, "last_name": last_name,
                 "display_name": format!("{first_name} {last_name}"), "email": email,
             });
-            let (_, private) = accounts::create_user(&store, &username, &body, false, None)
+            let (_, private) = accounts::create_user(&store, &username, &body, false, None, 0)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             write_key(&filename, &private.context("no key was generated")?)?;

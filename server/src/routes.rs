@@ -26,6 +26,8 @@ use crate::app::AppState;
 use crate::auth::{Actor, OrgAccess};
 use crate::error::{ApiError, ApiResult};
 
+pub use status::metrics_router;
+
 /// All routes; unknown paths get a Chef 404 body.
 pub fn router() -> Router<AppState> {
     let org = Router::new()

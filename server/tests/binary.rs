@@ -184,6 +184,32 @@ async fn end_to_end(backend: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A password on the command line is visible in `ps`; it is not used, and said so.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("password is not used") && stderr.contains("process list"),
+        "{stderr}"
+    );
+    let bob_pem = dir.path().join("bob.pem");
+    let out = admin(
+        &[
+            "user-create",
+            "bob",
+            "Bob",
+            "Jones",
+            "bob@example.com",
+            "--filename",
+            bob_pem.to_str().unwrap(),
+        ],
+        &data,
+        &database,
+    );
+    assert!(
+        out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("password"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(read_key(&bob_pem).bits() >= 2048);
     let validator_pem = dir.path().join("acme-validator.pem");
     let out = admin(
         &[

@@ -233,6 +233,7 @@ async fn hostile_requests_change_nothing(h: &Harness) {
         &json!({"username": "mallory"}),
         false,
         Some(&bob.public_key().to_pem().unwrap()),
+        2048,
     )
     .await
     .unwrap();

@@ -252,7 +252,6 @@ impl ChefSyncServer {
             user,
             "Admin",
             &email,
-            "pw",
             "--filename",
             &key.to_string_lossy(),
         ]);

@@ -55,14 +55,31 @@ async fn verify(state: &AppState, req: Request) -> ApiResult<Request> {
     let bytes = to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::TooLarge(limit))?;
-    let (actor, pems) = lookup(state, signed.user_id(), parts.uri.path()).await?;
+    let (actor, mut pems) = lookup(state, signed.user_id(), parts.uri.path()).await?;
+    // Chef's headers do not say which key signed, so every live key may have to be tried;
+    // an actor holds at most `max_keys_per_actor` (refused beyond that when added), and keys
+    // held from before that limit are not tried past it, so one request's RSA work is bounded.
+    pems.truncate(state.config.max_keys_per_actor);
     let keys = state.keys.parse(&pems);
-    signed.verify(
-        parts.method.as_str(),
-        parts.uri.path(),
-        signing::Body::Bytes(&bytes),
-        &keys,
-    )?;
+    let method = parts.method.as_str().to_owned();
+    let path = parts.uri.path().to_owned();
+    if keys.len() <= 1 {
+        signed.verify(&method, &path, signing::Body::Bytes(&bytes), &keys)?;
+    } else {
+        // Several keys: off the async workers, so a request signed with junk as an actor
+        // with many keys cannot hold up other requests (`/_status` included).
+        let body = bytes.clone();
+        let _slot = state
+            .verify_slots
+            .acquire()
+            .await
+            .map_err(|e| ApiError::Internal(format!("signature check: {e}")))?;
+        tokio::task::spawn_blocking(move || {
+            signed.verify(&method, &path, signing::Body::Bytes(&body), &keys)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("signature check: {e}")))??;
+    }
     crate::trace::record_actor(&actor.name);
     parts.extensions.insert(actor);
     Ok(Request::from_parts(parts, Body::from(bytes)))

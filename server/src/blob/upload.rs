@@ -1,11 +1,14 @@
-//! Receiving a file upload: streamed to a staging file while its MD5 is computed, so a file is
-//! never held in memory and nothing reaches the store before its content is verified.
+//! Receiving a file upload: streamed to a staging file while its MD5 and SHA-256 are computed,
+//! so a file is never held in memory and nothing reaches the store before its content is
+//! verified. The MD5 is what Chef names the file by and checks; the SHA-256 is what the store
+//! keys it by, because an MD5 match says nothing about the bytes.
 
 use std::path::{Path, PathBuf};
 
 use axum::body::Body;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
+use sha2::Sha256;
 use tempfile::TempPath;
 use tokio::io::AsyncWriteExt;
 
@@ -34,6 +37,8 @@ pub enum UploadError {
 pub struct Upload {
     /// Lowercase MD5 hex of the content.
     pub checksum: String,
+    /// Lowercase SHA-256 hex of the content: the key it is stored under.
+    pub sha256: String,
     /// Its size.
     pub size: u64,
     pub(super) file: TempPath,
@@ -46,7 +51,8 @@ impl Upload {
     }
 }
 
-/// Streams `body` into `staging` (created if missing), checking size and MD5.
+/// Streams `body` into `staging` (created if missing), checking size and MD5. On any failure
+/// the staging file is removed (it is a `TempPath` until the store takes it).
 pub async fn receive(
     body: Body,
     staging: PathBuf,
@@ -60,7 +66,8 @@ pub async fn receive(
     .await
     .map_err(std::io::Error::other)??;
     let mut file = tokio::fs::File::from_std(std_file);
-    let mut hasher = Md5::new();
+    let mut md5 = Md5::new();
+    let mut sha256 = Sha256::new();
     let mut size: u64 = 0;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
@@ -69,12 +76,13 @@ pub async fn receive(
         if size > max_size {
             return Err(UploadError::TooLarge(max_size));
         }
-        hasher.update(&chunk);
+        md5.update(&chunk);
+        sha256.update(&chunk);
         file.write_all(&chunk).await?;
     }
     file.flush().await?;
     file.sync_all().await?;
-    let actual = hex::encode(hasher.finalize());
+    let actual = hex::encode(md5.finalize());
     if !actual.eq_ignore_ascii_case(expected) {
         return Err(UploadError::Mismatch {
             expected: expected.to_ascii_lowercase(),
@@ -83,6 +91,7 @@ pub async fn receive(
     }
     Ok(Upload {
         checksum: actual,
+        sha256: hex::encode(sha256.finalize()),
         size,
         file: path,
     })

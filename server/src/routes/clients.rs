@@ -82,8 +82,15 @@ async fn create(
         _ => access.require_admin()?,
     }
     let public_key = req.get("public_key").and_then(Value::as_str);
-    let (client, private) =
-        accounts::create_client(&state.store, &access.org, name, validator, public_key).await?;
+    let (client, private) = accounts::create_client(
+        &state.store,
+        &access.org,
+        name,
+        validator,
+        public_key,
+        state.config.min_key_bits,
+    )
+    .await?;
     let uri = format!(
         "{}/{}",
         super::org_url(&headers, &org, "clients"),

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::blob::{self, BlobStore, UploadError, is_checksum};
 use crate::error::{ApiError, ApiResult};
+use crate::store::StoreError;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -62,14 +63,19 @@ async fn download(
 ) -> ApiResult<Response> {
     check_url(&state, "GET", &uri, &sig)?;
     let not_found = || ApiError::NotFound(format!("No file with checksum {checksum}"));
-    let org = state.store.org(&org).await?.ok_or_else(not_found)?;
-    let wanted = std::iter::once(checksum.to_ascii_lowercase()).collect();
-    if !is_checksum(&checksum) || state.store.org_checksums(org.id, &wanted).await?.is_empty() {
+    if !is_checksum(&checksum) {
         return Err(not_found());
     }
+    let org = state.store.org(&org).await?.ok_or_else(not_found)?;
+    // The org's own upload, never just any bytes with this MD5 (MD5 collides on demand).
+    let key = state
+        .store
+        .org_blob_key(org.id, &checksum.to_ascii_lowercase())
+        .await?
+        .ok_or_else(not_found)?;
     let (body, len) = state
         .blobs
-        .open(&checksum)
+        .open(&key)
         .await
         .map_err(file_error)?
         .ok_or_else(not_found)?;
@@ -123,7 +129,7 @@ async fn upload(
         .sandbox(org.id, &sandbox_id)
         .await?
         .ok_or_else(no_sandbox)?;
-    if !sandbox.checksums.iter().any(|(c, _)| *c == checksum) {
+    if !sandbox.checksums.iter().any(|f| f.checksum == checksum) {
         return Err(ApiError::NotFound(format!(
             "Sandbox '{sandbox_id}' has no checksum {checksum}"
         )));
@@ -140,7 +146,16 @@ async fn upload(
         UploadError::Mismatch { .. } => ApiError::BadRequest(e.to_string()),
         UploadError::Io(_) => file_error(e),
     })?;
+    let sha256 = received.sha256.clone();
     state.blobs.insert(received).await.map_err(file_error)?;
-    state.store.mark_uploaded(&sandbox_id, &checksum).await?;
+    state
+        .store
+        .mark_uploaded(&sandbox_id, &checksum, &sha256)
+        .await
+        .map_err(|e| match e {
+            // Expired and swept while the file streamed in.
+            StoreError::NotFound => no_sandbox(),
+            other => other.into(),
+        })?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

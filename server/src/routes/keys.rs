@@ -169,15 +169,15 @@ async fn show(
 }
 
 /// The key material of a POST/PUT: `public_key`, or `create_key: true` for a generated pair.
-async fn material(req: &Value) -> ApiResult<Option<(String, Option<String>)>> {
+async fn material(req: &Value, min_bits: usize) -> ApiResult<Option<(String, Option<String>)>> {
     let public = req.get("public_key").and_then(Value::as_str);
     let create = req.get("create_key").and_then(Value::as_bool) == Some(true);
     match (public, create) {
         (Some(_), true) => Err(ApiError::BadRequest(
             "Specify either public_key or create_key, not both".into(),
         )),
-        (Some(pem), false) => Ok(Some(accounts::key_material(Some(pem)).await?)),
-        (None, true) => Ok(Some(accounts::key_material(None).await?)),
+        (Some(pem), false) => Ok(Some(accounts::key_material(Some(pem), min_bits).await?)),
+        (None, true) => Ok(Some(accounts::key_material(None, min_bits).await?)),
         (None, false) => Ok(None),
     }
 }
@@ -189,21 +189,28 @@ async fn add(State(state): State<AppState>, owner: Owner, body: Bytes) -> ApiRes
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::BadRequest("Field 'name' missing".into()))?;
     validate_name(NameKind::Key, name)?;
-    let (public_key, private) = material(&req).await?.ok_or_else(|| {
-        ApiError::BadRequest("Field 'public_key' missing (or set create_key to true)".into())
-    })?;
+    let (public_key, private) = material(&req, state.config.min_key_bits)
+        .await?
+        .ok_or_else(|| {
+            ApiError::BadRequest("Field 'public_key' missing (or set create_key to true)".into())
+        })?;
     let key = KeyRow {
         name: name.to_owned(),
         public_key,
         expires_at: accounts::expiration(req.get("expiration_date"))?,
     };
+    let most = state.config.max_keys_per_actor;
     state
         .store
-        .add_key(owner.owner, &key)
+        .add_key(owner.owner, &key, most)
         .await
         .map_err(|e| match e {
             StoreError::Conflict => ApiError::Conflict(format!(
                 "Key with name {name} already exists for {}",
+                owner.name
+            )),
+            StoreError::Refused(_) => ApiError::Conflict(format!(
+                "{} already has {most} keys, the most one actor may hold (max_keys_per_actor); delete one first",
                 owner.name
             )),
             other => other.into(),
@@ -237,7 +244,7 @@ async fn update(
         Some(_) => return Err(ApiError::BadRequest("Field 'name' invalid".into())),
         None => old.name.clone(),
     };
-    let (public_key, private) = match material(&req).await? {
+    let (public_key, private) = match material(&req, state.config.min_key_bits).await? {
         Some((public, private)) => (public, private),
         None => (old.public_key.clone(), None),
     };

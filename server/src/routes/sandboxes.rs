@@ -65,7 +65,7 @@ async fn create(
     let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
     let checksums = requested_checksums(&body)?;
-    let known = state.store.org_checksums(access.org.id, &checksums).await?;
+    let known = state.store.org_blob_keys(access.org.id, &checksums).await?;
     let id: String = (0..16)
         .map(|_| format!("{:02x}", rand::random::<u8>()))
         .collect();
@@ -76,13 +76,9 @@ async fn create(
     let base = super::base_url(&headers);
     let mut answer = Map::new();
     for checksum in &checksums {
-        // An org "has" a checksum only while the bytes are really there.
-        let has = known.contains(checksum)
-            && state
-                .blobs
-                .contains(checksum)
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        // An org "has" a checksum only while the bytes it uploaded are really there; bytes
+        // another org stored under the same MD5 do not count.
+        let has = blob_stored(&state, known.get(checksum).map(String::as_str)).await?;
         let entry = if has {
             json!({"needs_upload": false})
         } else {
@@ -98,20 +94,35 @@ async fn create(
     ))
 }
 
-/// Checksums of the sandbox whose bytes are not available to the org yet.
+/// Whether blob `key` exists (no key: the org has no such file).
+async fn blob_stored(state: &AppState, key: Option<&str>) -> ApiResult<bool> {
+    match key {
+        Some(key) => state
+            .blobs
+            .contains(key)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string())),
+        None => Ok(false),
+    }
+}
+
+/// Checksums of the sandbox whose bytes are not available to the org yet. A file uploaded
+/// through this sandbox is judged by that upload's blob (the one the commit will point the
+/// org at); any other by the blob the org already has.
 async fn missing_checksums(state: &AppState, sandbox: &SandboxRow) -> ApiResult<Vec<String>> {
-    let all: BTreeSet<String> = sandbox.checksums.iter().map(|(c, _)| c.clone()).collect();
-    let known = state.store.org_checksums(sandbox.org_id, &all).await?;
+    let all: BTreeSet<String> = sandbox
+        .checksums
+        .iter()
+        .map(|f| f.checksum.clone())
+        .collect();
+    let known = state.store.org_blob_keys(sandbox.org_id, &all).await?;
     let mut missing = Vec::new();
-    for (checksum, uploaded) in &sandbox.checksums {
-        let available = (*uploaded || known.contains(checksum))
-            && state
-                .blobs
-                .contains(checksum)
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-        if !available {
-            missing.push(checksum.clone());
+    for file in &sandbox.checksums {
+        let key = file
+            .blob_key()
+            .or_else(|| known.get(&file.checksum).map(String::as_str));
+        if !blob_stored(state, key).await? {
+            missing.push(file.checksum.clone());
         }
     }
     Ok(missing)
@@ -135,7 +146,7 @@ async fn commit(
         .sandbox(access.org.id, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("No such sandbox '{id}'.")))?;
-    let checksums: Vec<&String> = sandbox.checksums.iter().map(|(c, _)| c).collect();
+    let checksums: Vec<&String> = sandbox.checksums.iter().map(|f| &f.checksum).collect();
     let created = chrono::DateTime::from_timestamp_millis(sandbox.created_at)
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%S+00:00")

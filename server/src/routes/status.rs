@@ -1,7 +1,11 @@
-//! `GET /_status`: unsigned health check; `GET /metrics`: Prometheus metrics, unsigned.
+//! `GET /_status`: unsigned health check; `GET /metrics`: Prometheus metrics, unsigned (it
+//! cannot sign), so who sees what is settled here: with `metrics_listen` only that listener
+//! serves them; with `metrics_token` the API listener wants the token; with neither it serves
+//! the request series to anyone, without the org-labelled ones.
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -11,24 +15,56 @@ use crate::error::ApiError;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/_status", get(status))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(api_metrics))
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    match state.store.feed_sizes().await {
-        Ok(sizes) => {
-            for (org, entries, last_seq) in sizes {
-                state.metrics.observe_feed(&org, entries, last_seq);
-            }
+/// The router of the `metrics_listen` listener: every series, no questions asked (it is
+/// meant for a private address).
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route(
+        "/metrics",
+        get(|State(state): State<AppState>| async move { exposition(&state, true).await }),
+    )
+}
+
+async fn api_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if state.config.metrics_listen.is_some() {
+        return ApiError::NotFound("No such endpoint".into()).into_response();
+    }
+    let Some(token) = state.config.metrics_token.as_deref() else {
+        return exposition(&state, false).await;
+    };
+    let offered = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if constant_time_eq(offered.trim().as_bytes(), token.as_bytes()) {
+        exposition(&state, true).await
+    } else {
+        ApiError::Unauthorized("/metrics needs Authorization: Bearer with the metrics_token".into())
+            .into_response()
+    }
+}
+
+/// Compares without an early exit, so the answer's timing does not reveal a prefix of the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn exposition(state: &AppState, with_orgs: bool) -> Response {
+    if with_orgs {
+        match state.store.feed_sizes().await {
+            Ok(sizes) => state.metrics.observe_feeds(&sizes),
+            Err(e) => tracing::warn!(error = %e, "feed sizes for /metrics"),
         }
-        Err(e) => tracing::warn!(error = %e, "feed sizes for /metrics"),
     }
     (
         [(
-            axum::http::header::CONTENT_TYPE,
+            header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        state.metrics.encode(with_orgs),
     )
         .into_response()
 }

@@ -62,6 +62,7 @@ async fn create(
         &value,
         false,
         public_key.as_deref(),
+        state.config.min_key_bits,
     )
     .await?;
     let uri = format!("{}/users/{username}", super::base_url(&headers));

@@ -71,21 +71,29 @@ impl Store {
         row.as_ref().map(key_row).transpose()
     }
 
-    /// Adds a key (`Conflict` if the name is taken).
-    pub async fn add_key(&self, owner: KeyOwner, key: &KeyRow) -> StoreResult<()> {
+    /// Adds a key: `Conflict` if the name is taken, `Refused` if the owner already holds
+    /// `most` keys. The count and the insert are one statement, so parallel adds cannot
+    /// each see room for one more.
+    pub async fn add_key(&self, owner: KeyOwner, key: &KeyRow, most: usize) -> StoreResult<()> {
         self.actors_changed();
         let (kind, id) = owner.parts();
-        sqlx::query(
-            "INSERT INTO keys (owner_kind, owner_id, name, public_key, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        let done = sqlx::query(
+            "INSERT INTO keys (owner_kind, owner_id, name, public_key, expires_at) \
+             SELECT $1, $2, $3, $4, $5 \
+             WHERE (SELECT COUNT(*) FROM keys WHERE owner_kind = $1 AND owner_id = $2) < $6",
         )
         .bind(kind)
         .bind(id)
         .bind(&key.name)
         .bind(&key.public_key)
         .bind(&key.expires_at)
+        .bind(i64::try_from(most).unwrap_or(i64::MAX))
         .execute(&self.write)
         .await
         .map_err(conflict_on_unique)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Refused(format!("more than {most} keys")));
+        }
         Ok(())
     }
 

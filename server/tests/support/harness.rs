@@ -22,6 +22,8 @@ pub fn in_ci() -> bool {
 
 pub struct Harness {
     pub app: Router,
+    /// The state behind `app` (for the other listeners a server may run).
+    pub state: AppState,
     pub store: Store,
     pub pivotal: PrivateKey,
     pub dir: tempfile::TempDir,
@@ -66,6 +68,11 @@ impl Harness {
     }
 
     pub async fn with_blobs(backend: &str, blobs: BlobStoreKind) -> Option<Harness> {
+        Harness::with_config(backend, |c| c.blob_store = blobs).await
+    }
+
+    /// A harness whose server config is the test default changed by `tweak`.
+    pub async fn with_config(backend: &str, tweak: impl FnOnce(&mut Config)) -> Option<Harness> {
         let dir = tempfile::tempdir().unwrap();
         let (url, pg_db) = fresh_database(backend, dir.path()).await?;
         let store = Store::connect(&url, 10).await.unwrap();
@@ -77,20 +84,23 @@ impl Harness {
             &json!({"username": "pivotal"}),
             true,
             Some(&public),
+            2048,
         )
         .await
         .unwrap();
-        let config = Config {
+        let mut config = Config {
             data_dir: dir.path().to_owned(),
             database: Some(url),
             max_request_size: 100_000,
             max_file_size: 1_000_000,
-            blob_store: blobs,
             ..Config::default()
         };
-        let app = app(AppState::new(config, store.clone()).await.unwrap());
+        tweak(&mut config);
+        let state = AppState::new(config, store.clone()).await.unwrap();
+        let app = app(state.clone());
         Some(Harness {
             app,
+            state,
             store,
             pivotal,
             dir,
@@ -305,6 +315,7 @@ pub async fn org_with_users(h: &Harness) -> (PrivateKey, PrivateKey) {
             &json!({"username": name}),
             false,
             Some(&public),
+            2048,
         )
         .await
         .unwrap();

@@ -83,7 +83,6 @@ async fn one(report: &mut Report, dir: &Path, seconds: u64, backend: &str, datab
         "F",
         "U",
         "f@x",
-        "pw",
         "--filename",
         user_pem.to_str().unwrap_or_default(),
     ]);

@@ -54,7 +54,6 @@ async fn main() {
         "Demo",
         "Admin",
         "admin@example.com",
-        "demo",
         "--filename",
         admin_key.to_str().unwrap_or_default(),
     ]);
