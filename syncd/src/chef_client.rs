@@ -117,6 +117,17 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// The origin (`scheme://host:port`) a redirect's `Location` points at, for the message; never
+/// its path or query, which may carry a pre-signed URL's signature.
+fn redirect_target(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| reqwest::Url::parse(v).ok())
+        .map(|u| format!(" to {}", u.origin().ascii_serialization()))
+        .unwrap_or_default()
+}
+
 /// Maps a non-success status and its body to a [`ChefError`].
 pub fn classify(
     status: StatusCode,
@@ -132,6 +143,15 @@ pub fn classify(
         message
     };
     match status.as_u16() {
+        // Redirects are never followed (see `tls_trust::Http`): a server that answers with one
+        // is refused, like any other answer that is not the object.
+        code @ 300..=399 => ChefError::Rejected {
+            status: code,
+            message: format!(
+                "answered with a redirect{}, which is not followed",
+                redirect_target(headers)
+            ),
+        },
         404 => ChefError::NotFound,
         410 => ChefError::Gone(message),
         408 | 429 | 500..=599 => ChefError::Transient {
@@ -144,6 +164,20 @@ pub fn classify(
             message,
         },
     }
+}
+
+/// Whether `a` and `b` have the same origin: scheme, host and port (a default port written
+/// out or left implicit is the same port; host names compare without regard to case, as the
+/// URL parser lowercases them). A URL with user information never matches: requests signed as
+/// the sync user go only to the server configured, spelled as configured.
+pub fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    let plain = |u: &reqwest::Url| u.username().is_empty() && u.password().is_none();
+    plain(a)
+        && plain(b)
+        && a.host().is_some()
+        && a.scheme() == b.scheme()
+        && a.host() == b.host()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// Parses a 2xx JSON body; an empty or non-JSON body is `Malformed`.
@@ -205,14 +239,38 @@ impl ChefServer {
         format!("{}{rel}", self.base)
     }
 
+    /// Whether `url` is on this server (same origin as the base URL): only such requests are
+    /// signed.
+    fn is_own(&self, url: &reqwest::Url) -> bool {
+        reqwest::Url::parse(&self.base).is_ok_and(|base| same_origin(&base, url))
+    }
+
+    fn parse(url: &str) -> Result<reqwest::Url, ChefError> {
+        // The query may be a pre-signed URL's signature: it stays out of the message.
+        reqwest::Url::parse(url).map_err(|e| {
+            let shown = url.split('?').next().unwrap_or_default();
+            ChefError::Malformed(format!("bad URL {}: {e}", crate::text::bounded(shown, 300)))
+        })
+    }
+
     fn signed(
         &self,
         method: Method,
         url: &str,
         body: &[u8],
     ) -> Result<reqwest::RequestBuilder, ChefError> {
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|e| ChefError::Malformed(format!("bad URL {url}: {e}")))?;
+        let parsed = Self::parse(url)?;
+        // A signed request is a credential the receiver could replay against this server.
+        if !self.is_own(&parsed) {
+            return Err(ChefError::Rejected {
+                status: 0,
+                message: format!(
+                    "refusing to sign a request to {}: not the origin of {}",
+                    parsed.origin().ascii_serialization(),
+                    self.base
+                ),
+            });
+        }
         let headers = sign_request(
             &self.key,
             &RequestToSign {
@@ -355,10 +413,26 @@ impl ChefServer {
         }
     }
 
-    /// An absolute URL handed out by the server (file download), unsigned, as a stream.
+    /// A request to a file URL the server handed out: signed when it points at this server
+    /// (Chef clients sign file requests there too, and servers that pre-sign the URL ignore
+    /// it), plain when it points anywhere else (an S3-style pre-signed URL carries its own
+    /// authorisation; the sync user's signature must not travel to a host the server named).
+    fn file_request(
+        &self,
+        method: Method,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, ChefError> {
+        let parsed = Self::parse(url)?;
+        if self.is_own(&parsed) {
+            return self.signed(method, url, b"");
+        }
+        Ok(self.http.for_url(&parsed).request(method, parsed))
+    }
+
+    /// An absolute URL handed out by the server (file download), as a stream; see
+    /// [`ChefServer::file_request`] for when it is signed.
     pub async fn download(&self, url: &str) -> Result<reqwest::Response, ChefError> {
-        // Chef clients sign file downloads too; servers that pre-sign the URL ignore it.
-        let req = self.signed(Method::GET, url, b"")?.timeout(self.timeout);
+        let req = self.file_request(Method::GET, url)?.timeout(self.timeout);
         let started = std::time::Instant::now();
         let resp = req.send().await.map_err(|e| {
             self.observe(None, Some(started.elapsed()), 0, 0);
@@ -391,7 +465,7 @@ impl ChefServer {
         length: Option<u64>,
     ) -> Result<(), ChefError> {
         let mut req = self
-            .signed(Method::PUT, url, b"")?
+            .file_request(Method::PUT, url)?
             .header("content-type", "application/x-binary")
             .header("content-md5", content_md5);
         if let Some(len) = length {
@@ -448,6 +522,99 @@ mod tests {
         match classify(StatusCode::SERVICE_UNAVAILABLE, &h, b"") {
             ChefError::Transient { retry_after, .. } => {
                 assert_eq!(retry_after, Some(Duration::from_secs(7)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn url(s: &str) -> reqwest::Url {
+        reqwest::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn same_origin_is_scheme_host_and_port() {
+        let same = |a: &str, b: &str| same_origin(&url(a), &url(b));
+        let base = "http://127.0.0.1:8080/organizations/acme";
+        assert!(same(
+            base,
+            "http://127.0.0.1:8080/organizations/acme/cookbooks/x"
+        ));
+        assert!(same(base, "http://127.0.0.1:8080/bookshelf/f?sig=1"));
+        // Ports: another port, or the default port instead of 8080, is another origin.
+        assert!(!same(base, "http://127.0.0.1:8081/organizations/acme"));
+        assert!(!same(base, "http://127.0.0.1/organizations/acme"));
+        // Default ports written out or left implicit are the same port.
+        assert!(same("https://chef.example", "https://chef.example:443/x"));
+        assert!(same("http://chef.example:80/o", "http://chef.example/f"));
+        assert!(!same("https://chef.example", "https://chef.example:80/x"));
+        assert!(!same("https://chef.example", "http://chef.example:443/x"));
+        // Scheme and host.
+        assert!(!same("https://chef.example", "http://chef.example/x"));
+        assert!(!same("https://chef.example", "https://other.example/x"));
+        assert!(!same(
+            "https://chef.example",
+            "https://chef.example.evil.test/x"
+        ));
+        assert!(!same("http://127.0.0.1:8080", "http://localhost:8080/x"));
+        assert!(!same("http://127.0.0.1:8080", "http://[::1]:8080/x"));
+        // Host names compare without regard to case.
+        assert!(same("https://Chef.Example", "HTTPS://CHEF.example/x"));
+        // User information never matches, on either side.
+        assert!(!same("http://chef.example", "http://u:p@chef.example/x"));
+        assert!(!same("http://chef.example", "http://u@chef.example/x"));
+        assert!(!same("http://u@chef.example", "http://u@chef.example/x"));
+        assert!(!same(
+            "http://chef.example",
+            "http://@chef.example:80@evil.test/x"
+        ));
+    }
+
+    #[tokio::test]
+    async fn requests_to_another_origin_are_never_signed() {
+        let key = Arc::new(PrivateKey::generate(2048).unwrap());
+        let server = ChefServer::new(
+            "http://127.0.0.1:9/organizations/acme",
+            "sync",
+            key,
+            Http::new(Duration::from_secs(5)),
+        );
+        let has_chef_headers = |req: reqwest::RequestBuilder| {
+            let req = req.build().unwrap();
+            req.headers()
+                .keys()
+                .any(|k| k.as_str().starts_with("x-ops-"))
+        };
+        let own = "http://127.0.0.1:9/organizations/acme/files/x?expires=1&signature=s";
+        assert!(has_chef_headers(
+            server.file_request(Method::GET, own).unwrap()
+        ));
+        for other in [
+            "http://127.0.0.1:10/organizations/secretorg/data/creds/db",
+            "https://127.0.0.1:9/organizations/acme/files/x",
+            "http://sync:pw@127.0.0.1:9/organizations/acme/files/x",
+            "https://bucket.s3.example/f?X-Amz-Signature=s",
+        ] {
+            let req = server.file_request(Method::GET, other).unwrap();
+            assert!(!has_chef_headers(req), "{other} got Chef headers");
+            assert!(matches!(
+                server.signed(Method::GET, other, b""),
+                Err(ChefError::Rejected { status: 0, .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_redirect_is_a_refusal_naming_only_the_target_origin() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            "location",
+            "http://10.0.0.9:81/steal?signature=secret".parse().unwrap(),
+        );
+        match classify(StatusCode::FOUND, &h, b"") {
+            ChefError::Rejected { status, message } => {
+                assert_eq!(status, 302);
+                assert!(message.contains("to http://10.0.0.9:81,"), "{message}");
+                assert!(!message.contains("secret"), "{message}");
             }
             other => panic!("{other:?}"),
         }

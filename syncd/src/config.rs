@@ -122,6 +122,11 @@ pub struct ClientSettings {
     /// Seconds an org may go without getting anything done while the primary has entries
     /// before `/readyz` calls it stalled.
     pub stall_timeout: u64,
+    /// Objects that may still be applied parked per org; one more holds the org's checkpoint
+    /// until some are applied.
+    pub max_parked_objects: usize,
+    /// Start even though `sync_key` can be read by group or others (otherwise a refusal).
+    pub insecure_key_permissions: bool,
 }
 
 impl Default for ClientSettings {
@@ -141,6 +146,8 @@ impl Default for ClientSettings {
             long_poll: true,
             bulk_reads: true,
             stall_timeout: 300,
+            max_parked_objects: crate::state::DEFAULT_MAX_PARKED,
+            insecure_key_permissions: false,
         }
     }
 }
@@ -340,6 +347,9 @@ fn validate(raw: RawConfig, at: &Locator<'_>) -> Result<Config, ConfigError> {
     if client.concurrency == 0 || client.concurrency > 256 {
         return Err(at.error("ec_sync_client.concurrency", "must be between 1 and 256"));
     }
+    if client.max_parked_objects == 0 {
+        return Err(at.error("ec_sync_client.max_parked_objects", "must be at least 1"));
+    }
     if client.stall_timeout == 0 {
         return Err(at.error("ec_sync_client.stall_timeout", "must be at least 1"));
     }
@@ -490,6 +500,40 @@ ec_sync_client['log_rotation'] = { 'file_maxbytes' => 10000, 'num_to_keep' => 3 
         .unwrap();
         assert!(!off.ec_sync_client.bulk_reads);
         assert_eq!(off, off_rb);
+        assert_eq!(a.ec_sync_client.max_parked_objects, 10_000);
+        assert!(!a.ec_sync_client.insecure_key_permissions);
+        let relaxed = Config::parse(
+            Path::new("c.toml"),
+            &TOML.replace(
+                "concurrency = 4",
+                "concurrency = 4\ninsecure_key_permissions = true\nmax_parked_objects = 50",
+            ),
+        )
+        .unwrap();
+        let relaxed_rb = Config::parse(
+            Path::new("chef-sync.rb"),
+            &format!(
+                "{RB}ec_sync_client['insecure_key_permissions'] = true\n\
+                 ec_sync_client['max_parked_objects'] = 50\n"
+            ),
+        )
+        .unwrap();
+        assert!(relaxed.ec_sync_client.insecure_key_permissions);
+        assert_eq!(relaxed.ec_sync_client.max_parked_objects, 50);
+        assert_eq!(relaxed, relaxed_rb);
+        let e = Config::parse(
+            Path::new("c.toml"),
+            &TOML.replace(
+                "concurrency = 4",
+                "concurrency = 4\ninsecure_key_permissions = 1",
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("ec_sync_client.insecure_key_permissions"),
+            "{e}"
+        );
         assert_eq!(
             a.organizations[1].source_url.as_deref(),
             Some("http://127.0.0.1:4646")

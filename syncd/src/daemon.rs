@@ -72,29 +72,35 @@ pub fn load_config(path: &Path) -> Result<Config, DaemonError> {
     Ok(config)
 }
 
-/// Reads the sync user's private key.
-pub fn load_key(path: &Path) -> Result<PrivateKey, DaemonError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DaemonError::Key {
+/// Reads the sync user's private key. Like ssh, refuses one that group or others may use (it
+/// signs as an admin of every replicated org on both servers), unless `insecure_permissions`
+/// (`insecure_key_permissions = true`) says to go on, with a warning.
+pub fn load_key(path: &Path, insecure_permissions: bool) -> Result<PrivateKey, DaemonError> {
+    use std::os::unix::fs::PermissionsExt;
+    let problem = |problem: String| DaemonError::Key {
         path: path.display().to_string(),
-        problem: e.to_string(),
-    })?;
-    let key = PrivateKey::from_pem(&text).map_err(|e| DaemonError::Key {
-        path: path.display().to_string(),
-        problem: e.to_string(),
-    })?;
-    // Like ssh, say so when others can read the key; unlike ssh, keep going (an operator may
-    // rely on a group-readable key while fixing it).
-    if let Ok(meta) = std::fs::metadata(path) {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                "sync_key {} is readable by others (mode {mode:o}); run chmod 600 on it",
+        problem,
+    };
+    let mode = std::fs::metadata(path)
+        .map_err(|e| problem(e.to_string()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        let why = format!("group or others may read it (mode {mode:o})");
+        if !insecure_permissions {
+            return Err(problem(format!(
+                "{why}; run chmod 600 {} (or set insecure_key_permissions = true)",
                 path.display()
-            );
+            )));
         }
+        tracing::warn!(
+            "sync_key {}: {why}; accepted because insecure_key_permissions = true",
+            path.display()
+        );
     }
-    Ok(key)
+    let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
+    PrivateKey::from_pem(&text).map_err(|e| problem(e.to_string()))
 }
 
 /// The URLs of a pair: primaries in failover order, and the replica org.
@@ -145,7 +151,8 @@ impl std::fmt::Debug for Daemon {
 
 fn spawn(config: &Config, state: &State, metrics: &Arc<Metrics>) -> Result<Running, DaemonError> {
     let client = &config.ec_sync_client;
-    let key = Arc::new(load_key(&client.sync_key)?);
+    let key = Arc::new(load_key(&client.sync_key, client.insecure_key_permissions)?);
+    let state = &state.clone().with_max_parked(client.max_parked_objects);
     let http = http_client(LONG_POLL + Duration::from_secs(client.request_timeout));
     let timeout = Duration::from_secs(client.request_timeout);
     let settings = Settings {
@@ -290,7 +297,10 @@ impl Daemon {
         }
         let mut running = self.running.lock().await;
         // Check the key before stopping anything.
-        load_key(&config.ec_sync_client.sync_key)?;
+        load_key(
+            &config.ec_sync_client.sync_key,
+            config.ec_sync_client.insecure_key_permissions,
+        )?;
         stop_workers(&mut running).await;
         *running = spawn(&config, &self.state, &self.metrics)?;
         tracing::info!(orgs = config.organizations.len(), "configuration reloaded");

@@ -3,16 +3,29 @@
 //! An org that is behind but still getting work done is `behind` (slow, ready); one that has got
 //! nothing done for `stall_timeout` while the primary has entries is `stalled` (not ready).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::chef_client::{ChefError, ChefServer};
 use crate::daemon::Daemon;
+use crate::engine::worker::Handle;
 use crate::state::{OrgState, Status};
 
 /// How long a probe request may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an org's probe results answer `/readyz` before both servers are asked again: a
+/// flood of `/readyz` must not become a flood of signed requests to the Chef servers.
+pub const PROBE_REUSE: Duration = Duration::from_secs(2);
+
+/// An org's last probe of its primaries and its replica, and when it was made.
+#[derive(Debug, Clone)]
+pub struct Probes {
+    at: Instant,
+    primary: Check,
+    replica: Check,
+}
 
 /// One check's result.
 #[derive(Debug, Clone, Serialize)]
@@ -134,6 +147,23 @@ async fn probe_primaries(primaries: &[ChefServer]) -> Check {
     first_failure.unwrap_or_else(|| Check::fail(None, "no primary configured".into()))
 }
 
+/// The org's probe results, made now or reused from the last [`PROBE_REUSE`]. The lock is
+/// held while probing, so concurrent `/readyz` requests wait for one probe and share it.
+async fn probes(handle: &Handle) -> (Check, Check) {
+    let mut last = handle.probes.lock().await;
+    if let Some(p) = last.as_ref().filter(|p| p.at.elapsed() < PROBE_REUSE) {
+        return (p.primary.clone(), p.replica.clone());
+    }
+    let (primary, replica) =
+        tokio::join!(probe_primaries(&handle.primaries), probe(&handle.replica));
+    *last = Some(Probes {
+        at: Instant::now(),
+        primary: primary.clone(),
+        replica: replica.clone(),
+    });
+    (primary, replica)
+}
+
 /// Where a started org's sync stands, from its state row and its idle time.
 pub fn classify(row: &OrgState, idle: Duration, stall_timeout: Duration) -> Sync {
     if !row.started {
@@ -172,10 +202,10 @@ pub async fn readiness(daemon: &Daemon, config_path: &str) -> Readiness {
             .map_or(Duration::ZERO, |h| h.progress.idle_for());
         let sync = classify(&row, idle, stall_timeout);
         let (primary, replica) = match (&handle, row.started) {
-            (Some(h), true) => (
-                Some(probe_primaries(&h.primaries).await),
-                Some(probe(&h.replica).await),
-            ),
+            (Some(h), true) => {
+                let (primary, replica) = probes(h).await;
+                (Some(primary), Some(replica))
+            }
             _ => (None, None),
         };
         let ok = sync != Sync::Stalled
@@ -209,6 +239,42 @@ pub async fn readiness(daemon: &Daemon, config_path: &str) -> Readiness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_flood_of_readiness_checks_probes_each_server_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { "{}" }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let key = Arc::new(chef_sync_shared::PrivateKey::generate(2048).unwrap());
+        let http = crate::tls_trust::Http::new(Duration::from_secs(5));
+        let server = |org: &str| {
+            ChefServer::new(
+                &format!("{url}/organizations/{org}"),
+                "sync",
+                key.clone(),
+                http.clone(),
+            )
+        };
+        let handle = Handle::new(vec![server("src")], server("dst"));
+        let answers = futures_util::future::join_all((0..50).map(|_| probes(&handle))).await;
+        assert!(answers.iter().all(|(p, r)| p.ok && r.ok));
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "one probe of each server");
+        tokio::time::sleep(PROBE_REUSE + Duration::from_millis(100)).await;
+        probes(&handle).await;
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            4,
+            "probed again once the result is old"
+        );
+    }
 
     fn row(status: Status, applied: Option<i64>, primary: Option<i64>) -> OrgState {
         OrgState {

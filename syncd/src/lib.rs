@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod monitoring;
 pub mod state;
 pub mod status;
+pub mod text;
 pub mod tls_trust;
 pub mod watchdog;

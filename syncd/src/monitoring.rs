@@ -46,9 +46,11 @@ async fn metrics(State(m): State<Monitoring>) -> Response {
         let state = m.daemon.state();
         if let (Ok(Some(row)), Ok(parked)) = (
             state.org(&pair.destination).await,
-            state.parked(&pair.destination).await,
+            state.parked_summary(&pair.destination).await,
         ) {
-            m.metrics.observe_org(&row, parked.len());
+            let parked = parked.stored + parked.counted;
+            m.metrics
+                .observe_org(&row, usize::try_from(parked).unwrap_or_default());
         }
     }
     (

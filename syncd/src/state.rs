@@ -12,6 +12,37 @@ use sqlx::{Row, SqlitePool};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/syncd");
 
+/// Longest error and `last_error` stored, in bytes; longer text is cut with a marker
+/// ([`crate::text::bounded`]).
+pub const MAX_STORED_TEXT: usize = 1024;
+
+/// Longest path stored, in bytes. Every path the grammar accepts, written its way (as
+/// appliable objects are parked), is shorter: the longest, `/data/BAG/ITEM`, is 517 bytes. So
+/// only paths that can never be applied are ever cut. Kept under SQLite's limit for an index
+/// entry held in its page (about 1,000 bytes with the org's name): a longer key costs a whole
+/// 4 KiB overflow page per row.
+pub const MAX_STORED_PATH: usize = 600;
+
+/// Longest action stored (the valid ones are `create`, `update` and `delete`).
+const MAX_STORED_ACTION: usize = 64;
+
+/// `next_retry` of a parked entry that can never be applied (its path or action broke the
+/// grammar): it is kept for the operator to see and never retried. Sorts after every
+/// timestamp, so it is never due.
+pub const NEVER: &str = "never";
+
+/// Entries that can never be applied, stored one by one per org; beyond this they are only
+/// counted, in the one row at [`OVERFLOW_PATH`].
+pub const UNAPPLIABLE_KEPT: i64 = 1000;
+
+/// The row that counts the unappliable entries beyond [`UNAPPLIABLE_KEPT`]. Not a path the
+/// grammar accepts, so it is never retried and never released by a write.
+pub const OVERFLOW_PATH: &str = "(more unappliable feed entries)";
+
+/// Default of `max_parked_objects`: objects that may still be applied (valid path) parked
+/// per org.
+pub const DEFAULT_MAX_PARKED: usize = 10_000;
+
 /// State database failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -24,6 +55,21 @@ pub enum StateError {
     /// The directory could not be created.
     #[error("state directory {0}: {1}")]
     Dir(String, std::io::Error),
+    /// The database file could not be created owner-only.
+    #[error("state database {0}: {1}")]
+    File(String, std::io::Error),
+    /// Parking one more object would pass `max_parked_objects`: the checkpoint did not move.
+    #[error(
+        "{parked} objects are parked for this org, as many as max_parked_objects ({cap}) allows: \
+         the checkpoint stays where it is until some are applied (see unsynced-objects) or the \
+         limit is raised"
+    )]
+    ParkedFull {
+        /// Objects parked that may still be applied.
+        parked: i64,
+        /// `max_parked_objects`.
+        cap: usize,
+    },
 }
 
 /// Result alias.
@@ -118,6 +164,105 @@ pub struct Parked {
 #[derive(Debug, Clone)]
 pub struct State {
     pool: SqlitePool,
+    /// `max_parked_objects`.
+    max_parked: usize,
+}
+
+/// What a [`State::commit`] did beyond what it was asked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Unappliable entries only counted in the [`OVERFLOW_PATH`] row, not stored one by one.
+    pub counted: usize,
+}
+
+/// How many rows of each kind an org has parked, as a commit goes.
+struct ParkedCounts {
+    appliable: i64,
+    unappliable: i64,
+}
+
+impl ParkedCounts {
+    /// Makes room for a new row: true when it is stored, false when it is only counted (an
+    /// unappliable entry beyond [`UNAPPLIABLE_KEPT`]), an error when an appliable one would
+    /// pass `cap`.
+    fn admit(&mut self, p: &Parked, cap: usize) -> StateResult<bool> {
+        if p.next_retry == NEVER {
+            if self.unappliable >= UNAPPLIABLE_KEPT {
+                return Ok(false);
+            }
+            self.unappliable += 1;
+        } else {
+            if self.appliable >= i64::try_from(cap).unwrap_or(i64::MAX) {
+                return Err(StateError::ParkedFull {
+                    parked: self.appliable,
+                    cap,
+                });
+            }
+            self.appliable += 1;
+        }
+        Ok(true)
+    }
+}
+
+/// What a parked row and its neighbours in `sync-status` need: the count, the first one, and
+/// the unappliable entries only counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParkedSummary {
+    /// Rows stored one by one (the [`OVERFLOW_PATH`] row not included).
+    pub stored: i64,
+    /// Unappliable entries counted in the [`OVERFLOW_PATH`] row.
+    pub counted: i64,
+    /// The first stored row (by feed id, then path).
+    pub first: Option<Parked>,
+}
+
+/// A parked row cut down to what is stored (see [`MAX_STORED_PATH`], [`MAX_STORED_TEXT`]).
+fn stored(p: &Parked) -> Parked {
+    use crate::text::bounded;
+    let mut path = bounded(&p.path, MAX_STORED_PATH).into_owned();
+    if path == OVERFLOW_PATH {
+        // A primary sending the counting row's own name must not reset its count.
+        path.push_str(" (from the feed)");
+    }
+    Parked {
+        path,
+        action: bounded(&p.action, MAX_STORED_ACTION).into_owned(),
+        error: bounded(&p.error, MAX_STORED_TEXT).into_owned(),
+        ..p.clone()
+    }
+}
+
+fn parked_row(r: &sqlx::sqlite::SqliteRow) -> StateResult<Parked> {
+    Ok(Parked {
+        path: r.try_get("path")?,
+        action: r.try_get("action")?,
+        seq: r.try_get("seq")?,
+        attempts: r.try_get("attempts")?,
+        error: r.try_get("error")?,
+        next_retry: r.try_get("next_retry")?,
+    })
+}
+
+/// Creates `path` empty and owner-only when it does not exist, and takes group and other
+/// access away from one that does: the database names the org pairs and their errors, and
+/// SQLite gives its `-wal` and `-shm` files the database's mode. Whoever creates it (the
+/// daemon, or chef-sync-ctl run first), SQLite would otherwise make it 0644.
+fn owner_only(path: &Path) -> StateResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |e| StateError::File(path.display().to_string(), e);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    let mode = std::fs::metadata(path).map_err(fail)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
+            .map_err(fail)?;
+    }
+    Ok(())
 }
 
 /// RFC 3339 UTC with seconds, as shown to operators.
@@ -160,18 +305,31 @@ impl State {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StateError::Dir(dir.display().to_string(), e))?;
         }
+        owner_only(path)?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a checkpoint that was reported written survives a power cut.
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(std::time::Duration::from_secs(10));
+            .busy_timeout(std::time::Duration::from_secs(10))
+            // A large transaction (a full reconcile's parked objects) grows the WAL; after the
+            // next checkpoint it is cut back to this instead of keeping its size for good.
+            .pragma("journal_size_limit", (4 << 20).to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await?;
         MIGRATIONS.run(&pool).await?;
-        Ok(State { pool })
+        Ok(State {
+            pool,
+            max_parked: DEFAULT_MAX_PARKED,
+        })
+    }
+
+    /// The same database, parking at most `max` objects that may still be applied per org.
+    pub fn with_max_parked(mut self, max: usize) -> State {
+        self.max_parked = max;
+        self
     }
 
     /// Makes sure every configured pair has a row (new rows start stopped).
@@ -219,10 +377,11 @@ impl State {
         last_error: Option<&str>,
         next_sync: Option<&str>,
     ) -> StateResult<()> {
+        let last_error = last_error.map(|e| crate::text::bounded(e, MAX_STORED_TEXT));
         sqlx::query("UPDATE org_state SET status = ?2, last_error = ?3, next_sync = ?4 WHERE destination = ?1")
             .bind(destination)
             .bind(status.as_str())
-            .bind(last_error)
+            .bind(last_error.as_deref())
             .bind(next_sync)
             .execute(&self.pool)
             .await?;
@@ -283,8 +442,12 @@ impl State {
         Ok(())
     }
 
-    /// Moves the checkpoint and records parked/released objects, in one transaction.
-    pub async fn commit(&self, destination: &str, cp: &Checkpoint) -> StateResult<()> {
+    /// Moves the checkpoint and records parked/released objects, in one transaction. Each row
+    /// is cut to [`MAX_STORED_PATH`] and [`MAX_STORED_TEXT`]; unappliable entries beyond
+    /// [`UNAPPLIABLE_KEPT`] are only counted; and a new appliable object beyond
+    /// `max_parked_objects` fails the whole commit with [`StateError::ParkedFull`], so that the
+    /// entries it covers are read again later instead of being lost.
+    pub async fn commit(&self, destination: &str, cp: &Checkpoint) -> StateResult<Committed> {
         let mut tx = self.pool.begin().await?;
         let now = timestamp(chrono::Utc::now());
         if let Some(seq) = cp.applied_seq {
@@ -304,24 +467,23 @@ impl State {
                 .execute(&mut *tx)
                 .await?;
         }
-        for p in &cp.park {
-            sqlx::query(
-                "INSERT INTO parked (destination, path, action, seq, attempts, error, next_retry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                 ON CONFLICT (destination, path) DO UPDATE SET action = excluded.action, seq = excluded.seq, \
-                 attempts = parked.attempts + 1, error = excluded.error, next_retry = excluded.next_retry",
-            )
-            .bind(destination)
-            .bind(&p.path)
-            .bind(&p.action)
-            .bind(p.seq)
-            .bind(p.attempts)
-            .bind(&p.error)
-            .bind(&p.next_retry)
-            .execute(&mut *tx)
-            .await?;
+        let mut counts = parked_counts(&mut tx, destination).await?;
+        let mut over = Vec::new();
+        for p in cp.park.iter().map(stored) {
+            let known = is_parked(&mut tx, destination, &p.path).await?;
+            if known || counts.admit(&p, self.max_parked)? {
+                upsert_parked(&mut tx, destination, &p).await?;
+            } else {
+                over.push(p);
+            }
+        }
+        if let Some(last) = over.last() {
+            count_unappliable(&mut tx, destination, last, over.len()).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(Committed {
+            counted: over.len(),
+        })
     }
 
     /// Records the end of a full reconcile.
@@ -355,28 +517,41 @@ impl State {
             .bind(destination)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Parked {
-                    path: r.try_get("path")?,
-                    action: r.try_get("action")?,
-                    seq: r.try_get("seq")?,
-                    attempts: r.try_get("attempts")?,
-                    error: r.try_get("error")?,
-                    next_retry: r.try_get("next_retry")?,
-                })
-            })
-            .collect()
+        rows.iter().map(parked_row).collect()
     }
 
-    /// Parked objects due for a retry at `now`.
+    /// How many objects the org has parked and the first of them, without reading them all.
+    pub async fn parked_summary(&self, destination: &str) -> StateResult<ParkedSummary> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS stored, \
+             (SELECT attempts FROM parked WHERE destination = ?1 AND path = ?2) AS counted \
+             FROM parked WHERE destination = ?1 AND path <> ?2",
+        )
+        .bind(destination)
+        .bind(OVERFLOW_PATH)
+        .fetch_one(&self.pool)
+        .await?;
+        let first = sqlx::query("SELECT path, action, seq, attempts, error, next_retry FROM parked WHERE destination = ?1 AND path <> ?2 ORDER BY seq, path LIMIT 1")
+            .bind(destination)
+            .bind(OVERFLOW_PATH)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(ParkedSummary {
+            stored: row.try_get("stored")?,
+            counted: row.try_get::<Option<i64>, _>("counted")?.unwrap_or(0),
+            first: first.as_ref().map(parked_row).transpose()?,
+        })
+    }
+
+    /// Parked objects due for a retry at `now` (never one marked [`NEVER`]).
     pub async fn due(&self, destination: &str, now: &str) -> StateResult<Vec<Parked>> {
-        Ok(self
-            .parked(destination)
-            .await?
-            .into_iter()
-            .filter(|p| p.next_retry.as_str() <= now)
-            .collect())
+        let rows = sqlx::query("SELECT path, action, seq, attempts, error, next_retry FROM parked WHERE destination = ?1 AND next_retry <= ?2 AND next_retry <> ?3 ORDER BY seq, path")
+            .bind(destination)
+            .bind(now)
+            .bind(NEVER)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(parked_row).collect()
     }
 
     /// Rewrites the readiness row: fails when the database no longer takes writes (disk full,
@@ -396,6 +571,96 @@ impl State {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+
+async fn parked_counts(tx: &mut Tx<'_>, destination: &str) -> StateResult<ParkedCounts> {
+    let row = sqlx::query(
+        "SELECT COALESCE(SUM(next_retry <> ?2), 0) AS appliable, \
+         COALESCE(SUM(next_retry = ?2 AND path <> ?3), 0) AS unappliable \
+         FROM parked WHERE destination = ?1",
+    )
+    .bind(destination)
+    .bind(NEVER)
+    .bind(OVERFLOW_PATH)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(ParkedCounts {
+        appliable: row.try_get("appliable")?,
+        unappliable: row.try_get("unappliable")?,
+    })
+}
+
+async fn is_parked(tx: &mut Tx<'_>, destination: &str, path: &str) -> StateResult<bool> {
+    Ok(
+        sqlx::query("SELECT 1 FROM parked WHERE destination = ?1 AND path = ?2")
+            .bind(destination)
+            .bind(path)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some(),
+    )
+}
+
+async fn upsert_parked(tx: &mut Tx<'_>, destination: &str, p: &Parked) -> StateResult<()> {
+    sqlx::query(
+        "INSERT INTO parked (destination, path, action, seq, attempts, error, next_retry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (destination, path) DO UPDATE SET action = excluded.action, seq = excluded.seq, \
+         attempts = parked.attempts + 1, error = excluded.error, next_retry = excluded.next_retry",
+    )
+    .bind(destination)
+    .bind(&p.path)
+    .bind(&p.action)
+    .bind(p.seq)
+    .bind(p.attempts)
+    .bind(&p.error)
+    .bind(&p.next_retry)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds `n` unappliable entries, the newest `last`, to the [`OVERFLOW_PATH`] row; its
+/// `attempts` is the count.
+async fn count_unappliable(
+    tx: &mut Tx<'_>,
+    destination: &str,
+    last: &Parked,
+    n: usize,
+) -> StateResult<()> {
+    let before: i64 =
+        sqlx::query_scalar("SELECT attempts FROM parked WHERE destination = ?1 AND path = ?2")
+            .bind(destination)
+            .bind(OVERFLOW_PATH)
+            .fetch_optional(&mut **tx)
+            .await?
+            .unwrap_or(0);
+    let total = before + i64::try_from(n).unwrap_or(i64::MAX);
+    let error = crate::text::bounded(
+        &format!(
+            "{total} more feed entries that can never be applied were counted here, not stored \
+             one by one ({UNAPPLIABLE_KEPT} are); the newest, id {}: {}: {}",
+            last.seq.unwrap_or(0),
+            last.path,
+            last.error
+        ),
+        MAX_STORED_TEXT,
+    )
+    .into_owned();
+    sqlx::query(
+        "INSERT INTO parked (destination, path, action, seq, attempts, error, next_retry) VALUES (?1, ?2, '-', ?3, ?4, ?5, ?6) \
+         ON CONFLICT (destination, path) DO UPDATE SET seq = excluded.seq, attempts = excluded.attempts, error = excluded.error",
+    )
+    .bind(destination)
+    .bind(OVERFLOW_PATH)
+    .bind(last.seq)
+    .bind(total)
+    .bind(&error)
+    .bind(NEVER)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -508,5 +773,172 @@ mod tests {
                 .as_deref(),
             Some("g2")
         );
+    }
+
+    fn never_appliable(i: usize, path: String) -> Parked {
+        Parked {
+            error: format!("rejected path: object path '{path}' is bad"),
+            path,
+            action: "x".repeat(15_000),
+            seq: Some(i64::try_from(i).unwrap()),
+            attempts: 1,
+            next_retry: NEVER.into(),
+        }
+    }
+
+    fn appliable(name: &str) -> Parked {
+        Parked {
+            path: format!("/roles/{name}"),
+            action: "update".into(),
+            seq: Some(1),
+            attempts: 1,
+            error: "400 bad".into(),
+            next_retry: "2000-01-01T00:00:00Z".into(),
+        }
+    }
+
+    async fn park(state: &State, park: Vec<Parked>) -> StateResult<Committed> {
+        let cp = Checkpoint {
+            applied_seq: Some(7),
+            park,
+            release: vec![],
+        };
+        state.commit("dst", &cp).await
+    }
+
+    #[test]
+    fn every_path_the_grammar_accepts_is_stored_uncut() {
+        let longest = format!("/data/{}/{}", "b".repeat(255), "i".repeat(255));
+        let path: chef_sync_shared::ObjectPath = longest.parse().unwrap();
+        assert!(path.to_string().len() < MAX_STORED_PATH);
+        let cookbook = format!("/cookbooks/{}/{m}.{m}.{m}", "c".repeat(255), m = i64::MAX);
+        let path: chef_sync_shared::ObjectPath = cookbook.parse().unwrap();
+        assert!(path.to_string().len() < MAX_STORED_PATH);
+    }
+
+    #[tokio::test]
+    async fn parked_rows_are_bounded_in_size_and_in_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        let state = State::open(&db).await.unwrap();
+        state.ensure_org("dst", "src").await.unwrap();
+        // 1,500 entries with 15 KB paths: the first UNAPPLIABLE_KEPT are stored (cut), the
+        // rest counted in one row.
+        let flood: Vec<Parked> = (0..1500)
+            .map(|i| never_appliable(i, format!("/roles/{i}\n{}", "x".repeat(15_000))))
+            .collect();
+        let first = park(&state, flood[..700].to_vec()).await.unwrap();
+        assert_eq!(first.counted, 0);
+        let second = park(&state, flood[700..].to_vec()).await.unwrap();
+        assert_eq!(second.counted, 500);
+        let rows = state.parked("dst").await.unwrap();
+        assert_eq!(rows.len(), 1001);
+        for r in &rows {
+            assert!(r.path.len() <= MAX_STORED_PATH, "{}", r.path.len());
+            assert!(r.error.len() <= MAX_STORED_TEXT, "{}", r.error.len());
+            assert!(r.action.len() <= MAX_STORED_ACTION);
+        }
+        let summary = state.parked_summary("dst").await.unwrap();
+        assert_eq!((summary.stored, summary.counted), (1000, 500));
+        let overflow = rows.iter().find(|r| r.path == OVERFLOW_PATH).unwrap();
+        assert_eq!(overflow.attempts, 500);
+        assert_eq!(overflow.seq, Some(1499));
+        assert!(
+            overflow.error.starts_with("500 more feed entries"),
+            "{}",
+            overflow.error
+        );
+        // Counting goes on; a feed entry named like the counting row cannot reset it.
+        park(&state, vec![never_appliable(2000, OVERFLOW_PATH.into())])
+            .await
+            .unwrap();
+        assert_eq!(state.parked_summary("dst").await.unwrap().counted, 501);
+        // Never retried.
+        assert!(
+            state
+                .due("dst", "9999-01-01T00:00:00Z")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        state.close().await;
+        let bytes = std::fs::metadata(&db).unwrap().len()
+            + std::fs::metadata(dir.path().join("state.db-wal")).map_or(0, |m| m.len());
+        // Unbounded, this was 1,500 × 45 KB.
+        assert!(bytes < 8 << 20, "state.db and its WAL hold {bytes} bytes");
+    }
+
+    #[tokio::test]
+    async fn appliable_objects_beyond_the_cap_hold_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("state.db"))
+            .await
+            .unwrap()
+            .with_max_parked(2);
+        state.ensure_org("dst", "src").await.unwrap();
+        park(&state, vec![appliable("a"), appliable("b")])
+            .await
+            .unwrap();
+        let cp = Checkpoint {
+            applied_seq: Some(9),
+            park: vec![appliable("a"), appliable("c")],
+            release: vec![],
+        };
+        let err = state.commit("dst", &cp).await.unwrap_err();
+        assert!(
+            matches!(err, StateError::ParkedFull { parked: 2, cap: 2 }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("max_parked_objects (2)"), "{err}");
+        // Nothing of that commit happened: the checkpoint and the rows are as they were.
+        assert_eq!(
+            state.org("dst").await.unwrap().unwrap().applied_seq,
+            Some(7)
+        );
+        let attempts: Vec<i64> = state
+            .parked("dst")
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.attempts)
+            .collect();
+        assert_eq!(attempts, [1, 1]);
+        // Unappliable entries do not count against it; a release makes room.
+        park(&state, vec![never_appliable(3, "/bad/../x".into())])
+            .await
+            .unwrap();
+        let cp = Checkpoint {
+            applied_seq: Some(9),
+            park: vec![appliable("c")],
+            release: vec!["/roles/b".into()],
+        };
+        state.commit("dst", &cp).await.unwrap();
+        assert_eq!(
+            state.org("dst").await.unwrap().unwrap().applied_seq,
+            Some(9)
+        );
+        assert_eq!(state.parked_summary("dst").await.unwrap().stored, 3);
+    }
+
+    #[tokio::test]
+    async fn the_state_database_is_owner_only_whoever_creates_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("fresh/state.db");
+        let state = State::open(&db).await.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&db), 0o600);
+        state.ensure_org("dst", "src").await.unwrap();
+        for side in ["state.db-wal", "state.db-shm"] {
+            let file = dir.path().join("fresh").join(side);
+            if file.exists() {
+                assert_eq!(mode(&file), 0o600, "{side}");
+            }
+        }
+        state.close().await;
+        // One left readable by an older version is tightened when opened.
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        State::open(&db).await.unwrap().close().await;
+        assert_eq!(mode(&db), 0o600);
     }
 }

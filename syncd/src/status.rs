@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::state::{State, StateResult, Status};
+use crate::state::{ParkedSummary, State, StateResult, Status};
 
 /// One org in `sync-status --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,15 +53,9 @@ pub async fn rows(
     let mut out = Vec::new();
     for pair in &config.organizations {
         let org = state.org(&pair.destination).await?;
-        let parked_objects = state.parked(&pair.destination).await?;
-        let parked = parked_objects.len() as i64;
-        // A caught-up org with parked objects is not fine: say why, even between failures.
-        let parked_error = parked_objects.first().map(|p| {
-            format!(
-                "{parked} object(s) parked, the first {}: {}",
-                p.path, p.error
-            )
-        });
+        let summary = state.parked_summary(&pair.destination).await?;
+        let parked = summary.stored + summary.counted;
+        let parked_error = parked_error(&summary);
         let row = match org {
             Some(o) => StatusRow {
                 organization: o.destination,
@@ -94,6 +88,22 @@ pub async fn rows(
         out.push(row);
     }
     Ok(out)
+}
+
+/// A caught-up org with parked objects is not fine: this says why, even between failures.
+fn parked_error(summary: &ParkedSummary) -> Option<String> {
+    let first = summary.first.as_ref()?;
+    let mut text = format!(
+        "{} object(s) parked, the first {}: {}",
+        summary.stored, first.path, first.error
+    );
+    if summary.counted > 0 {
+        text.push_str(&format!(
+            "; {} more feed entries that can never be applied were counted, not stored",
+            summary.counted
+        ));
+    }
+    Some(text)
 }
 
 /// Parked objects of an org as rows.

@@ -10,7 +10,11 @@
 use std::time::Duration;
 
 /// The two HTTP clients, with the daemon's timeouts; every request picks by its own URL, so a
-/// file URL a local server hands out for another host is verified.
+/// file URL a local server hands out for another host is verified. Neither follows redirects:
+/// a signed request's `X-Ops-*` headers would go along to wherever the server points (reqwest
+/// drops only `Authorization` and cookies on a cross-host redirect), and an unsigned file
+/// download has no business being sent elsewhere either. A redirect is answered as what it is,
+/// a refusal (see `chef_client::classify`).
 #[derive(Debug, Clone)]
 pub struct Http {
     verified: reqwest::Client,
@@ -25,6 +29,7 @@ impl Http {
                 .connect_timeout(Duration::from_secs(10))
                 .timeout(timeout)
                 .pool_idle_timeout(Duration::from_secs(90))
+                .redirect(reqwest::redirect::Policy::none())
         };
         Http {
             verified: builder().build().unwrap_or_default(),

@@ -48,6 +48,9 @@ pub struct Script {
     /// Paths answered with a JSON object of this many bytes, streamed without a length (as
     /// a hostile or broken primary might), built as it is sent.
     pub streamed: BTreeMap<String, usize>,
+    /// Paths answered `302 Found` with this `Location` (a primary sending the daemon
+    /// elsewhere).
+    pub redirects: BTreeMap<String, String>,
     /// Request paths seen, in order.
     pub seen: Vec<String>,
     /// Requests whose signature did not verify.
@@ -108,6 +111,7 @@ impl MockPrimary {
             delays: Vec::new(),
             raw: BTreeMap::new(),
             streamed: BTreeMap::new(),
+            redirects: BTreeMap::new(),
             seen: Vec::new(),
             bad_signatures: 0,
         }));
@@ -259,6 +263,9 @@ async fn handle(State(mock): State<MockPrimary>, req: Request) -> Response {
         }
         s.objects.insert(rel.to_owned(), value.clone());
         return json_response(StatusCode::OK, value);
+    }
+    if let Some(location) = s.redirects.get(rel) {
+        return (StatusCode::FOUND, [("location", location.clone())], "").into_response();
     }
     if let Some(raw) = s.raw.get(rel) {
         return (StatusCode::OK, raw.clone()).into_response();

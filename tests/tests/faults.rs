@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,8 @@ async fn rig_with(script: impl FnOnce(&MockPrimary), options: Options) -> Rig {
     let key_path = dir.path().join("sync.pem");
     let key = PrivateKey::generate(2048).unwrap();
     std::fs::write(&key_path, key.to_pkcs1_pem().unwrap()).unwrap();
+    // chef-syncd refuses a key others may read.
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mock = MockPrimary::start(key.public_key()).await;
     script(&mock);
     let server = ChefSyncServer::start(&dir.path().join("replica"));

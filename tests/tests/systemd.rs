@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -41,6 +42,12 @@ fn chef_syncd_is_ready_once_it_serves_and_feeds_the_watchdog() {
     .unwrap();
     let key = chef_sync_shared::PrivateKey::generate(2048).unwrap();
     std::fs::write(dir.path().join("sync.pem"), key.to_pkcs1_pem().unwrap()).unwrap();
+    // chef-syncd refuses a key others may read.
+    std::fs::set_permissions(
+        dir.path().join("sync.pem"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     let manager = NotifySocket::bind(&dir.path().join("notify"));
     let mut daemon = watched(
         "chef-syncd",

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use chef_sync_syncd::config::{self, DEFAULT_PATH};
 use chef_sync_syncd::ctl::{self, CtlError, log_files, prepare_org, report};
+use chef_sync_syncd::text;
 use clap::{Parser, Subcommand};
 
 /// Operator CLI for chef-syncd.
@@ -183,19 +184,23 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Whatever a command prints may hold text from a Chef server (paths, error messages): its
+    // control characters are escaped on the way out, line breaks aside, so none reaches the
+    // terminal. JSON stays valid JSON (see `text::keep_lines`).
     match runtime.block_on(run(cli)) {
         Ok(Some(text)) => {
-            println!("{text}");
+            println!("{}", text::keep_lines(&text));
             ExitCode::SUCCESS
         }
         Ok(None) => ExitCode::SUCCESS,
         Err(CtlError::Drift(report)) => {
-            println!("{report}");
+            println!("{}", text::keep_lines(&report));
             ExitCode::from(1)
         }
         Err(e) => {
             // One line, whatever the error.
-            eprintln!("chef-sync-ctl: {}", e.to_string().replace('\n', " "));
+            let message = e.to_string().replace('\n', " ");
+            eprintln!("chef-sync-ctl: {}", text::one_line(&message));
             ExitCode::from(e.exit_code())
         }
     }

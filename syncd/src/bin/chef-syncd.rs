@@ -7,7 +7,7 @@ use std::time::Duration;
 use chef_sync_syncd::config::{self, DEFAULT_PATH};
 use chef_sync_syncd::control::server;
 use chef_sync_syncd::daemon::{Daemon, DaemonError, LONG_POLL_SECONDS, load_config};
-use chef_sync_syncd::logs::{RotatingFile, manager_log_path};
+use chef_sync_syncd::logs::{RotatingFile, manager_log_path, safe_stderr};
 use chef_sync_syncd::monitoring::{self, Monitoring};
 use chef_sync_syncd::watchdog;
 use clap::Parser;
@@ -56,7 +56,13 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
         .unwrap_or_else(|_| "chef_sync_syncd=info,chef_syncd=info".into());
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        // No colours: every control character a record holds is escaped (a path sent by a
+        // primary may hold escape sequences of its own), colour codes included.
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(safe_stderr),
+        )
         .with(
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)

@@ -1,6 +1,6 @@
 //! The daemon's side of the control socket.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 use axum::extract::{Path as UrlPath, State};
@@ -100,23 +100,95 @@ pub fn router(daemon: Daemon) -> Router {
         .with_state(daemon)
 }
 
-/// Binds the socket (replacing a stale one), owner-only.
+/// Binds the socket (replacing a stale one), owner-only from the moment it can be reached.
 pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, DaemonError> {
     let fail = |problem: String| DaemonError::Socket {
         path: path.display().to_string(),
         problem,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(fail("another chef-syncd is already running on it".into()));
         }
         std::fs::remove_file(path).map_err(|e| fail(e.to_string()))?;
     }
-    let listener = tokio::net::UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| fail(e.to_string()))?;
+    // bind() creates the socket with the umask's mode, and anyone it lets in could connect
+    // before a chmod. Changing the umask would change it for every thread of the process, so
+    // the socket is made in a directory only we can enter, set to 0600 there, and renamed into
+    // place: at its real path it is 0600 from the start.
+    let private = dir.join(format!(".chef-syncd-bind.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(|e| fail(format!("{}: {e}", private.display())))?;
+    let bound = bind_in(&private, path);
+    let _ = std::fs::remove_dir_all(&private);
+    bound.map_err(|e| fail(e.to_string()))
+}
+
+/// Binds `private/s`, makes it 0600 and moves it to `path` (same directory, so same file
+/// system: the rename is atomic and the listener keeps its socket).
+fn bind_in(private: &Path, path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    let staged = private.join("s");
+    let listener = tokio::net::UnixListener::bind(&staged)?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&staged, path)?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn mode(path: &Path) -> Option<u32> {
+        std::fs::symlink_metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777)
+    }
+
+    #[tokio::test]
+    async fn the_socket_is_never_reachable_with_a_wider_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctl.sock");
+        // A watcher looks at the socket's path as fast as it can while it is bound again and
+        // again: with bind-then-chmod it sees the umask's mode in between.
+        let done = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (path, done) = (path.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut seen = std::collections::BTreeSet::new();
+                while !done.load(Ordering::Relaxed) {
+                    if let Some(m) = mode(&path) {
+                        seen.insert(m);
+                    }
+                }
+                seen
+            })
+        };
+        for _ in 0..300 {
+            let listener = bind(&path).unwrap();
+            assert_eq!(mode(&path), Some(0o600));
+            drop(listener);
+            std::fs::remove_file(&path).unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+        let seen = watcher.join().unwrap();
+        let modes: Vec<String> = seen.iter().map(|m| format!("{m:o}")).collect();
+        assert_eq!(modes, ["600"], "modes seen at the socket's path");
+        // The staging directory is gone, and a client reaches the socket at its real path.
+        let listener = bind(&path).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        let client = tokio::net::UnixStream::connect(&path);
+        let (accepted, connected) = tokio::join!(listener.accept(), client);
+        assert!(accepted.is_ok() && connected.is_ok());
+    }
 }

@@ -70,7 +70,9 @@ fn sides(config: &Config, org: &str) -> Result<Sides, CtlError> {
         .pair(org)
         .ok_or_else(|| CtlError::Usage(format!("unknown org {org}")))?;
     let client = &config.ec_sync_client;
-    let key = Arc::new(load_key(&client.sync_key).map_err(|e| CtlError::Failed(e.to_string()))?);
+    let key = load_key(&client.sync_key, client.insecure_key_permissions)
+        .map_err(|e| CtlError::Failed(e.to_string()))?;
+    let key = Arc::new(key);
     let timeout = Duration::from_secs(client.request_timeout);
     let http = http_client(timeout);
     let (primaries, replica) = endpoints(config, pair);

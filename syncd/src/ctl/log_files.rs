@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::logs::{manager_log_path, org_log_path, tail};
+use crate::text::{keep_lines, one_line};
 
 use super::{CtlError, load_replica, require_org};
 
@@ -28,7 +29,8 @@ pub fn log_path(config_path: &Path, org: Option<&str>) -> Result<PathBuf, CtlErr
 }
 
 /// Prints the last `lines` lines; with `follow`, keeps printing what is appended (until the
-/// process is interrupted).
+/// process is interrupted). Control characters are escaped: the daemon writes none, but a log
+/// written by an older version, or by anyone else, may hold what a primary sent.
 pub async fn show(
     path: &Path,
     lines: usize,
@@ -38,7 +40,8 @@ pub async fn show(
     match tail(path, lines) {
         Ok(text) => {
             for line in text {
-                writeln!(out, "{line}").map_err(|e| CtlError::Failed(e.to_string()))?;
+                writeln!(out, "{}", one_line(&line))
+                    .map_err(|e| CtlError::Failed(e.to_string()))?;
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && follow => {}
@@ -72,8 +75,11 @@ pub async fn show(
         let mut buf = Vec::new();
         file.read_to_end(&mut buf)
             .map_err(|e| CtlError::Failed(e.to_string()))?;
-        offset += buf.len() as u64;
-        out.write_all(&buf)
+        // Whole lines only: a line still being written is printed once it is complete.
+        let complete = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        offset += complete as u64;
+        let text = String::from_utf8_lossy(&buf[..complete]);
+        out.write_all(keep_lines(&text).as_bytes())
             .map_err(|e| CtlError::Failed(e.to_string()))?;
         out.flush().map_err(|e| CtlError::Failed(e.to_string()))?;
     }
@@ -123,6 +129,30 @@ mod tests {
         follower.abort();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text, "two\nthree\nfour\nfive\n");
+    }
+
+    #[tokio::test]
+    async fn printed_lines_carry_no_control_characters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sync-acme.log");
+        std::fs::write(&path, "one \u{1b}[2J\rtwo\n").unwrap();
+        let out = Shared::default();
+        let mut writer = out.clone();
+        let follower = {
+            let path = path.clone();
+            tokio::spawn(async move { show(&path, 5, true, &mut writer).await })
+        };
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all("three \u{9b}31m\n".as_bytes())
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        follower.abort();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "one \\u001b[2J\\rtwo\nthree \\u009b31m\n");
     }
 
     #[tokio::test]

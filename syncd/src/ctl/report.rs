@@ -4,11 +4,18 @@ use std::path::Path;
 
 use crate::control::client::{self, ControlError};
 use crate::status::{self, StatusRow, UnsyncedRow};
+use crate::text::one_line;
 
 use super::{CtlError, load, load_replica, open_state, require_org};
 
-/// Formats rows as aligned columns under a header.
+/// Formats rows as aligned columns under a header. Every cell is made one line with its
+/// control characters escaped: paths and errors come from Chef servers.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| one_line(c).into_owned()).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -149,5 +156,28 @@ pub fn show_config(path: &Path, json: bool) -> Result<String, CtlError> {
             .map(|note| format!("# {note}\n"))
             .collect();
         Ok(format!("{notes}{body}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_cells_cannot_break_lines_or_drive_the_terminal() {
+        let rows = vec![vec![
+            "/roles/x\n2026-01-01T00:00:00Z INFO forged".to_owned(),
+            "\u{1b}[2J\u{9b}31m".to_owned(),
+        ]];
+        let text = table(&["PATH", "ERROR"], &rows);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{9b}'),
+            "{text}"
+        );
+        assert!(
+            text.contains("/roles/x\\n2026-01-01T00:00:00Z INFO forged"),
+            "{text}"
+        );
     }
 }

@@ -13,6 +13,7 @@ use super::CtlError;
 use crate::control::client::{self, ControlError};
 use crate::engine::progress::Snapshot;
 use crate::status::StatusRow;
+use crate::text::one_line;
 
 /// How often the daemon is asked.
 const POLL: Duration = Duration::from_millis(500);
@@ -116,16 +117,18 @@ pub async fn until_synced(socket: &Path, org: &str) -> Result<String, CtlError> 
             bar.set_length(progress.total);
             bar.set_position(progress.done);
         }
+        // The last error may quote what a primary sent: escaped before it reaches stderr.
         bar.set_message(match &row.last_error {
-            Some(e) => format!(
+            Some(e) => one_line(&format!(
                 "{}, {} (last error: {e})",
                 row.status,
                 megabytes(progress.bytes)
-            ),
+            ))
+            .into_owned(),
             None => format!("{}, {}", row.status, megabytes(progress.bytes)),
         });
         if !terminal && last_plain.elapsed() >= PLAIN_EVERY {
-            eprintln!("{}", describe(org, &row, &progress, rate));
+            eprintln!("{}", one_line(&describe(org, &row, &progress, rate)));
             last_plain = Instant::now();
         }
         tokio::time::sleep(POLL).await;

@@ -9,13 +9,16 @@ use serde_json::Value;
 
 use super::plan::{Action, Change};
 use crate::chef_client::{ChefError, ChefServer, classify, parse_json};
+use crate::state::{MAX_STORED_PATH, MAX_STORED_TEXT};
+use crate::text::bounded;
 
 /// The response header our server uses to announce its newest id.
 pub const LAST_SEQ_HEADER: &str = "x-chef-sync-last-seq";
 /// Entries per page.
 pub const PAGE: usize = 1000;
 
-/// A feed entry that cannot be applied, with the reason; it is parked as it came.
+/// A feed entry that cannot be applied, with the reason; it is parked as it came, cut to the
+/// sizes the state database keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
     /// The path as received.
@@ -104,11 +107,12 @@ pub fn parse_page(body: &Value, after: i64) -> Result<Page, FeedError> {
             "delete" => Some(Action::Delete),
             _ => None,
         };
+        // Cut at once: a page may hold a thousand of them, each as long as the primary likes.
         let reject = |reason: String| Rejected {
-            path: raw_path.clone(),
-            action: raw_action.clone(),
+            path: bounded(&raw_path, MAX_STORED_PATH).into_owned(),
+            action: bounded(&raw_action, 64).into_owned(),
             seq: id,
-            reason,
+            reason: bounded(&reason, MAX_STORED_TEXT).into_owned(),
         };
         match (action, raw_path.parse::<ObjectPath>()) {
             (Some(action), Ok(path)) => page.changes.push(Change {

@@ -19,7 +19,11 @@ use super::reconcile::reconcile;
 use crate::chef_client::{ChefError, ChefServer};
 use crate::logs::RotatingFile;
 use crate::metrics::OrgMetrics;
-use crate::state::{Checkpoint, OrgState, Parked, State, Status, timestamp};
+use crate::state::{
+    Checkpoint, MAX_STORED_TEXT, NEVER, OrgState, Parked, State, Status, UNAPPLIABLE_KEPT,
+    timestamp,
+};
+use crate::text::bounded;
 
 /// Timing and limits of a worker.
 #[derive(Debug, Clone)]
@@ -67,6 +71,8 @@ pub struct Handle {
     pub primaries: Vec<ChefServer>,
     /// The replica org.
     pub replica: ChefServer,
+    /// `/readyz`'s last probe of both servers, reused for a moment (see `health`).
+    pub probes: tokio::sync::Mutex<Option<crate::health::Probes>>,
 }
 
 impl Handle {
@@ -78,6 +84,7 @@ impl Handle {
             progress: Arc::new(Progress::default()),
             primaries,
             replica,
+            probes: tokio::sync::Mutex::new(None),
         }
     }
 }
@@ -133,6 +140,10 @@ impl CycleError {
         }
     }
 }
+
+/// Entries of one feed page that can never be applied logged one by one; the rest of the page's
+/// are logged as a count.
+const REJECTED_LOGGED_PER_PAGE: usize = 10;
 
 /// How often a pausing worker shows it is alive.
 const BEAT_WHILE_PAUSED: Duration = Duration::from_secs(5);
@@ -462,13 +473,14 @@ impl Worker {
                     });
                 }
                 Err(e) => {
-                    self.warn(&format!("parked {path}: {e}"));
+                    let error = bounded(&e.to_string(), MAX_STORED_TEXT).into_owned();
+                    self.warn(&format!("parked {path}: {error}"));
                     cp.park.push(Parked {
                         path,
                         action: action_name(o.change.action).into(),
                         seq: o.change.seq,
                         attempts: 1,
-                        error: e.to_string(),
+                        error,
                         next_retry: later(Duration::from_secs(30)),
                     });
                 }
@@ -561,7 +573,7 @@ impl Worker {
             let Ok(path) = p.path.parse() else {
                 // A path that breaks the grammar can never be applied; it stays visible.
                 cp.park.push(Parked {
-                    next_retry: later(Duration::from_secs(365 * 86_400)),
+                    next_retry: NEVER.into(),
                     ..p
                 });
                 continue;
@@ -685,22 +697,16 @@ impl Worker {
         }
         let outcomes = self.apply_all(sides, changes).await;
         let (mut cp, written) = self.settle(outcomes)?;
-        for r in &page.rejected {
-            self.warn(&format!(
-                "parked feed entry {} ({}): {}",
-                r.seq, r.path, r.reason
-            ));
-            cp.park.push(Parked {
-                path: r.path.clone(),
-                action: r.action.clone(),
-                seq: Some(r.seq),
-                attempts: 1,
-                error: r.reason.clone(),
-                next_retry: later(Duration::from_secs(365 * 86_400)),
-            });
-        }
+        self.park_rejected(&mut cp, &page.rejected);
         cp.applied_seq = page.last_id;
-        self.state.commit(&self.destination, &cp).await?;
+        let committed = self.state.commit(&self.destination, &cp).await?;
+        if committed.counted > 0 {
+            self.warn(&format!(
+                "{} feed entries that can never be applied were counted, not stored one by one \
+                 (this org already has {UNAPPLIABLE_KEPT} stored; see unsynced-objects)",
+                committed.counted
+            ));
+        }
         self.handle.progress.advanced();
         if let Ok(mut pending) = self.handle.pending.lock() {
             pending.clear();
@@ -720,6 +726,36 @@ impl Worker {
             .set_status(&self.destination, status, None, Some(&now()))
             .await?;
         Ok(Next::Now)
+    }
+
+    /// Parks a page's entries that can never be applied (bad path or action). The first few
+    /// are logged one by one, the rest in one line: a hostile page of a thousand such entries
+    /// must not become a thousand log lines.
+    fn park_rejected(&self, cp: &mut Checkpoint, rejected: &[feed::Rejected]) {
+        for (i, r) in rejected.iter().enumerate() {
+            if i < REJECTED_LOGGED_PER_PAGE {
+                self.warn(&format!(
+                    "parked feed entry {} ({}): {}",
+                    r.seq, r.path, r.reason
+                ));
+            }
+            cp.park.push(Parked {
+                path: r.path.clone(),
+                action: r.action.clone(),
+                seq: Some(r.seq),
+                attempts: 1,
+                error: r.reason.clone(),
+                next_retry: NEVER.into(),
+            });
+        }
+        if let Some(more) = rejected.len().checked_sub(REJECTED_LOGGED_PER_PAGE)
+            && more > 0
+        {
+            self.warn(&format!(
+                "parked {more} more feed entries of this page that can never be applied \
+                 (see unsynced-objects)"
+            ));
+        }
     }
 
     /// After the checkpoint was dropped because of the feed: reconcile now, unless the previous
