@@ -48,6 +48,14 @@ pub struct Config {
     /// Seconds an uncommitted sandbox lives; then it and the uploads no org references are
     /// removed.
     pub sandbox_ttl: u64,
+    /// A second listener speaking HTTPS (e.g. `127.0.0.1:443`, where the original chef-sync's
+    /// replica default `https://127.0.0.1` looks).
+    pub tls_listen: Option<String>,
+    /// Its certificate chain (PEM); default `DATA_DIR/tls/server.crt`, made self-signed on
+    /// first start when neither it nor the key exists.
+    pub tls_certificate: Option<PathBuf>,
+    /// Its private key (PEM); default `DATA_DIR/tls/server.key`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -67,6 +75,9 @@ impl Default for Config {
             max_keys_per_actor: 20,
             min_key_bits: 2048,
             sandbox_ttl: 86_400,
+            tls_listen: None,
+            tls_certificate: None,
+            tls_key: None,
         }
     }
 }

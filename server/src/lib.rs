@@ -3,6 +3,7 @@
 //! It serves as primary and as replica.
 
 pub mod accounts;
+pub mod admin;
 pub mod api_version;
 pub mod app;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod rejection;
 pub mod routes;
 pub mod search;
 pub mod store;
+pub mod tls;
 pub mod trace;
 
 pub use app::{AppState, app, metrics_app};

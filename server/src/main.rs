@@ -89,6 +89,85 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// List the users.
+    #[command(name = "user-list")]
+    UserList {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delete a user, its keys and its memberships.
+    #[command(name = "user-delete")]
+    UserDelete {
+        username: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the orgs.
+    #[command(name = "org-list")]
+    OrgList {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delete an org with everything in it.
+    #[command(name = "org-delete")]
+    OrgDelete {
+        org: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the clients of an org.
+    #[command(name = "client-list")]
+    ClientList {
+        org: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delete a client of an org.
+    #[command(name = "client-delete")]
+    ClientDelete {
+        org: String,
+        client: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Replace a user's `default` key; the new private key goes to --filename.
+    #[command(name = "user-key-rotate")]
+    UserKeyRotate {
+        username: String,
+        /// Where to write the new private key.
+        #[arg(long)]
+        filename: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Replace a client's `default` key; the new private key goes to --filename.
+    #[command(name = "client-key-rotate")]
+    ClientKeyRotate {
+        org: String,
+        client: String,
+        /// Where to write the new private key.
+        #[arg(long)]
+        filename: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Make a replica org writable by its admins (a planned move; not disaster recovery).
+    #[command(name = "org-writable")]
+    OrgWritable {
+        org: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Make an org a replica, written only by the sync user.
+    #[command(name = "org-replica")]
+    OrgReplica {
+        org: String,
+        /// The user chef-syncd signs as.
+        #[arg(long = "sync-user", default_value = "ec_sync_user")]
+        sync_user: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Associate a user with an org.
     #[command(name = "org-user-add")]
     OrgUserAdd {
@@ -173,9 +252,20 @@ async fn bootstrap_pivotal(store: &Store, config: &Config) -> anyhow::Result<()>
     };
     let body = serde_json::json!({"username": "pivotal", "display_name": "pivotal"});
     // pivotal's key is this host's own file, not a submission: any size it has is kept.
-    let (_, private) = accounts::create_user(store, "pivotal", &body, true, public.as_deref(), 0)
+    let private = match accounts::create_user(store, "pivotal", &body, true, public.as_deref(), 0)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot create pivotal: {e}"))?;
+    {
+        Ok((_, private)) => private,
+        // Several fresh processes over one PostgreSQL started at once: another one created
+        // pivotal first. Its key is the one to share; a key made here would not authenticate.
+        Err(chef_sync_server::error::ApiError::Conflict(_)) => {
+            tracing::info!(
+                "superuser pivotal was created by another server process; give this one its pivotal.pem"
+            );
+            return Ok(());
+        }
+        Err(e) => anyhow::bail!("cannot create pivotal: {e}"),
+    };
     if let Some(pem) = private {
         write_key(&path, &pem)?;
     }
@@ -240,6 +330,32 @@ async fn serve_metrics(state: &AppState) -> anyhow::Result<Option<tokio::task::J
     })))
 }
 
+/// Starts the HTTPS listener (when `tls_listen` is set) before the server reports ready,
+/// making a self-signed certificate first if there is none.
+async fn serve_tls(state: &AppState) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    use chef_sync_server::tls;
+    let config = &state.config;
+    let Some(addr) = config.tls_listen.clone() else {
+        return Ok(None);
+    };
+    let (cert, key) = tls::paths(
+        &config.data_dir,
+        config.tls_certificate.as_deref(),
+        config.tls_key.as_deref(),
+    );
+    if tls::ensure_certificate(&cert, &key, &[])? {
+        tracing::info!(certificate = %cert.display(), "made a self-signed TLS certificate");
+    }
+    let listener = tls::TlsListener::bind(&addr, tls::server_config(&cert, &key)?).await?;
+    tracing::info!(addr = %listener.local_addr_text(), "TLS listening");
+    let app = app(state.clone());
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "TLS listener stopped");
+        }
+    })))
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { common, listen } => {
@@ -255,6 +371,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("cannot prepare the server state")?;
             let metrics = serve_metrics(&state).await?;
+            let tls = serve_tls(&state).await?;
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
             let feeding = watchdog_period().map(|p| tokio::spawn(feed_watchdog(store.clone(), p)));
             let sweeping = tokio::spawn(chef_sync_server::blob::sweep_forever(
@@ -271,7 +388,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             axum::serve(listener, app(state))
                 .with_graceful_shutdown(shutdown)
                 .await?;
-            if let Some(task) = metrics {
+            for task in [metrics, tls].into_iter().flatten() {
                 task.abort();
             }
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
@@ -357,6 +474,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "pruned {removed} change-log entries of {org}; readers behind id {through} must reconcile"
             );
         }
+        admin @ (Command::UserList { .. }
+        | Command::UserDelete { .. }
+        | Command::OrgList { .. }
+        | Command::OrgDelete { .. }
+        | Command::ClientList { .. }
+        | Command::ClientDelete { .. }
+        | Command::UserKeyRotate { .. }
+        | Command::ClientKeyRotate { .. }
+        | Command::OrgWritable { .. }
+        | Command::OrgReplica { .. }) => administer(admin).await?,
         Command::OrgUserAdd {
             org,
             username,
@@ -381,6 +508,70 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs the admin commands that only read or change the store, printing their lines.
+async fn administer(command: Command) -> anyhow::Result<()> {
+    use chef_sync_server::admin::{self, KeyHolder};
+    let common = match &command {
+        Command::UserList { common }
+        | Command::UserDelete { common, .. }
+        | Command::OrgList { common }
+        | Command::OrgDelete { common, .. }
+        | Command::ClientList { common, .. }
+        | Command::ClientDelete { common, .. }
+        | Command::UserKeyRotate { common, .. }
+        | Command::ClientKeyRotate { common, .. }
+        | Command::OrgWritable { common, .. }
+        | Command::OrgReplica { common, .. } => common,
+        _ => anyhow::bail!("not an admin command"),
+    };
+    let store = open(&load(common, None)?).await?;
+    let lines = match &command {
+        Command::UserList { .. } => admin::user_list(&store).await,
+        Command::UserDelete { username, .. } => admin::user_delete(&store, username).await,
+        Command::OrgList { .. } => admin::org_list(&store).await,
+        Command::OrgDelete { org, .. } => admin::org_delete(&store, org).await,
+        Command::ClientList { org, .. } => admin::client_list(&store, org).await,
+        Command::ClientDelete { org, client, .. } => {
+            admin::client_delete(&store, org, client).await
+        }
+        Command::UserKeyRotate {
+            username, filename, ..
+        } => rotate(&store, KeyHolder::User(username), filename).await,
+        Command::ClientKeyRotate {
+            org,
+            client,
+            filename,
+            ..
+        } => rotate(&store, KeyHolder::Client { org, client }, filename).await,
+        Command::OrgWritable { org, .. } => admin::org_writable(&store, org).await,
+        Command::OrgReplica { org, sync_user, .. } => {
+            admin::org_replica(&store, org, sync_user).await
+        }
+        _ => Ok(Vec::new()),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for line in lines {
+        println!("{line}");
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Rotates a key and writes the new private key, owner-only.
+async fn rotate(
+    store: &Store,
+    holder: chef_sync_server::admin::KeyHolder<'_>,
+    filename: &std::path::Path,
+) -> chef_sync_server::error::ApiResult<Vec<String>> {
+    let private = chef_sync_server::admin::key_rotate(store, holder).await?;
+    write_key(filename, &private)
+        .map_err(|e| chef_sync_server::error::ApiError::Internal(format!("{e:#}")))?;
+    Ok(vec![format!(
+        "new default key written to {}; the old one no longer authenticates",
+        filename.display()
+    )])
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -389,6 +580,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "chef_sync_server=info,tower_http=info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into journald or a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

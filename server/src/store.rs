@@ -13,6 +13,7 @@ mod groups;
 mod inline_reader;
 mod keys;
 mod objects;
+mod removal;
 mod sandboxes;
 mod standing;
 
