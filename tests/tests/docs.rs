@@ -219,6 +219,9 @@ struct Host {
     server_port: u16,
     /// `127.0.0.1:9997`: chef-syncd's `metrics_listen`.
     metrics_port: u16,
+    /// Stands in for 443, where the packaged server's `tls_listen` and the documented replica
+    /// default `https://127.0.0.1` meet.
+    tls_port: u16,
     services: BTreeMap<String, Process>,
 }
 
@@ -248,6 +251,7 @@ impl World {
                         free_port()
                     },
                     metrics_port: free_port(),
+                    tls_port: free_port(),
                     services: BTreeMap::new(),
                 }
             })
@@ -268,7 +272,12 @@ impl World {
         let text = text
             .replace(PRIMARY_URL, &self.primary_url)
             .replace("127.0.0.1:9996", &format!("127.0.0.1:{}", h.server_port))
-            .replace("127.0.0.1:9997", &format!("127.0.0.1:{}", h.metrics_port));
+            .replace("127.0.0.1:9997", &format!("127.0.0.1:{}", h.metrics_port))
+            .replace("127.0.0.1:443", &format!("127.0.0.1:{}", h.tls_port))
+            .replace(
+                "\"https://127.0.0.1\"",
+                &format!("\"https://127.0.0.1:{}\"", h.tls_port),
+            );
         let root = h.root.display().to_string();
         let mut out = String::with_capacity(text.len());
         let mut prev: Option<char> = None;
