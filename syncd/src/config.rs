@@ -3,8 +3,13 @@
 //! and the key.
 
 mod chef_sync_rb;
+mod keys;
 mod legacy;
+mod source;
 mod toml_file;
+
+#[cfg(test)]
+mod documented;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,32 +17,24 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Where the configuration is looked for when none is named (see [`locate`]).
+pub use source::{RECORD, Record, Source, choose, locate, resolve};
+
+/// Where the configuration is looked for when none is named (see [`choose`]).
 pub const DEFAULT_PATH: &str = "/etc/chef-sync";
 
-/// The file `--config PATH` means: PATH itself, or for a directory its `chef-sync.toml`, or its
-/// `chef-sync.rb` when only that exists, so that a replica set up for the original chef-sync
-/// (which kept `/etc/chef-sync/chef-sync.rb`) needs no flag.
-pub fn locate(path: &Path) -> PathBuf {
-    if !path.is_dir() {
-        return path.to_owned();
-    }
-    let toml = path.join("chef-sync.toml");
-    let rb = path.join("chef-sync.rb");
-    if !toml.exists() && rb.exists() {
-        rb
-    } else {
-        toml
-    }
-}
+/// The original's default for `replica`, and for `master` on a primary: this host's own Chef
+/// server.
+pub const LOCAL_SERVER: &str = "https://127.0.0.1";
 
-/// What this machine is in the replication topology.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What this machine is in the replication topology (`replica` when not set, as in the
+/// original).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The primary: runs no daemon.
     Master,
     /// A replica: runs chef-syncd.
+    #[default]
     Replica,
     /// Both at once (a replica that is also a primary for others).
     MasterAndReplica,
@@ -177,16 +174,16 @@ struct RawConfig {
 pub struct Config {
     /// This machine's role.
     pub role: Role,
-    /// Primary URLs, in failover order.
+    /// Primary URLs, in failover order (on a primary, [`LOCAL_SERVER`] when not set).
     pub master: Vec<String>,
-    /// The replica's URL.
+    /// The replica's URL; always set once loaded ([`LOCAL_SERVER`] when not written).
     pub replica: Option<String>,
     /// Org pairs.
     pub organizations: Vec<OrgPair>,
     /// Daemon settings.
     pub ec_sync_client: ClientSettings,
-    /// Settings of the original chef-sync found in a chef-sync.rb and not used, one sentence
-    /// each (logged by the daemon at start, shown by `show-config`).
+    /// Settings of the original chef-sync found in the file and not used, one sentence each
+    /// (logged by the daemon at start, shown by `show-config`).
     #[serde(skip)]
     pub notes: Vec<String>,
 }
@@ -198,7 +195,7 @@ pub struct ConfigError {
     pub file: PathBuf,
     /// 1-based line, when known.
     pub line: Option<usize>,
-    /// The key, when one is at fault.
+    /// The key, when one is at fault and the message does not name it already.
     pub key: Option<String>,
     /// What is wrong.
     pub message: String,
@@ -229,6 +226,11 @@ pub(crate) struct Locator<'a> {
 }
 
 impl Locator<'_> {
+    /// The line `key` (`table.key`) was written on.
+    pub(crate) fn line(&self, key: &str) -> Option<usize> {
+        self.lines.get(key).copied()
+    }
+
     pub(crate) fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
         let line = self.lines.get(key).copied().or_else(|| {
             // `ec_sync_client.x` may have been written as a nested table entry.
@@ -258,17 +260,28 @@ impl Locator<'_> {
 }
 
 impl Config {
-    /// Reads and validates `path` (a directory: the file [`locate`] finds there): `.rb` as
+    /// Reads and validates `path` (a directory: the file [`resolve`] picks there): `.rb` as
     /// chef-sync.rb, anything else as TOML.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let path = &locate(path);
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_owned(),
+        Config::load_with_source(path).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], also saying which file was read and which was not.
+    pub fn load_with_source(path: &Path) -> Result<(Config, Source), ConfigError> {
+        let source = resolve(path)?;
+        let config = Config::read(&source.file)?;
+        Ok((config, source))
+    }
+
+    /// Reads and validates one file.
+    pub fn read(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            file: file.to_owned(),
             line: None,
             key: None,
             message: format!("cannot read the configuration: {e}"),
         })?;
-        Config::parse(path, &text)
+        Config::parse(file, &text)
     }
 
     /// Parses configuration text; `path` decides the format and names the file in errors.
@@ -283,35 +296,42 @@ impl Config {
             file: path,
             lines: &lines,
         };
-        let notes = if is_rb {
-            legacy::adopt(&mut value, &at)?
+        keys::check(&value, &at)?;
+        let style = if is_rb {
+            legacy::Style::Rb
         } else {
-            Vec::new()
+            legacy::Style::Toml
         };
-        let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-            let message = e.inner().to_string();
-            // An unknown field is named in the message; anything else by its path.
-            let key = match message.split('`').nth(1) {
-                Some(unknown) if message.starts_with("unknown field") => {
-                    let parent = e.path().to_string();
-                    if parent == "." {
-                        unknown.to_owned()
-                    } else {
-                        format!("{parent}.{unknown}")
-                    }
-                }
-                _ => e.path().to_string(),
-            };
-            // Paths into lists (`organizations[1].source`) are located at the list.
-            let located = key.split('[').next().unwrap_or(&key).to_owned();
-            let mut error = at.error(&located, message);
-            error.key = Some(key);
-            error
-        })?;
+        let notes = legacy::adopt(&mut value, &at, style)?;
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(value).map_err(|e| serde_error(&e, &at))?;
         let mut config = validate(raw, &at)?;
         config.notes = notes;
         Ok(config)
     }
+}
+
+/// A value of the wrong type or shape, located at its key.
+fn serde_error(e: &serde_path_to_error::Error<serde_json::Error>, at: &Locator<'_>) -> ConfigError {
+    let message = e.inner().to_string();
+    let path = e.path().to_string();
+    // The key check runs first, so this is a safety net: the message names the key once.
+    if let Some(unknown) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        let key = if path == "." {
+            unknown.to_owned()
+        } else {
+            format!("{path}.{unknown}")
+        };
+        return at.syntax(at.line(&key), format!("unknown key {key}"));
+    }
+    // Paths into lists (`organizations[1].source`) are located at the list.
+    let located = path.split('[').next().unwrap_or(&path).to_owned();
+    let mut error = at.error(&located, message);
+    error.key = Some(path);
+    error
 }
 
 fn check_url(at: &Locator<'_>, key: &str, url: &str) -> Result<(), ConfigError> {
@@ -326,13 +346,9 @@ fn check_url(at: &Locator<'_>, key: &str, url: &str) -> Result<(), ConfigError> 
 }
 
 fn validate(raw: RawConfig, at: &Locator<'_>) -> Result<Config, ConfigError> {
-    let role = raw.role.ok_or_else(|| {
-        at.error(
-            "role",
-            "is required (master, replica or master_and_replica)",
-        )
-    })?;
+    let role = raw.role.unwrap_or_default();
     let master = match raw.master {
+        None if role == Role::Master => vec![LOCAL_SERVER.to_owned()],
         None => Vec::new(),
         Some(OneOrMany::One(u)) => vec![u],
         Some(OneOrMany::Many(list)) => list,
@@ -340,10 +356,33 @@ fn validate(raw: RawConfig, at: &Locator<'_>) -> Result<Config, ConfigError> {
     for url in &master {
         check_url(at, "master", url)?;
     }
-    if let Some(url) = &raw.replica {
-        check_url(at, "replica", url)?;
+    let replica = raw.replica.unwrap_or_else(|| LOCAL_SERVER.to_owned());
+    check_url(at, "replica", &replica)?;
+    validate_client(&raw.ec_sync_client, at)?;
+    validate_orgs(&raw.organizations, at)?;
+    // The original defaulted master to this host too, which on a replica would copy each org
+    // onto itself: a replica is told where its primary is.
+    if role.runs_daemon()
+        && master.is_empty()
+        && raw.organizations.iter().any(|p| p.source_url.is_none())
+    {
+        return Err(at.error(
+            "master",
+            "a replica needs the primary's URL (master \"https://FQDN_OF_MASTER\", or \
+             source_url on every organization)",
+        ));
     }
-    let client = raw.ec_sync_client;
+    Ok(Config {
+        role,
+        master,
+        replica: Some(replica),
+        organizations: raw.organizations,
+        ec_sync_client: raw.ec_sync_client,
+        notes: Vec::new(),
+    })
+}
+
+fn validate_client(client: &ClientSettings, at: &Locator<'_>) -> Result<(), ConfigError> {
     if client.concurrency == 0 || client.concurrency > 256 {
         return Err(at.error("ec_sync_client.concurrency", "must be between 1 and 256"));
     }
@@ -379,8 +418,12 @@ fn validate(raw: RawConfig, at: &Locator<'_>) -> Result<Config, ConfigError> {
             format!("'{listen}' is not an address:port"),
         ));
     }
+    Ok(())
+}
+
+fn validate_orgs(pairs: &[OrgPair], at: &Locator<'_>) -> Result<(), ConfigError> {
     let mut seen = std::collections::BTreeSet::new();
-    for pair in &raw.organizations {
+    for pair in pairs {
         for name in [&pair.source, &pair.destination] {
             chef_sync_shared::path::validate_name(
                 chef_sync_shared::path::NameKind::Organization,
@@ -398,33 +441,7 @@ fn validate(raw: RawConfig, at: &Locator<'_>) -> Result<Config, ConfigError> {
             check_url(at, "organizations", url)?;
         }
     }
-    if role.runs_daemon() {
-        if master.is_empty() && raw.organizations.iter().any(|p| p.source_url.is_none()) {
-            return Err(at.error(
-                "master",
-                "a replica needs the primary's URL (or source_url on every organization)",
-            ));
-        }
-        if raw.replica.is_none()
-            && raw
-                .organizations
-                .iter()
-                .any(|p| p.destination_url.is_none())
-        {
-            return Err(at.error(
-                "replica",
-                "a replica needs its own URL (or destination_url on every organization)",
-            ));
-        }
-    }
-    Ok(Config {
-        role,
-        master,
-        replica: raw.replica,
-        organizations: raw.organizations,
-        ec_sync_client: client,
-        notes: Vec::new(),
-    })
+    Ok(())
 }
 
 impl Config {
@@ -553,7 +570,10 @@ ec_sync_client['log_rotation'] = { 'file_maxbytes' => 10000, 'num_to_keep' => 3 
         let bad = TOML.replace("concurrency = 4", "concurency = 4");
         let e = Config::parse(Path::new("c.toml"), &bad).unwrap_err();
         assert_eq!(e.line, Some(18), "{e}");
-        assert!(e.to_string().contains("unknown field `concurency`"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "c.toml:18: unknown key ec_sync_client.concurency; did you mean concurrency?"
+        );
 
         let bad = RB.replace(
             "ec_sync_client['concurrency'] = 4",
@@ -641,28 +661,120 @@ ec_sync_client['log_rotation'] = { 'file_maxbytes' => 10000, 'num_to_keep' => 3 
             "{e}"
         );
 
-        // A TOML file is ours: the original's sections are unknown there.
-        let e = Config::parse(
+        // The same settings load from TOML, noted with TOML's names.
+        let config = Config::parse(
             Path::new("c.toml"),
             &format!("{TOML}[ec_sync_server]\nlisten = \"x\"\n"),
         )
+        .unwrap();
+        assert_eq!(
+            config.notes,
+            [
+                "ec_sync_server.listen is not used: the primary's feed is served by \
+              chef-sync-server, configured in its own server.toml"
+            ]
+        );
+    }
+
+    #[test]
+    fn role_and_replica_default_as_the_original_documented() {
+        let rb =
+            "master 'https://p.example'\norganizations [{:source => 'a', :destination => 'a'}]\n";
+        let toml =
+            "master = 'https://p.example'\n[[organizations]]\nsource = 'a'\ndestination = 'a'\n";
+        for config in [
+            Config::parse(Path::new("chef-sync.rb"), rb).unwrap(),
+            Config::parse(Path::new("chef-sync.toml"), toml).unwrap(),
+        ] {
+            assert_eq!(config.role, Role::Replica);
+            assert_eq!(config.replica.as_deref(), Some(LOCAL_SERVER));
+            assert_eq!(config.master, ["https://p.example"]);
+        }
+        // A primary is this host: master and replica both default to it.
+        let primary = Config::parse(Path::new("chef-sync.rb"), "role :master\n").unwrap();
+        assert_eq!(primary.master, [LOCAL_SERVER]);
+        assert_eq!(primary.replica.as_deref(), Some(LOCAL_SERVER));
+        // An empty file is a replica with nothing to copy yet.
+        let empty = Config::parse(Path::new("chef-sync.rb"), "").unwrap();
+        assert_eq!(empty.role, Role::Replica);
+        assert!(empty.master.is_empty());
+        // A replica with orgs and no primary is still refused, and told what to write.
+        let e = Config::parse(
+            Path::new("chef-sync.rb"),
+            "organizations [{:source => 'a', :destination => 'a'}]\n",
+        )
         .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("master"), "{e}");
         assert!(
-            e.to_string().contains("unknown field `ec_sync_server`"),
+            e.to_string().contains("master \"https://FQDN_OF_MASTER\""),
             "{e}"
         );
     }
 
     #[test]
-    fn a_directory_means_its_toml_or_else_its_chef_sync_rb() {
-        let dir = tempfile::tempdir().unwrap();
-        let toml = dir.path().join("chef-sync.toml");
-        let rb = dir.path().join("chef-sync.rb");
-        assert_eq!(locate(dir.path()), toml);
-        std::fs::write(&rb, RB).unwrap();
-        assert_eq!(locate(dir.path()), rb);
-        std::fs::write(&toml, TOML).unwrap();
-        assert_eq!(locate(dir.path()), toml);
-        assert_eq!(locate(&rb), rb);
+    fn unknown_keys_are_named_once_with_the_key_meant() {
+        let cases: [(&str, &str, &str); 7] = [
+            ("c.toml", "foo = 1\n", "c.toml:1: unknown key foo"),
+            ("c.toml", "[foo]\nfoo = 1\n", "c.toml:1: unknown key foo"),
+            (
+                "chef-sync.rb",
+                "role :replica\nec_sync_client['sync_usr'] = 'x'\n",
+                "chef-sync.rb:2: unknown key ec_sync_client.sync_usr; did you mean sync_user?",
+            ),
+            (
+                "chef-sync.rb",
+                "ec_sync_server['auth_skw'] = 900\n",
+                "chef-sync.rb:1: unknown key ec_sync_server.auth_skw; did you mean auth_skew?",
+            ),
+            (
+                "chef-sync.rb",
+                "user['homedir'] = '/x'\n",
+                "chef-sync.rb:1: unknown key user.homedir (expected home, shell, username)",
+            ),
+            (
+                "c.toml",
+                "master = 'https://p'\n[[organizations]]\nsourc = 'a'\ndestination = 'a'\n",
+                "c.toml:3: unknown key organizations[0].sourc; did you mean source?",
+            ),
+            (
+                "c.toml",
+                "sync_key = '/k.pem'\n",
+                "c.toml:1: unknown key sync_key; did you mean ec_sync_client.sync_key?",
+            ),
+        ];
+        for (file, text, want) in cases {
+            let e = Config::parse(Path::new(file), text).unwrap_err();
+            assert_eq!(e.to_string(), want);
+        }
+        // A section that is not a table is named, not taken apart.
+        let e = Config::parse(Path::new("chef-sync.rb"), "ec_sync_server 1\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("ec_sync_server"), "{e}");
+    }
+
+    #[test]
+    fn organization_is_organizations_and_hashes_nest() {
+        let rb = "master 'https://p'\n\
+                  organization [{:destination => 'b', :source => 'a'}]\n\
+                  ec_sync_client['log_rotation']['num_to_keep'] = 3\n";
+        let config = Config::parse(Path::new("chef-sync.rb"), rb).unwrap();
+        assert_eq!(config.organizations.len(), 1);
+        assert_eq!(config.organizations[0].source, "a");
+        assert_eq!(config.ec_sync_client.log_rotation.num_to_keep, 3);
+        let one = Config::parse(
+            Path::new("c.toml"),
+            "master = 'https://p'\n[organization]\nsource = 'a'\ndestination = 'b'\n",
+        )
+        .unwrap();
+        assert_eq!(one.organizations, config.organizations);
+        let both = format!("{rb}organizations []\n");
+        let e = Config::parse(Path::new("chef-sync.rb"), &both).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("organization"), "{e}");
+        assert_eq!(e.line, Some(2), "{e}");
+        let e = Config::parse(
+            Path::new("chef-sync.rb"),
+            "bootstrap true\nbootstrap['enable'] = true\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
     }
 }

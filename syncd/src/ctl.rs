@@ -3,13 +3,15 @@
 
 pub mod drift;
 pub mod log_files;
+pub mod master;
+pub mod own_server;
 pub mod prepare_org;
 pub mod report;
 pub mod wait;
 
 use std::path::Path;
 
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::control::client::{self, ControlError};
 use crate::state::State;
 
@@ -25,6 +27,10 @@ pub enum CtlError {
     /// `verify` found drift: the report goes to stdout, and the exit code is 1.
     #[error("{0}")]
     Drift(String),
+    /// Writing the command's output failed (exit 1), or its reader went away (a closed pipe:
+    /// see [`is_closed_output`]).
+    #[error("cannot write the output: {0}")]
+    Output(std::io::Error),
 }
 
 impl CtlError {
@@ -32,9 +38,22 @@ impl CtlError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CtlError::Usage(_) => 2,
-            CtlError::Failed(_) | CtlError::Drift(_) => 1,
+            CtlError::Failed(_) | CtlError::Drift(_) | CtlError::Output(_) => 1,
         }
     }
+}
+
+/// Whether a write failed because the reader of stdout went away (`| head`, `| true`): not a
+/// failure of the command, which then ends quietly.
+pub fn is_closed_output(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+/// Writes one line to stderr. A closed or broken stderr is ignored rather than a panic as with
+/// `eprintln!`: there is nowhere left to say anything.
+pub fn warn(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 impl From<crate::state::StateError> for CtlError {
@@ -117,13 +136,36 @@ pub async fn set_started(path: &Path, org: &str, started: bool) -> Result<String
     }
 }
 
-/// `reconfigure`: validates the config, then makes the running daemon reload it.
-pub async fn reconfigure(path: &Path) -> Result<String, CtlError> {
-    let config = load_replica(path, "reconfigure")?;
+/// `reconfigure`. On a replica: validates the config and makes the running daemon reload it.
+/// On a master (Chef's step 3 for the primary): creates or checks the sync user and its key on
+/// the master's own Chef server (see [`master`]). A host that is both does both.
+pub async fn reconfigure(path: &Path, flags: own_server::Flags) -> Result<String, CtlError> {
+    let config = load(path)?;
+    match config.role {
+        Role::Master => Ok(master::reconfigure(path, &config, flags).await?.join("\n")),
+        Role::Replica if flags.any() => Err(CtlError::Usage(format!(
+            "--server, --superuser and --superuser-key are for reconfigure on a master; {} says role replica",
+            crate::config::locate(path).display()
+        ))),
+        Role::Replica => reload(path, &config, false).await,
+        Role::MasterAndReplica => {
+            let mut lines = master::reconfigure(path, &config, flags).await?;
+            lines.push(reload(path, &config, true).await?);
+            Ok(lines.join("\n"))
+        }
+    }
+}
+
+/// Makes the running daemon reload the config. A daemon that is not running is a failure on a
+/// replica (the operator expects the change to take effect) unless `optional`.
+async fn reload(path: &Path, config: &Config, optional: bool) -> Result<String, CtlError> {
     match client::call(&config.ec_sync_client.socket_path, "POST", "/reload").await {
         Ok(_) => Ok(format!(
             "chef-syncd reloaded {}",
             crate::config::locate(path).display()
+        )),
+        Err(ControlError::NotRunning(socket)) if optional => Ok(format!(
+            "chef-syncd is not running (no control socket at {socket}); it reads the configuration when it starts"
         )),
         Err(ControlError::NotRunning(socket)) => Err(CtlError::Failed(format!(
             "configuration is valid, but chef-syncd is not running (no control socket at {socket}); it is read when chef-syncd starts"

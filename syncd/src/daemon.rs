@@ -35,6 +35,9 @@ pub enum DaemonError {
         /// What is wrong.
         problem: String,
     },
+    /// The new configuration moves what only a restart can move.
+    #[error("{0}")]
+    NeedsRestart(String),
     /// The state database failed.
     #[error(transparent)]
     State(#[from] StateError),
@@ -136,6 +139,9 @@ struct Running {
 #[derive(Clone)]
 pub struct Daemon {
     config_path: PathBuf,
+    /// `ec_sync_client.dir` and `socket_path` as started: the state database and the control
+    /// socket stay where they were opened until a restart.
+    fixed: (PathBuf, PathBuf),
     state: State,
     running: Arc<Mutex<Running>>,
     metrics: Arc<Metrics>,
@@ -227,6 +233,13 @@ async fn stop_workers(running: &mut Running) {
     }
 }
 
+fn fixed_paths(config: &Config) -> (PathBuf, PathBuf) {
+    (
+        config.ec_sync_client.dir.clone(),
+        config.ec_sync_client.socket_path.clone(),
+    )
+}
+
 impl Daemon {
     /// Opens the state for `config` and starts the workers.
     pub async fn start(config_path: &Path, config: Config) -> Result<Daemon, DaemonError> {
@@ -238,6 +251,7 @@ impl Daemon {
         let running = spawn(&config, &state, &metrics)?;
         Ok(Daemon {
             config_path: config_path.to_owned(),
+            fixed: fixed_paths(&config),
             state,
             running: Arc::new(Mutex::new(running)),
             metrics,
@@ -290,6 +304,21 @@ impl Daemon {
     /// if the new one is invalid.
     pub async fn reload(&self) -> Result<(), DaemonError> {
         let config = load_config(&self.config_path)?;
+        // chef-sync-ctl follows the file: were these to change here, it would look for a
+        // socket and a state database the running daemon does not use.
+        let (dir, socket) = fixed_paths(&config);
+        for (key, now, then) in [
+            ("ec_sync_client.dir", &dir, &self.fixed.0),
+            ("ec_sync_client.socket_path", &socket, &self.fixed.1),
+        ] {
+            if now != then {
+                return Err(DaemonError::NeedsRestart(format!(
+                    "{key} changed from {} to {}: it moves only when chef-syncd restarts (systemctl restart chef-syncd); the running configuration stays in force",
+                    then.display(),
+                    now.display()
+                )));
+            }
+        }
         for pair in &config.organizations {
             self.state
                 .ensure_org(&pair.destination, &pair.source)
@@ -312,5 +341,50 @@ impl Daemon {
         let mut running = self.running.lock().await;
         stop_workers(&mut running).await;
         self.state.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A replica configuration without orgs whose state lives in `dir`.
+    fn write_config(file: &Path, dir: &Path, key: &Path) {
+        let text = format!(
+            "role = \"replica\"\nmaster = \"http://127.0.0.1:1\"\nreplica = \"http://127.0.0.1:1\"\n\n[ec_sync_client]\ndir = \"{d}\"\nlog_directory = \"{d}\"\nsocket_path = \"{d}/ec_sync.sock\"\nsync_key = \"{k}\"\n",
+            d = dir.display(),
+            k = key.display()
+        );
+        std::fs::write(file, text).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_reload_that_moves_the_state_or_socket_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let key = tmp.path().join("sync.pem");
+        std::fs::write(
+            &key,
+            include_str!("../../shared/tests/fixtures/fixed-key.pem"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let file = tmp.path().join("chef-sync.toml");
+        let first = tmp.path().join("first");
+        write_config(&file, &first, &key);
+        let daemon = Daemon::start(&file, load_config(&file).unwrap())
+            .await
+            .unwrap();
+        daemon.reload().await.unwrap();
+        write_config(&file, &tmp.path().join("second"), &key);
+        let err = daemon.reload().await.unwrap_err().to_string();
+        assert!(
+            err.contains("ec_sync_client.dir changed") && err.contains("restart"),
+            "{err}"
+        );
+        // The state database stayed where it was opened.
+        assert!(first.join("state.db").exists());
+        daemon.shutdown().await;
     }
 }

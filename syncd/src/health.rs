@@ -286,6 +286,7 @@ mod tests {
             primary_guid: None,
             primary_url: None,
             primary_seq: primary,
+            primary_seq_at: None,
             mode: None,
             last_sync: None,
             next_sync: None,

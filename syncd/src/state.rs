@@ -133,6 +133,8 @@ pub struct OrgState {
     pub primary_url: Option<String>,
     /// The primary's newest id when last seen.
     pub primary_seq: Option<i64>,
+    /// RFC 3339: when `primary_seq` was heard from the primary.
+    pub primary_seq_at: Option<String>,
     /// `feed` or `reconcile`.
     pub mode: Option<String>,
     /// RFC 3339.
@@ -280,6 +282,7 @@ fn org_state(r: &sqlx::sqlite::SqliteRow) -> StateResult<OrgState> {
         primary_guid: r.try_get("primary_guid")?,
         primary_url: r.try_get("primary_url")?,
         primary_seq: r.try_get("primary_seq")?,
+        primary_seq_at: r.try_get("primary_seq_at")?,
         mode: r.try_get("mode")?,
         last_sync: r.try_get("last_sync")?,
         next_sync: r.try_get("next_sync")?,
@@ -388,19 +391,50 @@ impl State {
         Ok(())
     }
 
-    /// Records the primary's newest id and the sync mode.
+    /// Records the primary's newest id (heard now) and the sync mode.
     pub async fn set_primary_seq(
         &self,
         destination: &str,
         primary_seq: Option<i64>,
         mode: &str,
     ) -> StateResult<()> {
-        sqlx::query("UPDATE org_state SET primary_seq = ?2, mode = ?3 WHERE destination = ?1")
+        sqlx::query("UPDATE org_state SET primary_seq = ?2, mode = ?3, primary_seq_at = ?4 WHERE destination = ?1")
             .bind(destination)
             .bind(primary_seq)
             .bind(mode)
+            .bind(timestamp(chrono::Utc::now()))
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Records when the daemon's current wait ends (`None`: it is not waiting, but working).
+    pub async fn set_next_sync(
+        &self,
+        destination: &str,
+        next_sync: Option<&str>,
+    ) -> StateResult<()> {
+        sqlx::query("UPDATE org_state SET next_sync = ?2 WHERE destination = ?1")
+            .bind(destination)
+            .bind(next_sync)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A started org is being retried now because the server it failed on accepts
+    /// connections again: the failure is no longer what it is doing. `bootstrapping` without a
+    /// checkpoint (unless the primary has no feed: then every pass is a reconcile), `syncing`
+    /// otherwise; no error, no wait.
+    pub async fn resume(&self, destination: &str) -> StateResult<()> {
+        sqlx::query(
+            "UPDATE org_state SET status = CASE WHEN applied_seq IS NULL AND mode IS NOT 'reconcile' \
+             THEN 'bootstrapping' ELSE 'syncing' END, last_error = NULL, next_sync = NULL \
+             WHERE destination = ?1 AND started = 1",
+        )
+        .bind(destination)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -773,6 +807,77 @@ mod tests {
                 .as_deref(),
             Some("g2")
         );
+    }
+
+    #[tokio::test]
+    async fn the_primary_head_is_kept_with_when_it_was_heard() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("state.db")).await.unwrap();
+        state.ensure_org("dst", "src").await.unwrap();
+        assert_eq!(
+            state.org("dst").await.unwrap().unwrap().primary_seq_at,
+            None
+        );
+        let before = timestamp(chrono::Utc::now());
+        state.set_primary_seq("dst", Some(7), "feed").await.unwrap();
+        let org = state.org("dst").await.unwrap().unwrap();
+        assert_eq!(org.primary_seq, Some(7));
+        let at = org.primary_seq_at.unwrap();
+        assert!(at >= before, "{at} < {before}");
+    }
+
+    #[tokio::test]
+    async fn resuming_clears_the_error_and_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("state.db")).await.unwrap();
+        state.ensure_org("dst", "src").await.unwrap();
+        // A stopped org is not touched.
+        state.resume("dst").await.unwrap();
+        assert_eq!(
+            state.org("dst").await.unwrap().unwrap().status,
+            Status::Stopped
+        );
+        state.set_started("dst", true).await.unwrap();
+        let down = Some("primary unavailable: Connection refused");
+        let at = Some("2030-01-01T00:00:00Z");
+        state
+            .set_status("dst", Status::Error, down, at)
+            .await
+            .unwrap();
+        state.resume("dst").await.unwrap();
+        let org = state.org("dst").await.unwrap().unwrap();
+        // No checkpoint yet: the bootstrap is what runs again.
+        assert_eq!(
+            (org.status, org.last_error, org.next_sync),
+            (Status::Bootstrapping, None, None)
+        );
+        let cp = Checkpoint {
+            applied_seq: Some(3),
+            ..Checkpoint::default()
+        };
+        state.commit("dst", &cp).await.unwrap();
+        state
+            .set_status("dst", Status::Error, down, at)
+            .await
+            .unwrap();
+        state.resume("dst").await.unwrap();
+        assert_eq!(
+            state.org("dst").await.unwrap().unwrap().status,
+            Status::Syncing
+        );
+        state.set_next_sync("dst", at).await.unwrap();
+        assert_eq!(
+            state
+                .org("dst")
+                .await
+                .unwrap()
+                .unwrap()
+                .next_sync
+                .as_deref(),
+            at
+        );
+        state.set_next_sync("dst", None).await.unwrap();
+        assert_eq!(state.org("dst").await.unwrap().unwrap().next_sync, None);
     }
 
     fn never_appliable(i: usize, path: String) -> Parked {

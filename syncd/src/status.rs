@@ -23,6 +23,9 @@ pub struct StatusRow {
     pub applied_seq: Option<i64>,
     /// The primary's newest id when last seen.
     pub primary_seq: Option<i64>,
+    /// RFC 3339 or null: when `primary_seq` was heard from the primary.
+    #[serde(default)]
+    pub primary_seq_at: Option<String>,
     /// Feed entries in flight plus parked objects.
     pub unsynced: i64,
     /// Why the last attempt failed.
@@ -70,6 +73,7 @@ pub async fn rows(
                 next_sync: if o.started { o.next_sync } else { None },
                 applied_seq: o.applied_seq,
                 primary_seq: o.primary_seq,
+                primary_seq_at: o.primary_seq_at,
                 unsynced: parked + in_flight(&pair.destination),
                 last_error: o.last_error.or(parked_error),
             },
@@ -81,6 +85,7 @@ pub async fn rows(
                 next_sync: None,
                 applied_seq: None,
                 primary_seq: None,
+                primary_seq_at: None,
                 unsynced: 0,
                 last_error: None,
             },

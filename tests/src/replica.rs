@@ -44,7 +44,7 @@ impl Default for Tuning {
 }
 
 /// Writes chef-syncd's config to `path`; the sync key is `sync.pem` beside it.
-fn syncd_config(
+pub fn syncd_config(
     path: &Path,
     state: &Path,
     primaries: &[&str],

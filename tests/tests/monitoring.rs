@@ -153,8 +153,27 @@ async fn metrics_and_health_tell_caught_up_behind_and_stalled_apart() {
         "{stalled}"
     );
     assert_eq!(org["replica"]["ok"], true, "{stalled}");
-    let (_, text) = get(&format!("{base}/metrics")).await;
-    assert!(sample(&text, r#"chef_sync_retries_total{org="acme"}"#).unwrap() >= 1.0);
+    // /readyz answers from probes it reuses for 2 s, so it may say "stalled" before the
+    // daemon's first request to the held primary has timed out and been retried: the retry
+    // and the timeout are counted within a request timeout after that.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let text = loop {
+        let (_, text) = get(&format!("{base}/metrics")).await;
+        let retries = sample(&text, r#"chef_sync_retries_total{org="acme"}"#).unwrap_or(0.0);
+        let timeouts = sample(
+            &text,
+            r#"chef_sync_request_duration_seconds_count{org="acme",peer="primary",status="error"}"#,
+        )
+        .unwrap_or(0.0);
+        if (retries >= 1.0 && timeouts >= 1.0) || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        sample(&text, r#"chef_sync_retries_total{org="acme"}"#).unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
     let timeouts = sample(
         &text,
         r#"chef_sync_request_duration_seconds_count{org="acme",peer="primary",status="error"}"#,

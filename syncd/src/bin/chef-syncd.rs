@@ -19,8 +19,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 #[derive(Debug, Parser)]
 #[command(name = "chef-syncd", version)]
 struct Cli {
-    /// Configuration file (TOML, or chef-sync.rb), or a directory holding chef-sync.toml or,
-    /// failing that, chef-sync.rb.
+    /// Configuration file (TOML, or chef-sync.rb), or a directory: its chef-sync.toml, or its
+    /// chef-sync.rb when only that exists. Chosen once, at start; reloads re-read that file.
     #[arg(long, env = "CHEF_SYNC_CONFIG", default_value = DEFAULT_PATH)]
     config: PathBuf,
 }
@@ -42,12 +42,8 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), DaemonError> {
-    // Located again on every reload, so a chef-sync.toml written beside a chef-sync.rb takes
-    // over at the next `reconfigure`.
-    let path = config::locate(&cli.config);
-    let config = load_config(&cli.config)?;
-    let client = &config.ec_sync_client;
+/// Logs to stderr and to the manager log, both with every control character escaped.
+fn init_logging(client: &config::ClientSettings) {
     let manager = RotatingFile::new(
         manager_log_path(&client.log_directory),
         client.log_rotation.clone(),
@@ -69,24 +65,65 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
                 .with_writer(manager),
         )
         .init();
+}
+
+/// Says once which file was read (and which one was not), then each setting it does not use.
+fn announce(source: &config::Source, config: &config::Config) {
+    for line in source.describe() {
+        tracing::info!("{line}");
+    }
+    for note in &config.notes {
+        tracing::warn!("{note}");
+    }
+}
+
+/// Bound before anything starts, so a taken port is a startup error, not a silent gap.
+async fn bind_monitoring(
+    client: &config::ClientSettings,
+) -> Result<Option<tokio::net::TcpListener>, DaemonError> {
+    let Some(address) = &client.metrics_listen else {
+        return Ok(None);
+    };
+    let listener =
+        tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| DaemonError::Listen {
+                address: address.clone(),
+                problem: e.to_string(),
+            })?;
+    Ok(Some(listener))
+}
+
+/// Records the file read in the state directory, for chef-sync-ctl (see config::resolve).
+fn record(path: &std::path::Path, config: &config::Config) -> config::Record {
+    let record = config::Record::new(path, config);
+    let dir = &config.ec_sync_client.dir;
+    if let Err(e) = record.write(dir) {
+        tracing::warn!(
+            "cannot record the configuration file in {}: {e}; chef-sync-ctl follows the \
+             precedence rule alone",
+            dir.display()
+        );
+    }
+    record
+}
+
+async fn run(cli: Cli) -> Result<(), DaemonError> {
+    // The file is chosen once, here: reloads re-read it, and it is recorded in the state
+    // directory so that chef-sync-ctl keeps to it even if the directory's other file is
+    // written meanwhile (see config::resolve).
+    let source = config::choose(&cli.config);
+    let path = source.file.clone();
+    let config = load_config(&path)?;
+    let client = &config.ec_sync_client;
+    init_logging(client);
+    announce(&source, &config);
     let socket = client.socket_path.clone();
     let listener = server::bind(&socket)?;
-    // Bound before anything starts, so a taken port is a startup error, not a silent gap.
-    let monitoring_listener =
-        match &client.metrics_listen {
-            Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(|e| {
-                DaemonError::Listen {
-                    address: address.clone(),
-                    problem: e.to_string(),
-                }
-            })?),
-            None => None,
-        };
-    let daemon = Daemon::start(&cli.config, config.clone()).await?;
+    let monitoring_listener = bind_monitoring(client).await?;
+    let daemon = Daemon::start(&path, config.clone()).await?;
     let shutdown = shutdown_signal();
-    for note in &config.notes {
-        tracing::warn!(config = %path.display(), "{note}");
-    }
+    let record = record(&path, &config);
     tracing::info!(
         orgs = config.organizations.len(),
         socket = %socket.display(),
@@ -126,6 +163,7 @@ async fn run(cli: Cli) -> Result<(), DaemonError> {
         task.abort();
     }
     daemon.shutdown().await;
+    record.remove(&client.dir);
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }

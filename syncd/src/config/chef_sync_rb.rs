@@ -1,7 +1,8 @@
-//! The `chef-sync.rb` subset Chef documented: `role`, `master`, `replica`, `organizations`,
-//! `ec_sync_client['KEY'] = VALUE` and `ec_sync_server['KEY'] = VALUE`, with Ruby literals
-//! (strings, symbols, integers, booleans, nil, arrays, hashes with `=>` or `key:`) and `#`
-//! comments. No Ruby is executed.
+//! The `chef-sync.rb` Chef documented: `NAME VALUE` settings (`role :replica`, `master "…"`)
+//! and `NAME['KEY'] = VALUE` hash settings (`ec_sync_client['dir'] = …`, `user['home'] = …`,
+//! nested as `NAME['A']['B'] = VALUE`), with Ruby literals (strings, symbols, integers,
+//! booleans, nil, arrays, hashes with `=>` or `key:`) and `#` comments. No Ruby is executed;
+//! which names are settings is decided by the shared key check.
 
 use std::path::Path;
 
@@ -34,9 +35,6 @@ struct Lexer<'a> {
 }
 
 type Located = (Tok, usize);
-
-/// The omnibus-style hashes a chef-sync.rb sets key by key.
-const SECTIONS: [&str; 2] = ["ec_sync_client", "ec_sync_server"];
 
 fn err(path: &Path, line: usize, message: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -271,39 +269,31 @@ impl Parser<'_> {
         }
     }
 
-    /// `ident value`, `ident(value)` or `SECTION[KEY] = value` for the two sections.
+    /// `ident value`, `ident(value)`, or `ident[KEY]… = value` as omnibus attribute files
+    /// write hashes (`ec_sync_client['dir'] = …`, `user['home'] = …`).
     fn statement(
         &mut self,
         top: &mut Map<String, Value>,
-        sections: &mut Map<String, Value>,
         lines: &mut KeyLines,
     ) -> Result<(), ConfigError> {
         let line = self.line();
         let Some(Tok::Ident(name)) = self.next() else {
             return Err(err(self.path, line, "expected a setting name"));
         };
-        if SECTIONS.contains(&name.as_str()) {
-            self.expect(&Tok::LBracket, &format!("'[' after {name}"))?;
-            let key = match self.next() {
-                Some(Tok::Str(k) | Tok::Sym(k)) => k,
-                _ => {
-                    return Err(err(
-                        self.path,
-                        line,
-                        format!("expected a key inside {name}[…]"),
-                    ));
+        if self.at_subscript() {
+            let mut keys = vec![name];
+            while self.at_subscript() {
+                self.next();
+                match self.next() {
+                    Some(Tok::Str(k) | Tok::Sym(k)) => keys.push(k),
+                    _ => return Err(err(self.path, line, "expected a key inside […]")),
                 }
-            };
-            self.expect(&Tok::RBracket, "']'")?;
-            self.expect(&Tok::Assign, &format!("'=' after {name}[…]"))?;
-            let v = self.value()?;
-            lines.entry(format!("{name}.{key}")).or_insert(line);
-            if let Value::Object(section) = sections
-                .entry(name)
-                .or_insert_with(|| Value::Object(Map::new()))
-            {
-                section.insert(key, v);
+                self.expect(&Tok::RBracket, "']'")?;
             }
+            self.expect(&Tok::Assign, &format!("'=' after {}[…]", keys[0]))?;
+            let v = self.value()?;
+            lines.entry(keys.join(".")).or_insert(line);
+            self.assign(top, &keys, v, line)?;
         } else {
             let v = if self.peek() == Some(&Tok::LParen) {
                 self.next();
@@ -321,6 +311,48 @@ impl Parser<'_> {
             _ => Err(err(self.path, line, "unexpected text after the setting")),
         }
     }
+
+    /// `[KEY]` followed by `=` or another `[`: a subscript, not a list value such as
+    /// `master ["https://a", "https://b"]`.
+    fn at_subscript(&self) -> bool {
+        let tok = |i: usize| self.toks.get(self.pos + i).map(|(t, _)| t);
+        tok(0) == Some(&Tok::LBracket)
+            && matches!(tok(1), Some(Tok::Str(_) | Tok::Sym(_)))
+            && tok(2) == Some(&Tok::RBracket)
+            && matches!(tok(3), Some(Tok::Assign | Tok::LBracket))
+    }
+
+    /// Sets `top[keys[0]][keys[1]]… = v`, making the hashes on the way.
+    fn assign(
+        &self,
+        top: &mut Map<String, Value>,
+        keys: &[String],
+        v: Value,
+        line: usize,
+    ) -> Result<(), ConfigError> {
+        let Some((last, parents)) = keys.split_last() else {
+            return Ok(());
+        };
+        let mut table = top;
+        for (depth, key) in parents.iter().enumerate() {
+            let slot = table
+                .entry(key.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            let Value::Object(inner) = slot else {
+                return Err(err(
+                    self.path,
+                    line,
+                    format!(
+                        "{} is set as a value and also used as a hash",
+                        keys[..=depth].join(".")
+                    ),
+                ));
+            };
+            table = inner;
+        }
+        table.insert(last.clone(), v);
+        Ok(())
+    }
 }
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<(Value, KeyLines), ConfigError> {
@@ -331,16 +363,14 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<(Value, KeyLines), Config
     .tokens(path)?;
     let mut parser = Parser { toks, pos: 0, path };
     let mut top = Map::new();
-    let mut sections = Map::new();
     let mut lines = KeyLines::new();
     while let Some(t) = parser.peek() {
         if *t == Tok::Newline {
             parser.next();
             continue;
         }
-        parser.statement(&mut top, &mut sections, &mut lines)?;
+        parser.statement(&mut top, &mut lines)?;
     }
-    top.extend(sections);
-    // Unknown settings are reported by the shared validation, with their line.
+    // Unknown settings are reported by the shared key check, with their line.
     Ok((Value::Object(top), lines))
 }

@@ -82,9 +82,12 @@ async fn progress(State(daemon): State<Daemon>, UrlPath(org): UrlPath<String>) -
 async fn reload(State(daemon): State<Daemon>) -> Response {
     match daemon.reload().await {
         Ok(()) => Json(json!({"ok": true})).into_response(),
-        Err(e @ (DaemonError::Config(_) | DaemonError::WrongRole(_) | DaemonError::Key { .. })) => {
-            failure(StatusCode::BAD_REQUEST, e.to_string())
-        }
+        Err(
+            e @ (DaemonError::Config(_)
+            | DaemonError::WrongRole(_)
+            | DaemonError::Key { .. }
+            | DaemonError::NeedsRestart(_)),
+        ) => failure(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -40,8 +40,7 @@ pub async fn show(
     match tail(path, lines) {
         Ok(text) => {
             for line in text {
-                writeln!(out, "{}", one_line(&line))
-                    .map_err(|e| CtlError::Failed(e.to_string()))?;
+                writeln!(out, "{}", one_line(&line)).map_err(CtlError::Output)?;
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && follow => {}
@@ -53,6 +52,8 @@ pub async fn show(
         }
         Err(e) => return Err(CtlError::Failed(format!("{}: {e}", path.display()))),
     }
+    // Flushed now, so that a reader that went away is noticed before following starts.
+    out.flush().map_err(CtlError::Output)?;
     if !follow {
         return Ok(());
     }
@@ -80,8 +81,8 @@ pub async fn show(
         offset += complete as u64;
         let text = String::from_utf8_lossy(&buf[..complete]);
         out.write_all(keep_lines(&text).as_bytes())
-            .map_err(|e| CtlError::Failed(e.to_string()))?;
-        out.flush().map_err(|e| CtlError::Failed(e.to_string()))?;
+            .map_err(CtlError::Output)?;
+        out.flush().map_err(CtlError::Output)?;
     }
 }
 
@@ -153,6 +154,31 @@ mod tests {
         follower.abort();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text, "one \\u001b[2J\\rtwo\nthree \\u009b31m\n");
+    }
+
+    /// A stdout whose reader went away.
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_output_ends_even_a_follow_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sync-acme.log");
+        std::fs::write(&path, "one\ntwo\n").unwrap();
+        for follow in [false, true] {
+            match show(&path, 5, follow, &mut ClosedPipe).await {
+                Err(CtlError::Output(e)) => assert!(super::super::is_closed_output(&e)),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[tokio::test]

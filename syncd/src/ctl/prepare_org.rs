@@ -13,6 +13,7 @@ use chef_sync_shared::{PrivateKey, PublicKey};
 use serde_json::{Value, json};
 
 use super::CtlError;
+use super::own_server::{self, Flags};
 use crate::chef_client::{ChefError, ChefServer, http_client};
 
 /// What `prepare-org` was asked to do.
@@ -38,33 +39,103 @@ fn failed(context: &str, e: ChefError) -> CtlError {
     CtlError::Failed(format!("{context}: {e}"))
 }
 
-/// Loads the sync key, or creates it (mode 0600) when the file does not exist.
-fn sync_key(path: &Path) -> Result<(PrivateKey, bool), CtlError> {
+/// `prepare-org ORG` with the flags given: the sync user and key from the config when there
+/// is one (on a primary there may be none: the documented defaults apply), the server and
+/// superuser as [`own_server::resolve`] finds them.
+pub async fn prepare(
+    config_path: &Path,
+    org: String,
+    flags: Flags,
+    sync_key: Option<PathBuf>,
+    replica: bool,
+) -> Result<Vec<String>, CtlError> {
+    let config = own_server::load_optional(config_path)?;
+    let settings = config
+        .as_ref()
+        .map(|c| c.ec_sync_client.clone())
+        .unwrap_or_default();
+    let target = own_server::resolve(config_path, config.as_ref(), Some(&org), flags)?;
+    let request = Request {
+        org,
+        server: target.server,
+        superuser: target.superuser,
+        superuser_key: target.superuser_key,
+        sync_user: settings.sync_user,
+        sync_key: sync_key.unwrap_or(settings.sync_key),
+        replica,
+    };
+    run(&request).await
+}
+
+/// Loads the sync key, or, when the file does not exist and `create` allows, creates it
+/// (mode 0600 from the moment it exists). Returns the key and whether it was created.
+pub(super) fn sync_key(path: &Path, create: bool) -> Result<(PrivateKey, bool), CtlError> {
     match std::fs::read_to_string(path) {
         Ok(pem) => PrivateKey::from_pem(&pem)
             .map(|k| (k, false))
             .map_err(|e| CtlError::Failed(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = PrivateKey::generate(2048).map_err(|e| CtlError::Failed(e.to_string()))?;
-            let pem = key
-                .to_pkcs1_pem()
-                .map_err(|e| CtlError::Failed(e.to_string()))?;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| CtlError::Failed(format!("{}: {e}", dir.display())))?;
-            }
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| CtlError::Failed(format!("{}: {e}", path.display())))?;
-            std::io::Write::write_all(&mut file, pem.as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| CtlError::Failed(format!("{}: {e}", path.display())))?;
-            Ok((key, true))
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            write_new_key(path).map(|k| (k, true))
         }
-        Err(e) => Err(CtlError::Failed(format!("{}: {e}", path.display()))),
+        Err(e) => Err(CtlError::Failed(format!(
+            "sync key {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn write_new_key(path: &Path) -> Result<PrivateKey, CtlError> {
+    let key = PrivateKey::generate(2048).map_err(|e| CtlError::Failed(e.to_string()))?;
+    let pem = key
+        .to_pkcs1_pem()
+        .map_err(|e| CtlError::Failed(e.to_string()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CtlError::Failed(format!("{}: {e}", dir.display())))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| CtlError::Failed(format!("{}: {e}", path.display())))?;
+    std::io::Write::write_all(&mut file, pem.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| CtlError::Failed(format!("{}: {e}", path.display())))?;
+    Ok(key)
+}
+
+/// The public half of `key`, as PEM.
+pub(super) fn public_pem(key: &PrivateKey) -> Result<String, CtlError> {
+    key.public_key()
+        .to_pem()
+        .map_err(|e| CtlError::Failed(e.to_string()))
+}
+
+/// A client of `server` signing as the superuser with the key in `key_path`.
+pub(super) fn superuser_client(
+    server: &str,
+    superuser: &str,
+    key_path: &Path,
+) -> Result<ChefServer, CtlError> {
+    let unusable = |e: &dyn std::fmt::Display| {
+        CtlError::Failed(format!("superuser key {}: {e}", key_path.display()))
+    };
+    let pem = std::fs::read_to_string(key_path).map_err(|e| unusable(&e))?;
+    let key = PrivateKey::from_pem(&pem).map_err(|e| unusable(&e))?;
+    let http = http_client(Duration::from_secs(60));
+    Ok(ChefServer::new(server, superuser, Arc::new(key), http))
+}
+
+/// The error for a failed first request to the server: a refused signature names the key,
+/// which may have been found rather than given.
+pub(super) fn unreachable(server: &str, superuser: &str, key: &Path, e: ChefError) -> CtlError {
+    match e {
+        ChefError::Rejected { status: 401, .. } => CtlError::Failed(format!(
+            "{server} refused the signature of {superuser} ({e}): is {} its superuser key? pass --superuser-key FILE",
+            key.display()
+        )),
+        e => failed(&format!("cannot reach {server}"), e),
     }
 }
 
@@ -75,34 +146,39 @@ fn same_key(a: &str, b: &str) -> bool {
     }
 }
 
-/// Runs prepare-org; returns the lines to print (one per change made, or "nothing to do").
+/// What the original's prepare-org listed: "a list of group names, organization names, and
+/// actors (users, clients, and groups)", here the ones it checked or changed.
+fn touched(organizations: &[&str], groups: &[&str], actors: &[String]) -> Vec<String> {
+    let list = |names: Vec<String>| {
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    vec![
+        format!("organizations: {}", list(owned(organizations))),
+        format!("groups: {}", list(owned(groups))),
+        format!("actors: {}", list(actors.to_vec())),
+    ]
+}
+
+/// Runs prepare-org; returns the lines to print: the server and superuser used, one line per
+/// change made (or "nothing to do"), then the organizations, groups and actors involved.
 pub async fn run(req: &Request) -> Result<Vec<String>, CtlError> {
-    let superuser_pem = std::fs::read_to_string(&req.superuser_key).map_err(|e| {
-        CtlError::Failed(format!(
-            "superuser key {}: {e}",
-            req.superuser_key.display()
-        ))
-    })?;
-    let superuser_key = PrivateKey::from_pem(&superuser_pem).map_err(|e| {
-        CtlError::Failed(format!(
-            "superuser key {}: {e}",
-            req.superuser_key.display()
-        ))
-    })?;
-    let (key, created) = sync_key(&req.sync_key)?;
-    let public = key
-        .public_key()
-        .to_pem()
-        .map_err(|e| CtlError::Failed(e.to_string()))?;
-    let http = http_client(Duration::from_secs(60));
-    let root = ChefServer::new(&req.server, &req.superuser, Arc::new(superuser_key), http);
+    let root = superuser_client(&req.server, &req.superuser, &req.superuser_key)?;
+    let (key, created) = sync_key(&req.sync_key, true)?;
+    let public = public_pem(&key)?;
     let mut done = Vec::new();
     if created {
         done.push(format!("created sync key {}", req.sync_key.display()));
     }
-    match root.get(&format!("/organizations/{}", req.org)).await {
+    let user = &req.sync_user;
+    let summary = match root.get(&format!("/organizations/{}", req.org)).await {
         Ok(Value::Object(org)) if org.contains_key("name") => {
             org_style(&root, req, &public, &org, &mut done).await?;
+            touched(&[&req.org], &["admins"], &[format!("{user} (user)")])
         }
         Err(ChefError::NotFound) => {
             return Err(CtlError::Failed(format!(
@@ -112,27 +188,47 @@ pub async fn run(req: &Request) -> Result<Vec<String>, CtlError> {
         }
         // goiardi answers 200 with an empty body for paths it does not know.
         Ok(_) | Err(ChefError::Malformed(_)) => {
-            chef11_style(&root, req, &public, &mut done).await?
+            chef11_style(&root, req, &public, &mut done).await?;
+            touched(&[], &[], &[format!("{user} (client)")])
         }
-        Err(e) => return Err(failed(&format!("cannot reach {}", req.server), e)),
-    }
+        Err(e) => {
+            return Err(unreachable(
+                &req.server,
+                &req.superuser,
+                &req.superuser_key,
+                e,
+            ));
+        }
+    };
     if done.is_empty() {
         done.push(format!(
             "{} is already prepared on {}; nothing to do",
             req.org, req.server
         ));
     }
-    Ok(done)
+    let mut lines = vec![format!(
+        "preparing {} on {} as {} (key {})",
+        req.org,
+        req.server,
+        req.superuser,
+        req.superuser_key.display()
+    )];
+    lines.extend(done);
+    lines.extend(summary);
+    Ok(lines)
 }
 
-async fn org_style(
+/// Makes `user` exist on the server with the sync key as its `default` key (created, or its
+/// key replaced when it differs). Adds a line to `done` for each change.
+/// `first_error` words a failure of the first request, which may be the first one made to the
+/// server at all.
+pub(super) async fn ensure_user(
     root: &ChefServer,
-    req: &Request,
+    user: &str,
     public: &str,
-    org: &serde_json::Map<String, Value>,
     done: &mut Vec<String>,
+    first_error: &dyn Fn(ChefError) -> CtlError,
 ) -> Result<(), CtlError> {
-    let user = &req.sync_user;
     match root.get(&format!("/users/{user}")).await {
         Ok(_) => {
             let key = root
@@ -165,8 +261,23 @@ async fn org_style(
             .map_err(|e| failed("creating the sync user", e))?;
             done.push(format!("created user {user}"));
         }
-        Err(e) => return Err(failed("reading the sync user", e)),
+        Err(e) => return Err(first_error(e)),
     }
+    Ok(())
+}
+
+async fn org_style(
+    root: &ChefServer,
+    req: &Request,
+    public: &str,
+    org: &serde_json::Map<String, Value>,
+    done: &mut Vec<String>,
+) -> Result<(), CtlError> {
+    let user = &req.sync_user;
+    ensure_user(root, user, public, done, &|e| {
+        failed("reading the sync user", e)
+    })
+    .await?;
     let org_rel = format!("/organizations/{}", req.org);
     match root.get(&format!("{org_rel}/users/{user}")).await {
         Ok(_) => {}
@@ -266,4 +377,46 @@ async fn chef11_style(
         Err(e) => return Err(failed("reading the sync client", e)),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_lists_organizations_groups_and_actors() {
+        assert_eq!(
+            touched(&["acme"], &["admins"], &["ec_sync_user (user)".into()]),
+            [
+                "organizations: acme",
+                "groups: admins",
+                "actors: ec_sync_user (user)"
+            ]
+        );
+        assert_eq!(
+            touched(&[], &[], &["ec_sync_user (client)".into()]),
+            [
+                "organizations: none",
+                "groups: none",
+                "actors: ec_sync_user (client)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sync_key_is_made_owner_only_or_not_at_all() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("etc/ec_sync_user.pem");
+        let err = sync_key(&path, false).unwrap_err();
+        assert!(err.to_string().contains("ec_sync_user.pem"), "{err}");
+        assert!(!path.exists());
+        let (made, created) = sync_key(&path, true).unwrap();
+        assert!(created);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (read, created) = sync_key(&path, true).unwrap();
+        assert!(!created);
+        assert_eq!(read.public_key(), made.public_key());
+    }
 }

@@ -128,7 +128,7 @@ pub async fn until_synced(socket: &Path, org: &str) -> Result<String, CtlError> 
             None => format!("{}, {}", row.status, megabytes(progress.bytes)),
         });
         if !terminal && last_plain.elapsed() >= PLAIN_EVERY {
-            eprintln!("{}", one_line(&describe(org, &row, &progress, rate)));
+            super::warn(&one_line(&describe(org, &row, &progress, rate)));
             last_plain = Instant::now();
         }
         tokio::time::sleep(POLL).await;
@@ -149,6 +149,7 @@ mod tests {
             next_sync: None,
             applied_seq: None,
             primary_seq: Some(10),
+            primary_seq_at: None,
             unsynced: 0,
             last_error: None,
         };

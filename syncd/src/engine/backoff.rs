@@ -42,7 +42,30 @@ pub fn delay(base: Duration, max: Duration, attempt: u32) -> Duration {
 }
 
 /// Runs `op` until it succeeds, fails for good, or runs out of attempts.
-pub async fn retry<T, F, Fut>(policy: &RetryPolicy, mut op: F) -> Result<T, ChefError>
+pub async fn retry<T, F, Fut>(policy: &RetryPolicy, op: F) -> Result<T, ChefError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ChefError>>,
+{
+    retry_unless(policy, op, false).await
+}
+
+/// Like [`retry`], except that a server refusing the connection is an answer at once: the
+/// caller has something better to do than wait for it (fail over to the next primary, or back
+/// off as a whole while probing it, showing the outage in `sync-status` meanwhile).
+pub async fn retry_reachable<T, F, Fut>(policy: &RetryPolicy, op: F) -> Result<T, ChefError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ChefError>>,
+{
+    retry_unless(policy, op, true).await
+}
+
+async fn retry_unless<T, F, Fut>(
+    policy: &RetryPolicy,
+    mut op: F,
+    unless_refused: bool,
+) -> Result<T, ChefError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ChefError>>,
@@ -54,8 +77,8 @@ where
             Err(ChefError::Transient {
                 retry_after,
                 message,
-                ..
-            }) if attempt + 1 < policy.attempts => {
+                unreachable,
+            }) if attempt + 1 < policy.attempts && !(unless_refused && unreachable) => {
                 let wait = match retry_after {
                     Some(server_says) => server_says.min(policy.max),
                     None => delay(policy.base, policy.max, attempt),
@@ -145,5 +168,43 @@ mod tests {
         .await;
         assert!(out.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_ends_retry_reachable_at_once() {
+        let policy = RetryPolicy {
+            attempts: 4,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+            metrics: None,
+        };
+        let calls = AtomicU32::new(0);
+        let out: Result<(), _> = retry_reachable(&policy, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(ChefError::Transient {
+                message: "Connection refused".into(),
+                retry_after: None,
+                unreachable: true,
+            })
+        })
+        .await;
+        assert!(out.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Other transient failures are still retried.
+        let calls = AtomicU32::new(0);
+        let out = retry_reachable(&policy, || async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                Err(ChefError::Transient {
+                    message: "503".into(),
+                    retry_after: None,
+                    unreachable: false,
+                })
+            } else {
+                Ok(1)
+            }
+        })
+        .await;
+        assert_eq!(out.unwrap(), 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 }

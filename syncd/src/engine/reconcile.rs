@@ -78,6 +78,16 @@ pub async fn list(server: &ChefServer, sides: &Sides) -> Result<BTreeSet<ObjectP
     Ok(paths)
 }
 
+/// A side whose objects could not be listed, so nothing was compared: the caller names that
+/// side (and its URL) in what it reports.
+#[derive(Debug, Clone)]
+pub struct Unlisted {
+    /// `primary` or `replica`.
+    pub side: &'static str,
+    /// Why.
+    pub error: ChefError,
+}
+
 /// Makes the replica equal to the primary; `concurrency` objects at a time. Data bags are
 /// written first, then the documents the primary's search returns a page at a time, then
 /// everything else (cookbooks, documents search did not return, deletes). Without
@@ -86,9 +96,14 @@ pub async fn reconcile(
     sides: &Sides,
     concurrency: usize,
     bulk_reads: bool,
-) -> Result<Vec<Outcome>, ChefError> {
-    let on_primary = list(&sides.primary, sides).await?;
-    let on_replica = list(&sides.replica, sides).await?;
+) -> Result<Vec<Outcome>, Unlisted> {
+    let unlisted = |side: &'static str| move |error| Unlisted { side, error };
+    let on_primary = list(&sides.primary, sides)
+        .await
+        .map_err(unlisted("primary"))?;
+    let on_replica = list(&sides.replica, sides)
+        .await
+        .map_err(unlisted("replica"))?;
     let extra = on_replica.difference(&on_primary).count();
     sides.progress.begin((on_primary.len() + extra) as u64);
     let outcomes = copy(sides, concurrency, bulk_reads, &on_primary, &on_replica).await;

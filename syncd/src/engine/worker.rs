@@ -11,11 +11,11 @@ use tokio::sync::{Notify, watch};
 
 use super::apply::{Applied, Sides, apply};
 use super::apply::{Outcome, apply_batch};
-use super::backoff::{RetryPolicy, delay};
+use super::backoff::{RetryPolicy, delay, retry_reachable};
 use super::feed::{self, FeedError, PAGE};
 use super::plan::{Action, Change, coalesce};
 use super::progress::Progress;
-use super::reconcile::reconcile;
+use super::reconcile::{Unlisted, reconcile};
 use crate::chef_client::{ChefError, ChefServer};
 use crate::logs::RotatingFile;
 use crate::metrics::OrgMetrics;
@@ -114,12 +114,26 @@ pub struct Worker {
     /// pause instead of a reconcile loop.
     resets: u32,
     last_reset: Option<Instant>,
+    /// Empty answers in a row to a long-poll that came back at once (see
+    /// [`Worker::caught_up`]).
+    quick_answers: u32,
 }
 
 /// What the loop does after a cycle.
 enum Next {
     Now,
     Sleep(Duration),
+}
+
+/// How a pause ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paused {
+    /// Its time ran out.
+    Elapsed,
+    /// sync-start/stop, a reload or shutdown.
+    Woken,
+    /// The server probed accepts connections again.
+    Probed,
 }
 
 /// A failed cycle: the message and whether the primary looked down (→ fail over).
@@ -150,6 +164,56 @@ const BEAT_WHILE_PAUSED: Duration = Duration::from_secs(5);
 
 /// How often a server that refused connections is probed while an org backs off.
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Objects named in one sync-log line about a batch; the rest are counted.
+const NAMED_PER_LINE: usize = 20;
+
+/// A long-poll answered sooner than this, empty, did not wait (see [`Worker::caught_up`]).
+const QUICK_ANSWER: Duration = Duration::from_secs(1);
+
+/// Whether `address` (`host:port`) accepts a TCP connection within [`PROBE_INTERVAL`].
+async fn accepts(address: &str) -> bool {
+    let connect = tokio::net::TcpStream::connect(address);
+    matches!(
+        tokio::time::timeout(PROBE_INTERVAL, connect).await,
+        Ok(Ok(_))
+    )
+}
+
+/// The pause after `failures` failed cycles in a row of an org with `primaries` primaries.
+/// Failing over to a primary not yet tried in this run of failures happens at once: one
+/// primary stopping, cleanly or not, must not cost a backoff while the next one answers. Only
+/// after every primary was tried does the org back off (1 s doubling to `max`, jittered).
+fn backoff(primaries: usize, failover: bool, failures: u32, max: Duration) -> Duration {
+    let others = u32::try_from(primaries.saturating_sub(1)).unwrap_or(u32::MAX);
+    if failover && failures <= others {
+        return Duration::ZERO;
+    }
+    let attempt = failures.saturating_sub(others).clamp(1, 16);
+    delay(Duration::from_secs(1), max, attempt)
+}
+
+/// Why a reconcile found no org at `base` (it answered 404), and what fixes it: `org` is the
+/// destination org for the replica, and the primary's org is read from its URL.
+fn missing_org(side: &str, base: &str, org: &str) -> String {
+    let fix = if side == "replica" {
+        format!(
+            "create org '{org}' on the replica, then run `chef-sync-ctl prepare-org {org} --replica`"
+        )
+    } else {
+        let (server, source) = base
+            .rsplit_once("/organizations/")
+            .unwrap_or((base, "SOURCE"));
+        format!(
+            "check `source` in the configuration, or create org '{source}' on the primary and \
+             run `chef-sync-ctl prepare-org {source} --server {server}`"
+        )
+    };
+    format!(
+        "{side} org not found: {base} answered 404 (the org does not exist there, or the sync \
+         user cannot see it); {fix}"
+    )
+}
 
 /// `host:port` of a base URL.
 fn socket_address(base: &str) -> Option<String> {
@@ -200,6 +264,7 @@ impl Worker {
             current: 0,
             resets: 0,
             last_reset: None,
+            quick_answers: 0,
         }
     }
 
@@ -252,20 +317,18 @@ impl Worker {
         }
     }
 
-    /// Like [`Self::pause`], and also ends (returning true) once `base` accepts TCP
-    /// connections again.
-    async fn pause_probing(&mut self, d: Duration, base: &str) -> bool {
+    /// Like [`Self::pause`], and also ends once `base` accepts TCP connections again.
+    async fn pause_probing(&mut self, d: Duration, base: &str) -> Paused {
         let Some(address) = socket_address(base) else {
             self.pause(d).await;
-            return false;
+            return Paused::Elapsed;
         };
         let progress = self.handle.progress.clone();
         let probe = async {
             loop {
                 progress.beat();
                 tokio::time::sleep(PROBE_INTERVAL).await;
-                let connect = tokio::net::TcpStream::connect(&address);
-                if let Ok(Ok(_)) = tokio::time::timeout(PROBE_INTERVAL, connect).await {
+                if accepts(&address).await {
                     return;
                 }
             }
@@ -273,10 +336,31 @@ impl Worker {
         let handle = self.handle.clone();
         let mut shutdown = self.shutdown.clone();
         tokio::select! {
-            _ = tokio::time::sleep(d) => false,
-            _ = handle.wake.notified() => false,
-            _ = shutdown.changed() => false,
-            () = probe => true,
+            _ = tokio::time::sleep(d) => Paused::Elapsed,
+            _ = handle.wake.notified() => Paused::Woken,
+            _ = shutdown.changed() => Paused::Woken,
+            () = probe => Paused::Probed,
+        }
+    }
+
+    /// Waits out a backoff from `base`, a server that refused connections, ending it early
+    /// when the server accepts them again. Finding it back (by the probe, or by one last look
+    /// when the backoff ran out) is written to the sync log and shown in `sync-status` at
+    /// once: the org is being retried now, so it is no longer `error` with a stale reason.
+    async fn wait_for_server(&mut self, wait: Duration, base: &str) {
+        let back = match self.pause_probing(wait, base).await {
+            Paused::Probed => true,
+            Paused::Elapsed => match socket_address(base) {
+                Some(address) => accepts(&address).await,
+                None => false,
+            },
+            Paused::Woken => false,
+        };
+        if back {
+            self.info(&format!("{base} accepts connections again; retrying now"));
+            if let Err(e) = self.state.resume(&self.destination).await {
+                tracing::error!(org = %self.destination, error = %e, "state database");
+            }
         }
     }
 
@@ -307,6 +391,11 @@ impl Worker {
                 self.pause(Duration::from_secs(3600)).await;
                 continue;
             }
+            if org.next_sync.is_some() {
+                // The wait it named is over: the org is being worked on now (shown as `-`),
+                // never a time in the past.
+                let _ = self.state.set_next_sync(&self.destination, None).await;
+            }
             match self.cycle(&org).await {
                 Ok(Next::Now) => failures = 0,
                 Ok(Next::Sleep(d)) => {
@@ -315,49 +404,61 @@ impl Worker {
                 }
                 Err(e) => {
                     failures += 1;
-                    let wait = delay(
-                        Duration::from_secs(1),
-                        self.settings.max_org_backoff,
-                        failures.min(16),
-                    );
-                    let mut message = e.message;
-                    if e.primary_down && self.primaries.len() > 1 {
-                        self.current = (self.current + 1) % self.primaries.len();
-                        message = format!(
-                            "{message}; failing over to {}",
-                            self.primaries[self.current].base()
-                        );
-                    }
-                    self.warn(&format!("{message} (retrying in {} s)", wait.as_secs()));
-                    let _ = self
-                        .state
-                        .set_status(
-                            &self.destination,
-                            Status::Error,
-                            Some(&message),
-                            Some(&later(wait)),
-                        )
-                        .await;
-                    self.handle.pending.lock().map(|mut p| p.clear()).ok();
-                    match e.unreachable {
-                        // After a failover the next attempt goes elsewhere: nothing to probe.
-                        Some(base) if !(e.primary_down && self.primaries.len() > 1) => {
-                            if self.pause_probing(wait, &base).await {
-                                self.info(&format!(
-                                    "{base} accepts connections again; retrying now"
-                                ));
-                            }
-                        }
-                        _ => self.pause(wait).await,
-                    }
+                    self.after_failure(e, failures).await;
                 }
             }
         }
     }
 
+    /// After a failed cycle: fails over when the primary is down and there is another one,
+    /// records the error and when the next attempt comes, and waits for it (probing a server
+    /// that refused connections, so that the org resumes as soon as it is back).
+    async fn after_failure(&mut self, e: CycleError, failures: u32) {
+        // Whatever answers next (another primary, this one restarted) is judged afresh.
+        self.quick_answers = 0;
+        let mut message = e.message;
+        let failover = e.primary_down && self.primaries.len() > 1;
+        if failover {
+            self.current = (self.current + 1) % self.primaries.len();
+            message = format!(
+                "{message}; failing over to {}",
+                self.primaries[self.current].base()
+            );
+        }
+        let wait = backoff(
+            self.primaries.len(),
+            failover,
+            failures,
+            self.settings.max_org_backoff,
+        );
+        let when = if wait.is_zero() {
+            "retrying now".to_owned()
+        } else {
+            format!("retrying in {} s", wait.as_secs())
+        };
+        self.warn(&format!("{message} ({when})"));
+        let _ = self
+            .state
+            .set_status(
+                &self.destination,
+                Status::Error,
+                Some(&message),
+                Some(&later(wait)),
+            )
+            .await;
+        self.handle.pending.lock().map(|mut p| p.clear()).ok();
+        match e.unreachable {
+            // After a failover the next attempt goes elsewhere: nothing to probe.
+            Some(base) if !failover => self.wait_for_server(wait, &base).await,
+            _ => self.pause(wait).await,
+        }
+    }
+
     /// The source org's identity: its guid, or for servers without org objects the URL.
     async fn identity(&self, sides: &Sides) -> Result<String, CycleError> {
-        match super::backoff::retry(&sides.retry, || sides.primary.get("")).await {
+        // The first request of every cycle: a primary refusing connections is not waited
+        // for here, so that the org fails over (or shows the outage) at once.
+        match retry_reachable(&sides.retry, || sides.primary.get("")).await {
             Ok(Value::Object(org)) => Ok(org.get("guid").and_then(Value::as_str).map_or_else(
                 || format!("url:{}", sides.primary.base()),
                 |g| format!("guid:{g}"),
@@ -396,6 +497,21 @@ impl Worker {
         }
     }
 
+    /// A reconcile that could not list one side. A 404 there means the org is missing on
+    /// that server (or hidden from the sync user): the message names the side, the URL and
+    /// the fix, since nothing the daemon retries can repair it.
+    fn unlisted(&self, u: Unlisted) -> CycleError {
+        if !matches!(u.error, ChefError::NotFound) {
+            return self.failed(u.side, &u.error);
+        }
+        let sides = self.sides();
+        let base = match u.side {
+            "replica" => sides.replica.base(),
+            _ => sides.primary.base(),
+        };
+        CycleError::new(missing_org(u.side, base, &self.destination))
+    }
+
     async fn cycle(&mut self, org: &OrgState) -> Result<Next, CycleError> {
         let sides = self.sides();
         let identity = self.identity(&sides).await?;
@@ -411,7 +527,7 @@ impl Worker {
         let applied = if same { org.applied_seq } else { None };
         match applied {
             None => self.bootstrap(&sides).await,
-            Some(seq) => self.follow(&sides, seq).await,
+            Some(seq) => self.follow(&sides, org.status, seq).await,
         }
     }
 
@@ -519,15 +635,17 @@ impl Worker {
                 )
                 .await?;
         }
-        self.info(&format!(
-            "full reconcile started (mode {mode}, feed position {head:?})"
-        ));
+        self.info(&match head {
+            Some(seq) => format!("full reconcile started (mode {mode}, feed position {seq})"),
+            None => format!("full reconcile started (mode {mode}, no feed position)"),
+        });
         let started = Instant::now();
         let outcomes = reconcile(sides, self.settings.concurrency, self.settings.bulk_reads)
             .await
-            .map_err(|e| self.failed("primary or replica", &e))?;
+            .map_err(|e| self.unlisted(e))?;
         self.reconciled(started.elapsed());
         let total = outcomes.len();
+        let changed = named(&outcomes, false);
         let (mut cp, written) = self.settle(outcomes)?;
         let parked = cp.park.len();
         cp.applied_seq = head;
@@ -538,29 +656,36 @@ impl Worker {
             .await?;
         self.state.reconciled(&self.destination).await?;
         self.info(&format!(
-            "full reconcile done: {total} objects, {written} written, {parked} parked, {:.1} s",
+            "full reconcile done: {total} objects, {written} written, {parked} parked, {:.1} s{changed}",
             started.elapsed().as_secs_f64()
         ));
-        match head {
-            Some(_) => {
-                self.state
-                    .set_status(&self.destination, Status::Synced, None, None)
-                    .await?;
-                Ok(Next::Now)
-            }
-            None => {
-                let status = if written == 0 {
-                    Status::Synced
-                } else {
-                    Status::Syncing
-                };
-                let next = self.settings.poll_interval;
-                self.state
-                    .set_status(&self.destination, status, None, Some(&later(next)))
-                    .await?;
-                Ok(Next::Sleep(next))
-            }
+        self.bootstrapped(head, written).await
+    }
+
+    /// The status after a full copy: `synced` from the feed position it started at (the feed
+    /// is followed from there at once); without a feed, `synced` when the pass found nothing
+    /// to write, and the next pass after `poll_interval`.
+    async fn bootstrapped(
+        &mut self,
+        head: Option<i64>,
+        written: usize,
+    ) -> Result<Next, CycleError> {
+        if head.is_some() {
+            self.state
+                .set_status(&self.destination, Status::Synced, None, None)
+                .await?;
+            return Ok(Next::Now);
         }
+        let status = if written == 0 {
+            Status::Synced
+        } else {
+            Status::Syncing
+        };
+        let next = self.settings.poll_interval;
+        self.state
+            .set_status(&self.destination, status, None, Some(&later(next)))
+            .await?;
+        Ok(Next::Sleep(next))
     }
 
     async fn retry_parked(&mut self, sides: &Sides) -> Result<(), CycleError> {
@@ -622,13 +747,32 @@ impl Worker {
         Ok(())
     }
 
-    async fn follow(&mut self, sides: &Sides, applied: i64) -> Result<Next, CycleError> {
+    async fn follow(
+        &mut self,
+        sides: &Sides,
+        status: Status,
+        applied: i64,
+    ) -> Result<Next, CycleError> {
         self.retry_parked(sides).await?;
+        // Long-poll only from a state known to be caught up. After a failure, a failover or a
+        // batch the feed is asked without waiting, so that the status says at once where the
+        // org stands instead of keeping the last one for a whole long-poll.
+        let wait = if status == Status::Synced {
+            self.settings.long_poll
+        } else {
+            Duration::ZERO
+        };
+        if !wait.is_zero() {
+            // NEXT SYNC: when this wait ends at the latest (an entry ends it sooner).
+            self.state
+                .set_next_sync(&self.destination, Some(&later(wait)))
+                .await?;
+        }
         let asked = Instant::now();
         let handle = self.handle.clone();
         let mut shutdown = self.shutdown.clone();
         let page = tokio::select! {
-            page = feed::fetch(&sides.primary, applied, self.settings.long_poll) => page,
+            page = feed::fetch(&sides.primary, applied, wait) => page,
             _ = handle.wake.notified() => return Ok(Next::Now),
             _ = shutdown.changed() => return Ok(Next::Now),
         };
@@ -653,36 +797,70 @@ impl Worker {
             .set_primary_seq(&self.destination, Some(head), "feed")
             .await?;
         if page.len == 0 {
-            self.handle.progress.advanced();
-            self.state
-                .commit(
-                    &self.destination,
-                    &Checkpoint {
-                        applied_seq: Some(applied),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            let quick =
-                asked.elapsed() < Duration::from_secs(1) && !self.settings.long_poll.is_zero();
-            let next = if quick || self.settings.long_poll.is_zero() {
-                // The primary does not long-poll: poll on the interval.
-                Next::Sleep(self.settings.poll_interval)
-            } else {
-                Next::Now
-            };
-            let next_sync = match next {
-                Next::Sleep(d) => later(d),
-                Next::Now => now(),
-            };
-            self.state
-                .set_status(&self.destination, Status::Synced, None, Some(&next_sync))
-                .await?;
-            self.periodic_reconcile(sides).await?;
-            return Ok(next);
+            return self.caught_up(sides, applied, wait, asked.elapsed()).await;
         }
+        self.apply_page(sides, page, applied).await
+    }
+
+    /// An empty page: the org is caught up. Except for a long-poll that came back empty at
+    /// once: a primary stopping cleanly ends its long-polls that way, so the first such answer
+    /// is not taken for `synced` but asked again at once (a stopped primary then refuses the
+    /// connection, and the worker fails over or reports it). A second one in a row means the
+    /// primary does not long-poll: it is then polled every `poll_interval`.
+    async fn caught_up(
+        &mut self,
+        sides: &Sides,
+        applied: i64,
+        wait: Duration,
+        took: Duration,
+    ) -> Result<Next, CycleError> {
+        let quick = !wait.is_zero() && took < QUICK_ANSWER;
+        if quick {
+            self.quick_answers = self.quick_answers.saturating_add(1);
+            if self.quick_answers == 1 {
+                return Ok(Next::Now);
+            }
+        } else if !wait.is_zero() {
+            self.quick_answers = 0;
+        }
+        self.handle.progress.advanced();
         self.state
-            .set_status(&self.destination, Status::Syncing, None, Some(&now()))
+            .commit(
+                &self.destination,
+                &Checkpoint {
+                    applied_seq: Some(applied),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let (next, next_sync) = if quick || self.settings.long_poll.is_zero() {
+            let d = self.settings.poll_interval;
+            (Next::Sleep(d), Some(later(d)))
+        } else {
+            // Straight into the next long-poll, which records its own end.
+            (Next::Now, None)
+        };
+        self.state
+            .set_status(
+                &self.destination,
+                Status::Synced,
+                None,
+                next_sync.as_deref(),
+            )
+            .await?;
+        self.periodic_reconcile(sides).await?;
+        Ok(next)
+    }
+
+    /// Applies a page of entries and moves the checkpoint past it.
+    async fn apply_page(
+        &mut self,
+        sides: &Sides,
+        page: feed::Page,
+        applied: i64,
+    ) -> Result<Next, CycleError> {
+        self.state
+            .set_status(&self.destination, Status::Syncing, None, None)
             .await?;
         let changes = coalesce(page.changes.clone());
         if let Ok(mut pending) = self.handle.pending.lock() {
@@ -696,6 +874,7 @@ impl Worker {
                 .collect();
         }
         let outcomes = self.apply_all(sides, changes).await;
+        let done = named(&outcomes, true);
         let (mut cp, written) = self.settle(outcomes)?;
         self.park_rejected(&mut cp, &page.rejected);
         cp.applied_seq = page.last_id;
@@ -712,7 +891,7 @@ impl Worker {
             pending.clear();
         }
         self.info(&format!(
-            "applied feed entries up to {} ({} entries, {written} written, {} parked)",
+            "applied feed entries up to {} ({} entries, {written} written, {} parked){done}",
             page.last_id.unwrap_or(applied),
             page.len,
             cp.park.len()
@@ -723,7 +902,7 @@ impl Worker {
             Status::Syncing
         };
         self.state
-            .set_status(&self.destination, status, None, Some(&now()))
+            .set_status(&self.destination, status, None, None)
             .await?;
         Ok(Next::Now)
     }
@@ -816,16 +995,50 @@ impl Worker {
         let started = Instant::now();
         let outcomes = reconcile(sides, self.settings.concurrency, self.settings.bulk_reads)
             .await
-            .map_err(|e| self.failed("primary or replica", &e))?;
+            .map_err(|e| self.unlisted(e))?;
         self.reconciled(started.elapsed());
+        let changed = named(&outcomes, false);
         let (cp, written) = self.settle(outcomes)?;
         self.state.commit(&self.destination, &cp).await?;
         self.state.reconciled(&self.destination).await?;
         self.info(&format!(
-            "periodic full reconcile done: {written} objects repaired"
+            "periodic full reconcile done: {written} objects repaired{changed}"
         ));
         Ok(())
     }
+}
+
+/// `: PATH what, …` for the objects a batch applied (all of them, or with `all` false only
+/// the ones it wrote or deleted), up to [`NAMED_PER_LINE`], then how many more: the sync log
+/// says what changed without a line per object. Empty when there is nothing to name.
+fn named(outcomes: &[Outcome], all: bool) -> String {
+    let mut applied: Vec<(Option<i64>, String, &str)> = outcomes
+        .iter()
+        .filter_map(|o| {
+            let what = match &o.result {
+                Ok(Applied::Written) => "written",
+                Ok(Applied::Deleted) => "deleted",
+                Ok(Applied::Unchanged) if all => "unchanged",
+                _ => return None,
+            };
+            Some((o.change.seq, o.change.path.to_string(), what))
+        })
+        .collect();
+    // Outcomes arrive as objects finish; the log reads in feed order (by path in a reconcile).
+    applied.sort();
+    if applied.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<String> = applied
+        .iter()
+        .take(NAMED_PER_LINE)
+        .map(|(_, path, what)| format!("{path} {what}"))
+        .collect();
+    let mut text = format!(": {}", shown.join(", "));
+    if applied.len() > NAMED_PER_LINE {
+        text.push_str(&format!(" and {} more", applied.len() - NAMED_PER_LINE));
+    }
+    text
 }
 
 fn action_name(action: Action) -> &'static str {
@@ -837,7 +1050,89 @@ fn action_name(action: Action) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::socket_address;
+    use super::*;
+    use chef_sync_shared::ObjectPath;
+
+    fn outcome(path: &str, result: Result<Applied, ChefError>) -> Outcome {
+        Outcome {
+            change: Change {
+                path: path.parse::<ObjectPath>().unwrap(),
+                action: Action::Write,
+                seq: Some(1),
+            },
+            result,
+        }
+    }
+
+    #[test]
+    fn a_batch_names_its_objects_up_to_twenty_then_counts() {
+        let few = vec![
+            outcome("/roles/web", Ok(Applied::Written)),
+            outcome("/roles/old", Ok(Applied::Deleted)),
+            outcome("/roles/same", Ok(Applied::Unchanged)),
+            outcome("/roles/bad", Err(ChefError::NotFound)),
+        ];
+        assert_eq!(
+            named(&few, true),
+            ": /roles/old deleted, /roles/same unchanged, /roles/web written"
+        );
+        assert_eq!(
+            named(&few, false),
+            ": /roles/old deleted, /roles/web written"
+        );
+        assert_eq!(named(&few[2..], false), "");
+        // Finished in any order, named in feed order.
+        let many: Vec<Outcome> = (0..25)
+            .rev()
+            .map(|i| Outcome {
+                change: Change {
+                    seq: Some(i),
+                    ..outcome(&format!("/roles/r{i:02}"), Ok(Applied::Written)).change
+                },
+                result: Ok(Applied::Written),
+            })
+            .collect();
+        let line = named(&many, true);
+        assert!(
+            line.starts_with(": /roles/r00 written, /roles/r01 written"),
+            "{line}"
+        );
+        assert!(line.contains("/roles/r19 written and 5 more"), "{line}");
+        assert!(!line.contains("/roles/r20"), "{line}");
+    }
+
+    #[test]
+    fn a_failover_to_an_untried_primary_goes_at_once() {
+        let max = Duration::from_secs(300);
+        assert_eq!(backoff(3, true, 1, max), Duration::ZERO);
+        assert_eq!(backoff(3, true, 2, max), Duration::ZERO);
+        // Every primary tried: back off from 1 s again.
+        let third = backoff(3, true, 3, max);
+        assert!(third >= Duration::from_secs(1) && third < Duration::from_secs(3));
+        // One primary, or a failure that is not the primary's: the usual backoff.
+        assert!(backoff(1, false, 1, max) >= Duration::from_secs(1));
+        assert!(backoff(2, false, 1, max) >= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_missing_org_is_named_with_its_side_url_and_fix() {
+        let replica = missing_org("replica", "http://127.0.0.1:9/organizations/acme", "acme");
+        assert!(
+            replica.starts_with(
+                "replica org not found: http://127.0.0.1:9/organizations/acme answered 404"
+            ),
+            "{replica}"
+        );
+        assert!(
+            replica.contains("`chef-sync-ctl prepare-org acme --replica`"),
+            "{replica}"
+        );
+        let primary = missing_org("primary", "https://p1.example/organizations/src", "acme");
+        assert!(
+            primary.contains("`chef-sync-ctl prepare-org src --server https://p1.example`"),
+            "{primary}"
+        );
+    }
 
     #[test]
     fn probes_go_to_the_host_and_port_of_a_base_url() {
