@@ -75,6 +75,12 @@ impl Goiardi {
 
 /// Runs `pythonchef_client.py COMMAND URL KEY USER` and returns its JSON.
 pub fn pythonchef(command: &str, url: &str, key: &Path, user: &str) -> Value {
+    pythonchef_try(command, url, key, user).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Like [`pythonchef`], returning its failure: a snapshot of a server that chef-syncd is
+/// writing to may find an item listed and then deleted before it is read.
+pub fn pythonchef_try(command: &str, url: &str, key: &Path, user: &str) -> Result<Value, String> {
     let python = Command::new(setup_script())
         .arg("python")
         .output()
@@ -92,10 +98,11 @@ pub fn pythonchef(command: &str, url: &str, key: &Path, user: &str) -> Value {
         .arg(user)
         .output()
         .expect("run pythonchef");
-    assert!(
-        out.status.success(),
-        "pythonchef {command} against {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("pythonchef JSON")
+    if !out.status.success() {
+        return Err(format!(
+            "pythonchef {command} against {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("pythonchef JSON: {e}"))
 }

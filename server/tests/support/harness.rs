@@ -326,6 +326,59 @@ pub async fn org_with_users(h: &Harness) -> (PrivateKey, PrivateKey) {
     (alice_key, bob_key)
 }
 
+/// Serves the harness's router on 127.0.0.1 (for attacks that need a real socket); the task
+/// ends with the test.
+pub async fn listen(h: &Harness) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = h.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// `/_status` latencies (ms) probed every 20 ms until `stop` is set.
+pub async fn probe_status(url: String, stop: tokio::sync::watch::Receiver<bool>) -> Vec<f64> {
+    let client = reqwest::Client::new();
+    let mut took = Vec::new();
+    while !*stop.borrow() {
+        let started = std::time::Instant::now();
+        let resp = client.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        took.push(started.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    took
+}
+
+/// Asserts `/_status` answered within 100 ms while an attack ran, but for one probe in
+/// `slow_one_in` (a probe that lost the core to the test's own attackers on a two-core
+/// machine), none over a second, in at least `min_probes` probes.
+#[track_caller]
+pub fn status_kept_answering(
+    attack: &str,
+    mut took: Vec<f64>,
+    slow_one_in: usize,
+    min_probes: usize,
+) {
+    took.sort_by(f64::total_cmp);
+    let slow = took.iter().filter(|ms| **ms > 100.0).count();
+    eprintln!(
+        "{attack}: /_status {} probes, median {:.1} ms, max {:.1} ms, {slow} over 100 ms",
+        took.len(),
+        took[took.len() / 2],
+        took[took.len() - 1],
+    );
+    assert!(
+        took.len() >= min_probes,
+        "{attack}: too few probes: {took:?}"
+    );
+    assert!(
+        slow * slow_one_in <= took.len() && took[took.len() - 1] < 1_000.0,
+        "{attack}: /_status slower than 100 ms in {slow} of {} probes: {took:?}",
+        took.len()
+    );
+}
+
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
