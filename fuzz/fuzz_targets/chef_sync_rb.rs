@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 /// syncd's config module, the very source chef-syncd is built from (see Cargo.toml for why it
 /// is not reached through the chef-sync-syncd crate).
 #[path = "../../syncd/src"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod syncd {
     pub mod config;
 }

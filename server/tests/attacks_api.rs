@@ -151,6 +151,16 @@ async fn metrics_behind_a_token_or_their_own_listener() {
     );
     h.finish().await;
 
+    // An empty token is no token: the org series stay private.
+    let h = Harness::with_config("sqlite", |c| c.metrics_token = Some(String::new()))
+        .await
+        .unwrap();
+    org_with_users(&h).await;
+    let (status, text) = scrape(&h.app, Some("")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!text.contains("acme"), "{text}");
+    h.finish().await;
+
     let h = Harness::with_config("sqlite", |c| {
         c.metrics_listen = Some("127.0.0.1:0".into());
         c.metrics_token = Some(token.into());

@@ -19,6 +19,11 @@ use serde::{Deserialize, Serialize};
 
 pub use source::{RECORD, Record, Source, choose, locate, resolve};
 
+/// Default of `max_parked_objects`: objects that may still be applied (valid path) parked per
+/// org. Here rather than in `state`, which uses it too, because this module is also compiled
+/// alone (the chef_sync_rb fuzz target).
+pub const DEFAULT_MAX_PARKED: usize = 10_000;
+
 /// Where the configuration is looked for when none is named (see [`choose`]).
 pub const DEFAULT_PATH: &str = "/etc/chef-sync";
 
@@ -143,7 +148,7 @@ impl Default for ClientSettings {
             long_poll: true,
             bulk_reads: true,
             stall_timeout: 300,
-            max_parked_objects: crate::state::DEFAULT_MAX_PARKED,
+            max_parked_objects: DEFAULT_MAX_PARKED,
             insecure_key_permissions: false,
         }
     }

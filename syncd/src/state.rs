@@ -39,10 +39,6 @@ pub const UNAPPLIABLE_KEPT: i64 = 1000;
 /// grammar accepts, so it is never retried and never released by a write.
 pub const OVERFLOW_PATH: &str = "(more unappliable feed entries)";
 
-/// Default of `max_parked_objects`: objects that may still be applied (valid path) parked
-/// per org.
-pub const DEFAULT_MAX_PARKED: usize = 10_000;
-
 /// State database failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -325,7 +321,7 @@ impl State {
         MIGRATIONS.run(&pool).await?;
         Ok(State {
             pool,
-            max_parked: DEFAULT_MAX_PARKED,
+            max_parked: crate::config::DEFAULT_MAX_PARKED,
         })
     }
 

@@ -31,7 +31,13 @@ async fn api_metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     if state.config.metrics_listen.is_some() {
         return ApiError::NotFound("No such endpoint".into()).into_response();
     }
-    let Some(token) = state.config.metrics_token.as_deref() else {
+    // An empty token would let an empty `Authorization: Bearer ` through: it means none.
+    let Some(token) = state
+        .config
+        .metrics_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    else {
         return exposition(&state, false).await;
     };
     let offered = headers
