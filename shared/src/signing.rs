@@ -18,7 +18,7 @@ pub use header_codec::{
     split_authorization,
 };
 pub use sign::{Body, RequestToSign, SignedHeaders, sign_request};
-pub use verify::{DEFAULT_SKEW, SignedRequest};
+pub use verify::{DEFAULT_SKEW, SignedRequest, constant_time_eq};
 
 /// A Mixlib::Authentication protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -45,17 +45,13 @@ async fn api_metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if constant_time_eq(offered.trim().as_bytes(), token.as_bytes()) {
+    // Without an early exit, so the answer's timing does not reveal a prefix of the token.
+    if chef_sync_shared::signing::constant_time_eq(offered.trim().as_bytes(), token.as_bytes()) {
         exposition(&state, true).await
     } else {
         ApiError::Unauthorized("/metrics needs Authorization: Bearer with the metrics_token".into())
             .into_response()
     }
-}
-
-/// Compares without an early exit, so the answer's timing does not reveal a prefix of the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn exposition(state: &AppState, with_orgs: bool) -> Response {

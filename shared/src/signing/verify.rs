@@ -178,8 +178,9 @@ fn rsa_verify(key: &PublicKey, version: SigningVersion, text: &[u8], signature: 
     }
 }
 
-/// Compares without an early exit, so response timing does not reveal how much of a hash matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares without an early exit, so response timing does not reveal how much of a hash (or a
+/// token) matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
