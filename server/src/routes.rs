@@ -8,6 +8,7 @@ mod environments;
 mod file_store;
 mod groups;
 mod keys;
+mod nodes;
 mod objects;
 mod organizations;
 mod roles;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .merge(keys::client_router())
         .merge(groups::router())
         .merge(search::router())
+        .merge(nodes::router())
         .merge(updated_since::router());
     Router::new()
         .merge(status::router())

@@ -12,9 +12,11 @@ mod feed;
 mod groups;
 mod inline_reader;
 mod keys;
+mod nodes;
 mod objects;
 mod removal;
 mod sandboxes;
+mod search_index;
 mod standing;
 
 pub use actors::{ClientRow, OrgRow, UserRow};
@@ -23,6 +25,7 @@ pub use groups::GroupMembers;
 pub use keys::{KeyOwner, KeyRow};
 pub use objects::{CookbookVersionRow, WriteMode, WriteOutcome};
 pub use sandboxes::SandboxRow;
+pub use search_index::{MAX_ENTRIES_READ, client_document};
 pub use standing::{OrgClient, Standing};
 
 use std::sync::Arc;
@@ -75,6 +78,8 @@ pub struct Store {
     auth: Arc<AuthRows>,
     /// SQLite only: object point reads without sqlx's worker-thread hop.
     inline: Option<Arc<inline_reader::InlineReader>>,
+    /// Search index and field ids already seen.
+    search: Arc<search_index::SearchIds>,
 }
 
 /// A user with its live keys (PEM).

@@ -4,12 +4,14 @@
 mod cookbook;
 mod data_bag;
 mod environment;
+mod node;
 mod role;
 mod run_list;
 
 pub use cookbook::{CookbookFile, CookbookFiles, CookbookVersion, SEGMENTS};
 pub use data_bag::{DataBag, DataBagItem};
 pub use environment::Environment;
+pub use node::Node;
 pub use role::Role;
 pub use run_list::{RunListError, normalize_run_list};
 

@@ -108,6 +108,33 @@ impl OrgAccess {
         }
     }
 
+    /// Creating a node: org users, clients and admins (Chef's default ACL on the nodes
+    /// container). Nodes are local, so replica orgs allow it too.
+    pub fn require_node_create(&self) -> ApiResult<()> {
+        if self.level >= Level::Reader {
+            Ok(())
+        } else {
+            Err(self.forbidden("create nodes"))
+        }
+    }
+
+    /// Saving or deleting node `node`: org users and admins; a client only the node of its own
+    /// name (the node it registered, which Chef's object ACL gives its creator).
+    pub fn require_node_change(&self, node: &str) -> ApiResult<()> {
+        let allowed = match self.actor.kind {
+            ActorKind::Client { .. } => {
+                self.level >= Level::Admin
+                    || (self.level >= Level::Reader && self.actor.name == node)
+            }
+            ActorKind::User { .. } => self.level >= Level::Reader,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(self.forbidden(&format!("change node '{node}'")))
+        }
+    }
+
     /// Administrative writes (users, groups, clients): admins.
     pub fn require_admin(&self) -> ApiResult<()> {
         if self.level >= Level::Admin {

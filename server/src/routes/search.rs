@@ -1,16 +1,17 @@
 //! `/search`: the index list, `GET /search/INDEX?q=&start=&rows=` (full objects) and
 //! `POST /search/INDEX` (partial search: only the named attributes of each object). Indexes
-//! are `role`, `environment` and one per data bag; `*:*` pages straight from the store, other
-//! queries are matched object by object (see `crate::search`).
+//! are `node`, `role`, `environment`, `client` and one per data bag. Matching runs on the
+//! store's search index (see `store::search_index`); a page's objects are read and sent a
+//! chunk at a time, so an answer of 1,000 large nodes never sits in memory whole.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query as QueryParams, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use chef_sync_shared::ObjectKind;
-use chef_sync_shared::objects::{Environment, Role};
+use chef_sync_shared::{ObjectKind, ObjectPath};
+use futures_util::{StreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -18,12 +19,16 @@ use super::documents::Document;
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::search::{Fields, Query};
+use crate::search::{IndexKind, Query};
+use crate::store::{Store, client_document};
+use chef_sync_shared::objects::{Environment, Role};
 
 /// Rows per page when `rows` is not given (what Chef clients and knife ask for).
 pub const DEFAULT_ROWS: i64 = 1000;
 /// Largest `rows` accepted.
 pub const MAX_ROWS: i64 = 10_000;
+/// Objects read from the store and sent per chunk of an answer.
+const ROWS_PER_CHUNK: usize = 50;
 /// Sort orders accepted: all of them are the order this server answers in (by name).
 const SORTS: [&str; 4] = [
     "X_CHEF_id_CHEF_X asc",
@@ -46,53 +51,51 @@ struct Params {
     sort: Option<String>,
 }
 
-/// What an index holds.
-enum Index {
-    Role,
-    Environment,
-    Bag(String),
+/// What an index holds, and where its objects are read from.
+#[derive(Debug, Clone)]
+struct Index {
+    kind: IndexKind,
 }
 
 impl Index {
     async fn resolve(state: &AppState, org_id: i64, name: &str) -> ApiResult<Index> {
-        match name {
-            "role" => return Ok(Index::Role),
-            "environment" => return Ok(Index::Environment),
-            _ => {}
-        }
-        let unknown = || {
-            ApiError::NotFound(format!(
-                "I don't know how to search for {name} data objects."
-            ))
+        let kind = match name {
+            "role" => IndexKind::Role,
+            "environment" => IndexKind::Environment,
+            "client" => IndexKind::Client,
+            "node" => IndexKind::Node,
+            _ => {
+                let unknown = || {
+                    ApiError::NotFound(format!(
+                        "I don't know how to search for {name} data objects."
+                    ))
+                };
+                let path = ObjectPath::data_bag(name).map_err(|_| unknown())?;
+                if state.store.object(org_id, &path).await?.is_none() {
+                    return Err(unknown());
+                }
+                IndexKind::DataBag(name.to_owned())
+            }
         };
-        let path = chef_sync_shared::ObjectPath::data_bag(name).map_err(|_| unknown())?;
-        match state.store.object(org_id, &path).await? {
-            Some(_) => Ok(Index::Bag(name.to_owned())),
-            None => Err(unknown()),
-        }
+        Ok(Index { kind })
     }
 
-    fn kind(&self) -> ObjectKind {
-        match self {
-            Index::Role => ObjectKind::Role,
-            Index::Environment => ObjectKind::Environment,
-            Index::Bag(_) => ObjectKind::DataBagItem,
-        }
-    }
-
-    fn parent(&self) -> Option<&str> {
-        match self {
-            Index::Bag(bag) => Some(bag),
-            _ => None,
+    /// The stored kind whose `*:*` pages straight from the objects table.
+    fn object_kind(&self) -> Option<(ObjectKind, Option<&str>)> {
+        match &self.kind {
+            IndexKind::Role => Some((ObjectKind::Role, None)),
+            IndexKind::Environment => Some((ObjectKind::Environment, None)),
+            IndexKind::DataBag(bag) => Some((ObjectKind::DataBagItem, Some(bag))),
+            IndexKind::Node | IndexKind::Client => None,
         }
     }
 
     /// Objects that exist without being stored, first in every answer.
     fn builtins(&self) -> Vec<(String, Value)> {
-        let builtin = match self {
-            Index::Role => Role::builtin(),
-            Index::Environment => Environment::builtin(),
-            Index::Bag(_) => None,
+        let builtin = match self.kind {
+            IndexKind::Role => Role::builtin(),
+            IndexKind::Environment => Environment::builtin(),
+            _ => None,
         };
         builtin
             .map(|(name, value)| (name.to_owned(), value))
@@ -102,37 +105,55 @@ impl Index {
 
     /// `http://HOST/organizations/ORG/roles/NAME` and the like.
     fn url(&self, headers: &HeaderMap, org: &str, name: &str) -> String {
-        match self {
-            Index::Role => format!("{}/{name}", super::org_url(headers, org, "roles")),
-            Index::Environment => {
-                format!("{}/{name}", super::org_url(headers, org, "environments"))
+        let collection = match &self.kind {
+            IndexKind::Node => "nodes".to_owned(),
+            IndexKind::Role => "roles".to_owned(),
+            IndexKind::Environment => "environments".to_owned(),
+            IndexKind::Client => "clients".to_owned(),
+            IndexKind::DataBag(bag) => format!("data/{bag}"),
+        };
+        format!("{}/{name}", super::org_url(headers, org, &collection))
+    }
+
+    /// A search row as JSON text around the stored object's text (for a data bag item,
+    /// Chef's wrapper around it).
+    fn row(&self, name: &str, object: &str) -> String {
+        match &self.kind {
+            IndexKind::DataBag(bag) => format!(
+                "{{\"name\":{},\"json_class\":\"Chef::DataBagItem\",\"chef_type\":\"data_bag_item\",\"data_bag\":{},\"raw_data\":{object}}}",
+                Value::from(format!("data_bag_item_{bag}_{name}")),
+                Value::from(bag.as_str()),
+            ),
+            _ => object.to_owned(),
+        }
+    }
+
+    /// The stored text of the named objects that still exist, in the order asked.
+    async fn bodies(
+        &self,
+        store: &Store,
+        org_id: i64,
+        org: &str,
+        names: &[String],
+    ) -> ApiResult<Vec<(String, String)>> {
+        if let Some((kind, parent)) = self.object_kind() {
+            return Ok(store.objects_named(org_id, kind, parent, names).await?);
+        }
+        if let IndexKind::Node = self.kind {
+            return Ok(store.nodes_named(org_id, names).await?);
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            if let IndexKind::Client = self.kind
+                && let Some(client) = store.client(org_id, name).await?
+            {
+                out.push((
+                    name.clone(),
+                    client_document(org, name, client.validator).to_string(),
+                ));
             }
-            Index::Bag(bag) => format!("{}/{bag}/{name}", super::org_url(headers, org, "data")),
         }
-    }
-
-    /// What a search row holds: the object, or for a data bag item Chef's wrapper around it.
-    fn row(&self, name: &str, object: Value) -> Value {
-        match self {
-            Index::Bag(bag) => json!({
-                "name": format!("data_bag_item_{bag}_{name}"),
-                "json_class": "Chef::DataBagItem",
-                "chef_type": "data_bag_item",
-                "data_bag": bag,
-                "raw_data": object,
-            }),
-            _ => object,
-        }
-    }
-
-    /// The fields an object is found by (a data bag item also by its bag and type).
-    fn fields(&self, object: &Value) -> Fields {
-        let mut fields = Fields::of(object);
-        if let Index::Bag(bag) = self {
-            fields.add("data_bag", bag.clone());
-            fields.add("chef_type", "data_bag_item".into());
-        }
-        fields
+        Ok(out)
     }
 }
 
@@ -145,7 +166,9 @@ async fn indexes(
     let access = super::access(&state, &actor, &org).await?;
     access.require_read()?;
     let base = super::org_url(&headers, &org, "search");
-    let mut names = vec!["role".to_owned(), "environment".to_owned()];
+    let mut names: Vec<String> = ["node", "role", "environment", "client"]
+        .map(str::to_owned)
+        .to_vec();
     names.extend(
         state
             .store
@@ -155,11 +178,19 @@ async fn indexes(
     Ok(super::ok(super::listing(&base, &names)))
 }
 
-/// One page of matches: `(total, [(name, object)])`.
+/// One page of matches: built-ins (already in hand) first, then stored objects by name.
 struct Page {
     total: i64,
     start: i64,
-    hits: Vec<(String, Value)>,
+    builtins: Vec<(String, Value)>,
+    /// Names of the stored objects on this page, or `(offset, limit)` for `*:*` read straight
+    /// from the objects table.
+    stored: Stored,
+}
+
+enum Stored {
+    Named(Vec<String>),
+    Paged(i64, i64),
 }
 
 async fn run(state: &AppState, org_id: i64, index: &Index, params: &Params) -> ApiResult<Page> {
@@ -175,65 +206,215 @@ async fn run(state: &AppState, org_id: i64, index: &Index, params: &Params) -> A
             "sorting by '{sort}' is not supported: results come sorted by name"
         )));
     }
-    let builtins = index.builtins();
-    let decode = |(name, body): (String, String)| -> ApiResult<(String, Value)> {
-        Ok((name, super::stored(&body)?))
-    };
-    if query.is_all() {
-        // Built-ins come first, then the stored objects by name, a page at a time.
-        let stored_total = state
-            .store
-            .object_count(org_id, index.kind(), index.parent())
-            .await?;
-        let skip_builtins = usize::try_from(start).unwrap_or(usize::MAX);
-        let mut hits: Vec<(String, Value)> = builtins
-            .iter()
-            .skip(skip_builtins)
-            .take(usize::try_from(rows).unwrap_or(usize::MAX))
-            .cloned()
-            .collect();
-        let offset = (start - builtins.len() as i64).max(0);
-        let left = rows - hits.len() as i64;
-        if left > 0 {
-            let bodies = state
-                .store
-                .object_bodies(org_id, index.kind(), index.parent(), Some((offset, left)))
-                .await?;
-            for row in bodies {
-                hits.push(decode(row)?);
-            }
-        }
+    let builtins: Vec<(String, Value)> = index
+        .builtins()
+        .into_iter()
+        .filter(|(_, object)| query.is_all() || query.matches(&index.kind.terms(object)))
+        .collect();
+    let skip = usize::try_from(start).unwrap_or(usize::MAX);
+    let page_builtins: Vec<(String, Value)> = builtins
+        .iter()
+        .skip(skip)
+        .take(usize::try_from(rows).unwrap_or(usize::MAX))
+        .cloned()
+        .collect();
+    let offset = (start - builtins.len() as i64).max(0);
+    let left = rows - page_builtins.len() as i64;
+    if query.is_all()
+        && let Some((kind, parent)) = index.object_kind()
+    {
+        let stored_total = state.store.object_count(org_id, kind, parent).await?;
         return Ok(Page {
             total: stored_total + builtins.len() as i64,
             start,
-            hits,
+            builtins: page_builtins,
+            stored: Stored::Paged(offset, left),
         });
     }
-    let mut matched = Vec::new();
-    let all = state
-        .store
-        .object_bodies(org_id, index.kind(), index.parent(), None)
-        .await?;
-    let mut total = 0i64;
-    let candidates = builtins
+    let names = match state.store.search_index(org_id, &index.kind).await? {
+        Some(index_id) => {
+            state
+                .store
+                .search_names(index_id, &query)
+                .await
+                .map_err(|e| match e {
+                    crate::store::StoreError::Refused(why) => ApiError::BadRequest(why),
+                    other => other.into(),
+                })?
+        }
+        None => Vec::new(),
+    };
+    let total = names.len() as i64 + builtins.len() as i64;
+    let page: Vec<String> = names
         .into_iter()
-        .map(Ok)
-        .chain(all.into_iter().map(decode));
-    for candidate in candidates {
-        let (name, object) = candidate?;
-        if !query.matches(&index.fields(&object)) {
-            continue;
-        }
-        if total >= start && (matched.len() as i64) < rows {
-            matched.push((name, object));
-        }
-        total += 1;
-    }
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(left.max(0)).unwrap_or(0))
+        .collect();
     Ok(Page {
         total,
         start,
-        hits: matched,
+        builtins: page_builtins,
+        stored: Stored::Named(page),
     })
+}
+
+/// How each row of an answer is written.
+#[derive(Clone)]
+enum Shape {
+    Full,
+    /// Partial search: the filter, and the base URL pieces for each row's `url`.
+    Partial(Vec<(String, Vec<String>)>, HeaderMap, String),
+}
+
+impl Shape {
+    fn row(&self, index: &Index, name: &str, object: &str) -> ApiResult<String> {
+        match self {
+            Shape::Full => Ok(index.row(name, object)),
+            Shape::Partial(filter, headers, org) => {
+                let mut object = super::stored(object)?;
+                if let IndexKind::Node = index.kind {
+                    // Chef extracts a node's partial-search values from its merged
+                    // attributes, as it indexes them.
+                    object = crate::search::document::node_for_index(&object);
+                }
+                let data: Map<String, Value> = filter
+                    .iter()
+                    .map(|(result, keys)| {
+                        let found = dig(&object, keys).cloned().unwrap_or(Value::Null);
+                        (result.clone(), found)
+                    })
+                    .collect();
+                Ok(json!({ "url": index.url(headers, org, name), "data": data }).to_string())
+            }
+        }
+    }
+}
+
+/// What the answer stream still has to send.
+struct Sending {
+    store: Store,
+    org_id: i64,
+    org: String,
+    index: Index,
+    shape: Shape,
+    stored: Stored,
+    first: bool,
+    done: bool,
+}
+
+impl Sending {
+    /// The next chunk of rows, or None at the end.
+    async fn next_chunk(&mut self) -> ApiResult<Option<(String, usize)>> {
+        let (names, bodies) = match &mut self.stored {
+            Stored::Named(names) => {
+                if names.is_empty() {
+                    return Ok(None);
+                }
+                let take: Vec<String> = names.drain(..names.len().min(ROWS_PER_CHUNK)).collect();
+                let bodies = self
+                    .index
+                    .bodies(&self.store, self.org_id, &self.org, &take)
+                    .await?;
+                (take.len(), bodies)
+            }
+            Stored::Paged(offset, left) => {
+                if *left <= 0 {
+                    return Ok(None);
+                }
+                let Some((kind, parent)) = self.index.object_kind() else {
+                    return Ok(None);
+                };
+                let n = (*left).min(ROWS_PER_CHUNK as i64);
+                let bodies = self
+                    .store
+                    .object_bodies(self.org_id, kind, parent, Some((*offset, n)))
+                    .await?;
+                *offset += n;
+                *left = if (bodies.len() as i64) < n {
+                    0
+                } else {
+                    *left - n
+                };
+                (bodies.len(), bodies)
+            }
+        };
+        let mut text = String::new();
+        for (name, body) in &bodies {
+            if !self.first {
+                text.push(',');
+            }
+            self.first = false;
+            text.push_str(&self.shape.row(&self.index, name, body)?);
+        }
+        Ok(Some((text, names)))
+    }
+}
+
+/// 200 with `{"total", "start", "rows"}`, the rows streamed a chunk at a time. Objects deleted
+/// between matching and sending are left out of the page.
+fn answer(
+    state: &AppState,
+    org_id: i64,
+    org: &str,
+    index: Index,
+    shape: Shape,
+    page: Page,
+) -> ApiResult<Response> {
+    let mut head = format!(
+        "{{\"total\":{},\"start\":{},\"rows\":[",
+        page.total, page.start
+    );
+    let mut first = true;
+    for (name, object) in &page.builtins {
+        if !first {
+            head.push(',');
+        }
+        first = false;
+        head.push_str(&shape.row(&index, name, &object.to_string())?);
+    }
+    let sending = Sending {
+        store: state.store.clone(),
+        org_id,
+        org: org.to_owned(),
+        index,
+        shape,
+        stored: page.stored,
+        first,
+        done: false,
+    };
+    let rows = stream::unfold(sending, |mut sending| async move {
+        if sending.done {
+            return None;
+        }
+        match sending.next_chunk().await {
+            Ok(Some((text, _))) => Some((Ok::<Bytes, std::io::Error>(Bytes::from(text)), sending)),
+            Ok(None) => {
+                sending.done = true;
+                Some((Ok(Bytes::from_static(b"]}")), sending))
+            }
+            Err(e) => {
+                // The status is sent already: end the body short, so the client sees a broken
+                // answer instead of a silently partial one.
+                tracing::warn!(error = %e, "search answer cut short");
+                Some((Err(std::io::Error::other(e.to_string())), sending.finish()))
+            }
+        }
+    });
+    let body =
+        stream::once(async move { Ok::<Bytes, std::io::Error>(Bytes::from(head)) }).chain(rows);
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+impl Sending {
+    fn finish(mut self) -> Sending {
+        self.done = true;
+        self
+    }
 }
 
 async fn search(
@@ -246,14 +427,7 @@ async fn search(
     access.require_read()?;
     let index = Index::resolve(&state, access.org.id, &index).await?;
     let page = run(&state, access.org.id, &index, &params).await?;
-    let rows: Vec<Value> = page
-        .hits
-        .into_iter()
-        .map(|(name, object)| index.row(&name, object))
-        .collect();
-    Ok(super::ok(
-        json!({ "total": page.total, "start": page.start, "rows": rows }),
-    ))
+    answer(&state, access.org.id, &org, index, Shape::Full, page)
 }
 
 /// `{"result name": ["key", "path"], …}`: what partial search returns of each object.
@@ -299,21 +473,6 @@ async fn partial_search(
     let filter = parse_filter(&body)?;
     let index = Index::resolve(&state, access.org.id, &index).await?;
     let page = run(&state, access.org.id, &index, &params).await?;
-    let rows: Vec<Value> = page
-        .hits
-        .into_iter()
-        .map(|(name, object)| {
-            let data: Map<String, Value> = filter
-                .iter()
-                .map(|(result, keys)| {
-                    let found = dig(&object, keys).cloned().unwrap_or(Value::Null);
-                    (result.clone(), found)
-                })
-                .collect();
-            json!({ "url": index.url(&headers, &org, &name), "data": data })
-        })
-        .collect();
-    Ok(super::ok(
-        json!({ "total": page.total, "start": page.start, "rows": rows }),
-    ))
+    let shape = Shape::Partial(filter, headers, org.clone());
+    answer(&state, access.org.id, &org, index, shape, page)
 }

@@ -260,7 +260,11 @@ impl Store {
             .bind(public_key)
             .execute(&mut *tx)
             .await?;
+        let learned = self
+            .reindex_client(&mut tx, org_id, name, None, Some(validator))
+            .await?;
         tx.commit().await?;
+        self.learn(learned);
         Ok(ClientRow {
             id,
             name: name.to_owned(),
@@ -298,11 +302,24 @@ impl Store {
     /// Sets a client's validator flag.
     pub async fn set_client_validator(&self, client_id: i64, validator: bool) -> StoreResult<()> {
         self.actors_changed();
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query("SELECT org_id, name, validator FROM clients WHERE id = $1")
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let (org_id, name): (i64, String) = (row.try_get("org_id")?, row.try_get("name")?);
+        let before = row.try_get::<i64, _>("validator")? != 0;
         sqlx::query("UPDATE clients SET validator = $2 WHERE id = $1")
             .bind(client_id)
             .bind(flag(validator))
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        let learned = self
+            .reindex_client(&mut tx, org_id, &name, Some(before), Some(validator))
+            .await?;
+        tx.commit().await?;
+        self.learn(learned);
         Ok(())
     }
 
@@ -323,7 +340,11 @@ impl Store {
             .bind(client.id)
             .execute(&mut *tx)
             .await?;
+        let learned = self
+            .reindex_client(&mut tx, org_id, &client.name, Some(client.validator), None)
+            .await?;
         tx.commit().await?;
+        self.learn(learned);
         Ok(())
     }
 

@@ -131,14 +131,25 @@ impl Store {
             Dialect::Sqlite => super::inline_reader::InlineReader::for_url(&url).map(Arc::new),
             Dialect::Postgres => None,
         };
-        Ok(Store {
+        let store = Store {
             dialect,
             read,
             write,
             notifier: Default::default(),
             auth: Default::default(),
             inline,
-        })
+            search: Default::default(),
+        };
+        // Objects stored before the search index existed (or before a rebuild) are indexed
+        // before the first request is answered.
+        let indexed = store.index_unindexed().await?;
+        if indexed > 0 {
+            tracing::info!(
+                documents = indexed,
+                "search index: indexed stored documents"
+            );
+        }
+        Ok(store)
     }
 
     /// The dialect in use.

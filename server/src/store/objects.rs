@@ -6,6 +6,7 @@ use sqlx::any::Any;
 use sqlx::{Row, Transaction};
 
 use super::{Store, StoreError, StoreResult, now_millis};
+use crate::search::IndexKind;
 
 /// How a write treats an existing or missing object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,16 @@ fn placement(path: &ObjectPath) -> Placement {
             name: version.to_string(),
             version: Some((version.major, version.minor, version.patch)),
         },
+    }
+}
+
+/// The search index and document name of an object, if it is searchable.
+fn search_entry(path: &ObjectPath) -> Option<(IndexKind, &str)> {
+    match path {
+        ObjectPath::Role { name } => Some((IndexKind::Role, name)),
+        ObjectPath::Environment { name } => Some((IndexKind::Environment, name)),
+        ObjectPath::DataBagItem { bag, item } => Some((IndexKind::DataBag(bag.clone()), item)),
+        ObjectPath::DataBag { .. } | ObjectPath::CookbookVersion { .. } => None,
     }
 }
 
@@ -184,6 +195,44 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
+    /// `(name, body)` of the named objects of a kind (within `parent` for items) that exist,
+    /// in the order of `names`.
+    pub async fn objects_named(
+        &self,
+        org_id: i64,
+        kind: ObjectKind,
+        parent: Option<&str>,
+        names: &[String],
+    ) -> StoreResult<Vec<(String, String)>> {
+        let mut found = std::collections::HashMap::with_capacity(names.len());
+        for chunk in names.chunks(500) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 4))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT name, body FROM objects WHERE org_id = $1 AND kind = $2 \
+                 AND COALESCE(parent, '') = $3 AND name IN ({list})"
+            );
+            let mut q = sqlx::query(&sql)
+                .bind(org_id)
+                .bind(kind.as_str())
+                .bind(parent.unwrap_or(""));
+            for name in chunk {
+                q = q.bind(name.as_str());
+            }
+            for row in q.fetch_all(&self.read).await? {
+                let name: String = row.try_get("name")?;
+                let body: String = row.try_get("body")?;
+                found.insert(name, body);
+            }
+        }
+        Ok(names
+            .iter()
+            .filter_map(|n| found.remove(n).map(|b| (n.clone(), b)))
+            .collect())
+    }
+
     /// Cookbook versions, newest first within each cookbook (optionally of one cookbook);
     /// `with_body` also loads the manifests.
     pub async fn cookbook_versions(
@@ -297,7 +346,24 @@ impl Store {
             "create"
         };
         let seq = append_change(&mut tx, org_id, last_seq, action, &key).await?;
+        let learned = match search_entry(path) {
+            Some((index, name)) => Some(
+                self.reindex(
+                    &mut tx,
+                    org_id,
+                    &index,
+                    name,
+                    existing.as_deref(),
+                    Some(&body),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         tx.commit().await?;
+        if let Some(learned) = learned {
+            self.learn(learned);
+        }
         self.feed_notifier().notify(org_id, seq);
         Ok(if existing.is_some() {
             WriteOutcome::Updated(seq)
@@ -315,27 +381,55 @@ impl Store {
         let body = stored_body(&mut tx, org_id, &key)
             .await?
             .ok_or(StoreError::NotFound)?;
+        let mut learned = Vec::new();
         if let ObjectPath::DataBag { bag } = path {
-            let items = sqlx::query("SELECT path FROM objects WHERE org_id = $1 AND kind = 'data_bag_item' AND parent = $2 ORDER BY name")
+            let items = sqlx::query("SELECT path, name FROM objects WHERE org_id = $1 AND kind = 'data_bag_item' AND parent = $2 ORDER BY name")
                 .bind(org_id)
                 .bind(bag)
                 .fetch_all(&mut *tx)
                 .await?;
+            let index = IndexKind::DataBag(bag.clone());
             for item in items {
                 let item_path: String = item.try_get("path")?;
+                let item_name: String = item.try_get("name")?;
+                let item_body = stored_body(&mut tx, org_id, &item_path).await?;
+                learned.push(
+                    self.reindex(
+                        &mut tx,
+                        org_id,
+                        &index,
+                        &item_name,
+                        item_body.as_deref(),
+                        None,
+                    )
+                    .await?,
+                );
                 delete_row(&mut tx, org_id, &item_path).await?;
                 seq = append_change(&mut tx, org_id, seq, "delete", &item_path).await?;
             }
         }
+        if let Some((index, name)) = search_entry(path) {
+            learned.push(
+                self.reindex(&mut tx, org_id, &index, name, Some(&body), None)
+                    .await?,
+            );
+        }
         delete_row(&mut tx, org_id, &key).await?;
         seq = append_change(&mut tx, org_id, seq, "delete", &key).await?;
         tx.commit().await?;
+        for l in learned {
+            self.learn(l);
+        }
         self.feed_notifier().notify(org_id, seq);
         Ok(body)
     }
 
     /// Locks the org's counter for this transaction and returns the last id handed out.
-    async fn lock_org(&self, tx: &mut Transaction<'static, Any>, org_id: i64) -> StoreResult<i64> {
+    pub(super) async fn lock_org(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+    ) -> StoreResult<i64> {
         let row = sqlx::query(self.dialect.lock_org_sql())
             .bind(org_id)
             .fetch_optional(&mut **tx)

@@ -38,6 +38,7 @@ impl Store {
         .bind(org.id)
         .execute(&mut *tx)
         .await?;
+        Store::drop_org_index(&mut tx, org.id).await?;
         sqlx::query("DELETE FROM orgs WHERE id = $1")
             .bind(org.id)
             .execute(&mut *tx)

@@ -1,0 +1,134 @@
+//! Nodes: local to each server, never in the change log, indexed for search in the same
+//! transaction as the write.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, StoreResult, WriteMode, now_millis};
+use crate::search::IndexKind;
+
+impl Store {
+    /// The stored JSON of one node.
+    pub async fn node(&self, org_id: i64, name: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT body FROM nodes WHERE org_id = $1 AND name = $2")
+            .bind(org_id)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.try_get("body")).transpose()?)
+    }
+
+    /// Names of an org's nodes, sorted.
+    pub async fn node_names(&self, org_id: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM nodes WHERE org_id = $1 ORDER BY name")
+            .bind(org_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
+    }
+
+    /// `(name, body)` of the named nodes that exist, in the order of `names`.
+    pub async fn nodes_named(
+        &self,
+        org_id: i64,
+        names: &[String],
+    ) -> StoreResult<Vec<(String, String)>> {
+        let mut found = std::collections::HashMap::with_capacity(names.len());
+        for chunk in names.chunks(500) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql =
+                format!("SELECT name, body FROM nodes WHERE org_id = $1 AND name IN ({list})");
+            let mut q = sqlx::query(&sql).bind(org_id);
+            for name in chunk {
+                q = q.bind(name.as_str());
+            }
+            for row in q.fetch_all(&self.read).await? {
+                found.insert(
+                    row.try_get::<String, _>("name")?,
+                    row.try_get::<String, _>("body")?,
+                );
+            }
+        }
+        Ok(names
+            .iter()
+            .filter_map(|n| found.remove(n).map(|b| (n.clone(), b)))
+            .collect())
+    }
+
+    /// Creates (`Create`: 409 if it exists) or replaces (`Update`: 404 if missing) a node and
+    /// its search entries, in one transaction.
+    pub async fn write_node(
+        &self,
+        org_id: i64,
+        name: &str,
+        body: &str,
+        mode: WriteMode,
+    ) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        let existing: Option<String> =
+            sqlx::query("SELECT body FROM nodes WHERE org_id = $1 AND name = $2")
+                .bind(org_id)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("body"))
+                .transpose()?;
+        match (&existing, mode) {
+            (Some(_), WriteMode::Create) => return Err(StoreError::Conflict),
+            (None, WriteMode::Update) => return Err(StoreError::NotFound),
+            _ => {}
+        }
+        if existing.as_deref() == Some(body) {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO nodes (org_id, name, body, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (org_id, name) DO UPDATE SET body = excluded.body, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(org_id)
+        .bind(name)
+        .bind(body)
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await?;
+        let learned = self
+            .reindex(
+                &mut tx,
+                org_id,
+                &IndexKind::Node,
+                name,
+                existing.as_deref(),
+                Some(body),
+            )
+            .await?;
+        tx.commit().await?;
+        self.learn(learned);
+        Ok(())
+    }
+
+    /// Deletes a node and its search entries, returning its last JSON.
+    pub async fn delete_node(&self, org_id: i64, name: &str) -> StoreResult<String> {
+        let mut tx = self.write.begin().await?;
+        let body: String = sqlx::query("SELECT body FROM nodes WHERE org_id = $1 AND name = $2")
+            .bind(org_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .try_get("body")?;
+        sqlx::query("DELETE FROM nodes WHERE org_id = $1 AND name = $2")
+            .bind(org_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let learned = self
+            .reindex(&mut tx, org_id, &IndexKind::Node, name, Some(&body), None)
+            .await?;
+        tx.commit().await?;
+        self.learn(learned);
+        Ok(body)
+    }
+}

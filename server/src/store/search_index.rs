@@ -1,0 +1,759 @@
+//! The search index in the store: one row per (field, value, document), written in the same
+//! transaction as the object it indexes, read by b-tree range reads on SQLite and PostgreSQL
+//! alike. A search reads the entries its terms match and the names of the matching
+//! documents; its cost follows the matches, not the size of the index, and every query is
+//! bounded by [`MAX_ENTRIES_READ`].
+//!
+//! Updates write only the difference between the old and the new document's terms, so a
+//! node saving a few changed ohai values writes a few rows, not thousands.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::ops::Bound;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use futures_util::TryStreamExt;
+use serde_json::Value;
+use sqlx::any::{Any, AnyArguments};
+use sqlx::query::Query as SqlQuery;
+use sqlx::{Row, Transaction};
+
+use super::{Store, StoreError, StoreResult};
+use crate::search::{FieldName, IndexKind, Query, Term, ValueMatch};
+
+/// Most index entries (and field names, for a wildcard field) one query may read; a query
+/// that needs more is refused as too broad rather than allowed to read without limit.
+pub const MAX_ENTRIES_READ: usize = 2_000_000;
+/// Rows per multi-row statement (4 binds each stays far below both backends' limits).
+const CHUNK: usize = 200;
+/// Ids per `IN (…)` list.
+const ID_CHUNK: usize = 500;
+
+/// Index and field ids seen committed; both are never renumbered, so caching them is safe
+/// across processes.
+#[derive(Debug, Default)]
+pub(super) struct SearchIds {
+    indexes: Mutex<HashMap<(i64, IndexKind), i64>>,
+    fields: Mutex<HashMap<(String, String), i64>>,
+}
+
+/// Ids learned inside a transaction, remembered once it has committed.
+#[derive(Debug, Default)]
+#[must_use = "remember what was learned with Store::learn after the commit"]
+pub(super) struct Learned {
+    indexes: Vec<((i64, IndexKind), i64)>,
+    fields: Vec<((String, String), i64)>,
+}
+
+/// Why a search was refused by the store.
+pub fn too_broad() -> StoreError {
+    StoreError::Refused(format!(
+        "the query reads more than {MAX_ENTRIES_READ} index entries; narrow it (a wildcard \
+         that starts with text, fewer fields)"
+    ))
+}
+
+struct Budget {
+    left: usize,
+}
+
+impl Budget {
+    fn spend(&mut self, n: usize) -> StoreResult<()> {
+        self.left = self.left.checked_sub(n).ok_or_else(too_broad)?;
+        Ok(())
+    }
+}
+
+fn parse(body: Option<&str>) -> Option<Value> {
+    // A stored body this server wrote is JSON; anything else indexes as nothing.
+    body.map(|b| serde_json::from_str(b).unwrap_or(Value::Null))
+}
+
+impl Store {
+    /// Records ids learned by a committed transaction.
+    pub(super) fn learn(&self, learned: Learned) {
+        if let Ok(mut map) = self.search.indexes.lock() {
+            map.extend(learned.indexes);
+        }
+        if let Ok(mut map) = self.search.fields.lock() {
+            map.extend(learned.fields);
+        }
+    }
+
+    /// Brings the index in step with one document's change, inside the transaction that
+    /// writes it: `old` is the stored body before (None: not stored), `new` after (None:
+    /// deleted).
+    pub(super) async fn reindex(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+        kind: &IndexKind,
+        name: &str,
+        old: Option<&str>,
+        new: Option<&str>,
+    ) -> StoreResult<Learned> {
+        let old_terms = parse(old).map(|v| kind.terms(&v)).unwrap_or_default();
+        let new_terms = parse(new).map(|v| kind.terms(&v));
+        let mut learned = Learned::default();
+        let index_id = self.index_id_in(tx, org_id, kind, &mut learned).await?;
+        let Some(new_terms) = new_terms else {
+            let doc = sqlx::query("SELECT id FROM search_docs WHERE index_id = $1 AND name = $2")
+                .bind(index_id)
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if let Some(doc) = doc {
+                let doc_id: i64 = doc.try_get("id")?;
+                let removed: Vec<&Term> = old_terms.iter().collect();
+                let ids = self.field_ids_in(tx, &removed, &mut learned).await?;
+                delete_terms(tx, index_id, doc_id, &removed, &ids).await?;
+                sqlx::query("DELETE FROM search_docs WHERE id = $1")
+                    .bind(doc_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            return Ok(learned);
+        };
+        sqlx::query(
+            "INSERT INTO search_docs (index_id, name) VALUES ($1, $2) \
+             ON CONFLICT (index_id, name) DO NOTHING",
+        )
+        .bind(index_id)
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+        let doc_id: i64 =
+            sqlx::query("SELECT id FROM search_docs WHERE index_id = $1 AND name = $2")
+                .bind(index_id)
+                .bind(name)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("id")?;
+        let removed: Vec<&Term> = old_terms.difference(&new_terms).collect();
+        let added: Vec<&Term> = new_terms.difference(&old_terms).collect();
+        let touched: Vec<&Term> = removed.iter().chain(added.iter()).copied().collect();
+        let ids = self.field_ids_in(tx, &touched, &mut learned).await?;
+        delete_terms(tx, index_id, doc_id, &removed, &ids).await?;
+        insert_terms(tx, index_id, doc_id, &added, &ids).await?;
+        Ok(learned)
+    }
+
+    async fn index_id_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+        kind: &IndexKind,
+        learned: &mut Learned,
+    ) -> StoreResult<i64> {
+        let key = (org_id, kind.clone());
+        if let Some(id) = self.cached_index(&key) {
+            return Ok(id);
+        }
+        let (kind_name, bag) = kind.columns();
+        sqlx::query(
+            "INSERT INTO search_indexes (org_id, kind, bag) VALUES ($1, $2, $3) \
+             ON CONFLICT (org_id, kind, bag) DO NOTHING",
+        )
+        .bind(org_id)
+        .bind(kind_name)
+        .bind(bag)
+        .execute(&mut **tx)
+        .await?;
+        let id: i64 = sqlx::query(
+            "SELECT id FROM search_indexes WHERE org_id = $1 AND kind = $2 AND bag = $3",
+        )
+        .bind(org_id)
+        .bind(kind_name)
+        .bind(bag)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("id")?;
+        learned.indexes.push((key, id));
+        Ok(id)
+    }
+
+    fn cached_index(&self, key: &(i64, IndexKind)) -> Option<i64> {
+        self.search.indexes.lock().ok()?.get(key).copied()
+    }
+
+    /// Field ids of `terms`, creating the fields not seen before (in sorted order, so two
+    /// PostgreSQL writers adding the same new fields never wait on each other in a cycle).
+    async fn field_ids_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        terms: &[&Term],
+        learned: &mut Learned,
+    ) -> StoreResult<HashMap<(String, String), i64>> {
+        let mut ids = HashMap::new();
+        let mut missing: Vec<(String, String)> = Vec::new();
+        {
+            let cache = self.search.fields.lock().ok();
+            for t in terms {
+                let key = (t.path.clone(), t.leaf.clone());
+                if ids.contains_key(&key) {
+                    continue;
+                }
+                match cache.as_ref().and_then(|c| c.get(&key)) {
+                    Some(&id) => {
+                        ids.insert(key, id);
+                    }
+                    None => missing.push(key),
+                }
+            }
+        }
+        missing.sort();
+        missing.dedup();
+        for chunk in missing.chunks(CHUNK) {
+            let values = placeholders(chunk.len(), 2, 0);
+            let sql = format!(
+                "INSERT INTO search_fields (path, leaf) VALUES {values} \
+                 ON CONFLICT (path, leaf) DO NOTHING"
+            );
+            let mut q = sqlx::query(&sql);
+            for (path, leaf) in chunk {
+                q = q.bind(path).bind(leaf);
+            }
+            q.execute(&mut **tx).await?;
+            let sql = format!(
+                "SELECT id, path, leaf FROM search_fields WHERE (path, leaf) IN ({values})"
+            );
+            let mut q = sqlx::query(&sql);
+            for (path, leaf) in chunk {
+                q = q.bind(path).bind(leaf);
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                let key: (String, String) = (row.try_get("path")?, row.try_get("leaf")?);
+                let id: i64 = row.try_get("id")?;
+                learned.fields.push((key.clone(), id));
+                ids.insert(key, id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Indexes every stored object and client that has no index entry yet: documents stored
+    /// before the index existed, at the first start of this release. Returns how many.
+    pub async fn index_unindexed(&self) -> StoreResult<usize> {
+        let mut done = 0;
+        loop {
+            let rows = sqlx::query(
+                "SELECT o.org_id, o.kind, o.parent, o.name FROM objects o \
+                 WHERE o.kind IN ('role', 'environment', 'data_bag_item') AND NOT EXISTS ( \
+                   SELECT 1 FROM search_indexes i JOIN search_docs d ON d.index_id = i.id \
+                   WHERE i.org_id = o.org_id \
+                   AND i.kind = (CASE o.kind WHEN 'data_bag_item' THEN 'data_bag' ELSE o.kind END) \
+                   AND i.bag = (CASE o.kind WHEN 'data_bag_item' THEN o.parent ELSE '' END) \
+                   AND d.name = o.name) \
+                 LIMIT 200",
+            )
+            .fetch_all(&self.write)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                let org_id: i64 = row.try_get("org_id")?;
+                let kind: String = row.try_get("kind")?;
+                let parent: Option<String> = row.try_get("parent")?;
+                let name: String = row.try_get("name")?;
+                let (index, path) = match (kind.as_str(), parent) {
+                    ("role", _) => (IndexKind::Role, format!("/roles/{name}")),
+                    ("environment", _) => (IndexKind::Environment, format!("/environments/{name}")),
+                    (_, Some(bag)) => (
+                        IndexKind::DataBag(bag.clone()),
+                        format!("/data/{bag}/{name}"),
+                    ),
+                    _ => continue,
+                };
+                self.index_one(org_id, &index, &name, &path).await?;
+                done += 1;
+            }
+        }
+        loop {
+            let rows = sqlx::query(
+                "SELECT c.org_id, c.name FROM clients c WHERE NOT EXISTS ( \
+                   SELECT 1 FROM search_indexes i JOIN search_docs d ON d.index_id = i.id \
+                   WHERE i.org_id = c.org_id AND i.kind = 'client' AND d.name = c.name) \
+                 LIMIT 200",
+            )
+            .fetch_all(&self.write)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                let org_id: i64 = row.try_get("org_id")?;
+                let name: String = row.try_get("name")?;
+                self.index_client(org_id, &name).await?;
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Indexes one stored object as it is now, under its org's lock (a write racing this one
+    /// waits, then diffs against what this wrote).
+    async fn index_one(
+        &self,
+        org_id: i64,
+        index: &IndexKind,
+        name: &str,
+        path: &str,
+    ) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        if self.lock_org(&mut tx, org_id).await.is_err() {
+            return Ok(());
+        }
+        let body: Option<String> =
+            sqlx::query("SELECT body FROM objects WHERE org_id = $1 AND path = $2")
+                .bind(org_id)
+                .bind(path)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("body"))
+                .transpose()?;
+        let Some(body) = body else {
+            return Ok(());
+        };
+        let learned = self
+            .reindex(&mut tx, org_id, index, name, None, Some(&body))
+            .await?;
+        tx.commit().await?;
+        self.learn(learned);
+        Ok(())
+    }
+
+    /// The index of `kind` in an org, if anything was ever indexed there.
+    pub async fn search_index(&self, org_id: i64, kind: &IndexKind) -> StoreResult<Option<i64>> {
+        let key = (org_id, kind.clone());
+        if let Some(id) = self.cached_index(&key) {
+            return Ok(Some(id));
+        }
+        let (kind_name, bag) = kind.columns();
+        let row = sqlx::query(
+            "SELECT id FROM search_indexes WHERE org_id = $1 AND kind = $2 AND bag = $3",
+        )
+        .bind(org_id)
+        .bind(kind_name)
+        .bind(bag)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let id: i64 = row.try_get("id")?;
+        if let Ok(mut map) = self.search.indexes.lock() {
+            map.insert(key, id);
+        }
+        Ok(Some(id))
+    }
+
+    /// The names of the documents of index `index_id` that match, sorted (byte order).
+    pub async fn search_names(&self, index_id: i64, query: &Query) -> StoreResult<Vec<String>> {
+        let mut budget = Budget {
+            left: MAX_ENTRIES_READ,
+        };
+        let ids = self.eval(index_id, query, &mut budget).await?;
+        let mut names = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ID_CHUNK) {
+            let sql = format!(
+                "SELECT name FROM search_docs WHERE index_id = $1 AND id IN ({})",
+                numbered(chunk.len(), 2)
+            );
+            let mut q = sqlx::query(&sql).bind(index_id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.read).await? {
+                names.push(row.try_get::<String, _>("name")?);
+            }
+        }
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// Sorted, distinct ids of the matching documents.
+    fn eval<'a>(
+        &'a self,
+        index_id: i64,
+        query: &'a Query,
+        budget: &'a mut Budget,
+    ) -> Pin<Box<dyn Future<Output = StoreResult<Vec<i64>>> + Send + 'a>> {
+        Box::pin(async move {
+            match query {
+                Query::All => self.all_docs(index_id, budget).await,
+                Query::Term { field, value } => {
+                    let fields = self.field_ids(field, budget).await?;
+                    self.term_docs(index_id, &fields, value, budget).await
+                }
+                Query::Or(any) => {
+                    let mut out = Vec::new();
+                    for q in any {
+                        let ids = self.eval(index_id, q, budget).await?;
+                        out = union(&out, &ids);
+                    }
+                    Ok(out)
+                }
+                Query::And(all) => {
+                    // Intersect the positive parts first; then take the negated ones away.
+                    let mut out: Option<Vec<i64>> = None;
+                    for q in all.iter().filter(|q| !matches!(q, Query::Not(_))) {
+                        let ids = self.eval(index_id, q, budget).await?;
+                        out = Some(match out {
+                            None => ids,
+                            Some(acc) => intersect(&acc, &ids),
+                        });
+                        if out.as_ref().is_some_and(Vec::is_empty) {
+                            return Ok(Vec::new());
+                        }
+                    }
+                    let mut out = match out {
+                        Some(ids) => ids,
+                        None => self.all_docs(index_id, budget).await?,
+                    };
+                    for q in all {
+                        if let Query::Not(inner) = q {
+                            let ids = self.eval(index_id, inner, budget).await?;
+                            out = difference(&out, &ids);
+                        }
+                    }
+                    Ok(out)
+                }
+                Query::Not(inner) => {
+                    let all = self.all_docs(index_id, budget).await?;
+                    let ids = self.eval(index_id, inner, budget).await?;
+                    Ok(difference(&all, &ids))
+                }
+            }
+        })
+    }
+
+    async fn all_docs(&self, index_id: i64, budget: &mut Budget) -> StoreResult<Vec<i64>> {
+        let mut rows = sqlx::query("SELECT id FROM search_docs WHERE index_id = $1 ORDER BY id")
+            .bind(index_id)
+            .fetch(&self.read);
+        let mut ids = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            budget.spend(1)?;
+            ids.push(row.try_get::<i64, _>("id")?);
+        }
+        Ok(ids)
+    }
+
+    async fn field_ids(&self, field: &FieldName, budget: &mut Budget) -> StoreResult<Vec<i64>> {
+        let mut ids = Vec::new();
+        match field {
+            FieldName::Exact(name) => {
+                let rows = sqlx::query(
+                    "SELECT id FROM search_fields WHERE path = $1 \
+                     UNION SELECT id FROM search_fields WHERE leaf = $1",
+                )
+                .bind(name)
+                .fetch_all(&self.read)
+                .await?;
+                budget.spend(rows.len())?;
+                for row in rows {
+                    ids.push(row.try_get::<i64, _>("id")?);
+                }
+            }
+            FieldName::Pattern(_) => {
+                let mut rows =
+                    sqlx::query("SELECT id, path, leaf FROM search_fields").fetch(&self.read);
+                while let Some(row) = rows.try_next().await? {
+                    budget.spend(1)?;
+                    let path: String = row.try_get("path")?;
+                    let leaf: String = row.try_get("leaf")?;
+                    if field.matches(&path, &leaf) {
+                        ids.push(row.try_get::<i64, _>("id")?);
+                    }
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn term_docs(
+        &self,
+        index_id: i64,
+        fields: &[i64],
+        value: &ValueMatch,
+        budget: &mut Budget,
+    ) -> StoreResult<Vec<i64>> {
+        let (low, high, pattern) = match value {
+            ValueMatch::Exact(v) => (Bound::Included(v.clone()), Bound::Included(v.clone()), None),
+            ValueMatch::Prefix(p) => {
+                let (low, high) = prefix_bounds(p);
+                (low, high, None)
+            }
+            ValueMatch::Pattern(g) => {
+                let (low, high) = prefix_bounds(&g.prefix);
+                (low, high, Some(g))
+            }
+            ValueMatch::Range(low, high) => (low.clone(), high.clone(), None),
+        };
+        let mut conditions = String::new();
+        let mut binds: Vec<String> = Vec::new();
+        for (bound, op_in, op_ex) in [(&low, ">=", ">"), (&high, "<=", "<")] {
+            let (op, text) = match bound {
+                Bound::Included(t) => (op_in, t),
+                Bound::Excluded(t) => (op_ex, t),
+                Bound::Unbounded => continue,
+            };
+            binds.push(text.clone());
+            conditions.push_str(&format!(" AND value {op} ${}", binds.len() + 1));
+        }
+        let mut out = Vec::new();
+        for chunk in fields.chunks(ID_CHUNK) {
+            let first = binds.len() + 2;
+            let sql = format!(
+                "SELECT doc_id, value FROM search_terms WHERE index_id = $1{conditions} \
+                 AND field_id IN ({})",
+                numbered(chunk.len(), first)
+            );
+            let mut q: SqlQuery<'_, Any, AnyArguments<'_>> = sqlx::query(&sql).bind(index_id);
+            for b in &binds {
+                q = q.bind(b.as_str());
+            }
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            let mut rows = q.fetch(&self.read);
+            while let Some(row) = rows.try_next().await? {
+                budget.spend(1)?;
+                if let Some(glob) = pattern {
+                    let value: String = row.try_get("value")?;
+                    if !glob.matches(&value) {
+                        continue;
+                    }
+                }
+                out.push(row.try_get::<i64, _>("doc_id")?);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Indexes a client as `GET /clients/NAME` shows it (name, validator, org).
+    pub(super) async fn reindex_client(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+        name: &str,
+        before: Option<bool>,
+        after: Option<bool>,
+    ) -> StoreResult<Learned> {
+        let org: String = sqlx::query("SELECT name FROM orgs WHERE id = $1")
+            .bind(org_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("name")?;
+        let doc = |validator: bool| client_document(&org, name, validator).to_string();
+        let before = before.map(doc);
+        let after = after.map(doc);
+        self.reindex(
+            tx,
+            org_id,
+            &IndexKind::Client,
+            name,
+            before.as_deref(),
+            after.as_deref(),
+        )
+        .await
+    }
+
+    async fn index_client(&self, org_id: i64, name: &str) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query("SELECT validator FROM clients WHERE org_id = $1 AND name = $2")
+            .bind(org_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(()) };
+        let validator: i64 = row.try_get("validator")?;
+        let learned = self
+            .reindex_client(&mut tx, org_id, name, None, Some(validator != 0))
+            .await?;
+        tx.commit().await?;
+        self.learn(learned);
+        Ok(())
+    }
+
+    /// Removes every index entry of an org (its index and document rows go with the org).
+    pub(super) async fn drop_org_index(
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM search_terms WHERE index_id IN \
+             (SELECT id FROM search_indexes WHERE org_id = $1)",
+        )
+        .bind(org_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A client's search document, as Chef indexes clients.
+pub fn client_document(org: &str, name: &str, validator: bool) -> Value {
+    serde_json::json!({
+        "name": name,
+        "clientname": name,
+        "orgname": org,
+        "validator": validator,
+        "admin": false,
+        "json_class": "Chef::ApiClient",
+        "chef_type": "client",
+    })
+}
+
+/// `($first, $first+1, …)` style list of `n` numbered placeholders.
+fn numbered(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `(…), (…)` rows of `width` placeholders each, numbered after `offset` binds.
+fn placeholders(rows: usize, width: usize, offset: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", numbered(width, offset + r * width + 1)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn delete_terms(
+    tx: &mut Transaction<'static, Any>,
+    index_id: i64,
+    doc_id: i64,
+    terms: &[&Term],
+    ids: &HashMap<(String, String), i64>,
+) -> StoreResult<()> {
+    for chunk in terms.chunks(CHUNK) {
+        let sql = format!(
+            "DELETE FROM search_terms WHERE index_id = $1 AND doc_id = $2 \
+             AND (field_id, value) IN ({})",
+            placeholders(chunk.len(), 2, 2)
+        );
+        let mut q = sqlx::query(&sql).bind(index_id).bind(doc_id);
+        for t in chunk {
+            q = q.bind(field_id(ids, t)?).bind(t.value.as_str());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_terms(
+    tx: &mut Transaction<'static, Any>,
+    index_id: i64,
+    doc_id: i64,
+    terms: &[&Term],
+    ids: &HashMap<(String, String), i64>,
+) -> StoreResult<()> {
+    for chunk in terms.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO search_terms (index_id, field_id, value, doc_id) VALUES {} \
+             ON CONFLICT DO NOTHING",
+            placeholders(chunk.len(), 4, 0)
+        );
+        let mut q = sqlx::query(&sql);
+        for t in chunk {
+            q = q
+                .bind(index_id)
+                .bind(field_id(ids, t)?)
+                .bind(t.value.as_str())
+                .bind(doc_id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+fn field_id(ids: &HashMap<(String, String), i64>, t: &Term) -> StoreResult<i64> {
+    ids.get(&(t.path.clone(), t.leaf.clone()))
+        .copied()
+        .ok_or_else(|| StoreError::Refused(format!("search field '{}' has no id", t.path)))
+}
+
+/// The byte-order range holding every text that starts with `prefix`.
+fn prefix_bounds(prefix: &str) -> (Bound<String>, Bound<String>) {
+    if prefix.is_empty() {
+        return (Bound::Unbounded, Bound::Unbounded);
+    }
+    let mut end: Vec<char> = prefix.chars().collect();
+    while let Some(last) = end.pop() {
+        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(next) = next {
+            end.push(next);
+            return (
+                Bound::Included(prefix.to_owned()),
+                Bound::Excluded(end.into_iter().collect()),
+            );
+        }
+    }
+    (Bound::Included(prefix.to_owned()), Bound::Unbounded)
+}
+
+fn union(a: &[i64], b: &[i64]) -> Vec<i64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+fn intersect(a: &[i64], b: &[i64]) -> Vec<i64> {
+    a.iter()
+        .copied()
+        .filter(|x| b.binary_search(x).is_ok())
+        .collect()
+}
+
+fn difference(a: &[i64], b: &[i64]) -> Vec<i64> {
+    a.iter()
+        .copied()
+        .filter(|x| b.binary_search(x).is_err())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ranges_cover_exactly_the_prefixed_texts() {
+        let (low, high) = prefix_bounds("web");
+        assert_eq!(low, Bound::Included("web".into()));
+        assert_eq!(high, Bound::Excluded("wec".into()));
+        let (_, high) = prefix_bounds("a\u{10FFFF}");
+        assert_eq!(high, Bound::Excluded("b".into()));
+        assert_eq!(prefix_bounds("").0, Bound::Unbounded);
+    }
+
+    #[test]
+    fn sorted_set_operations() {
+        assert_eq!(union(&[1, 3, 5], &[2, 3, 6]), [1, 2, 3, 5, 6]);
+        assert_eq!(intersect(&[1, 3, 5], &[2, 3, 5]), [3, 5]);
+        assert_eq!(difference(&[1, 3, 5], &[3]), [1, 5]);
+        assert_eq!(placeholders(2, 2, 2), "($3, $4), ($5, $6)");
+    }
+}
