@@ -63,7 +63,21 @@ impl Budget {
         self.left = self.left.checked_sub(n).ok_or_else(too_broad)?;
         Ok(())
     }
+
+    /// Spends one entry read from a stream, and every [`YIELD_EVERY`] entries lets the other
+    /// tasks of this worker run: rows already buffered by the driver never make the stream
+    /// wait, so a long scan would otherwise hold the worker.
+    async fn spend_one(&mut self) -> StoreResult<()> {
+        self.spend(1)?;
+        if self.left % YIELD_EVERY == 0 {
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    }
 }
+
+/// Entries read between two yields to the scheduler.
+const YIELD_EVERY: usize = 256;
 
 fn parse(body: Option<&str>) -> Option<Value> {
     // A stored body this server wrote is JSON; anything else indexes as nothing.
@@ -433,7 +447,7 @@ impl Store {
             .fetch(&self.read);
         let mut ids = Vec::new();
         while let Some(row) = rows.try_next().await? {
-            budget.spend(1)?;
+            budget.spend_one().await?;
             ids.push(row.try_get::<i64, _>("id")?);
         }
         Ok(ids)
@@ -459,7 +473,7 @@ impl Store {
                 let mut rows =
                     sqlx::query("SELECT id, path, leaf FROM search_fields").fetch(&self.read);
                 while let Some(row) = rows.try_next().await? {
-                    budget.spend(1)?;
+                    budget.spend_one().await?;
                     let path: String = row.try_get("path")?;
                     let leaf: String = row.try_get("leaf")?;
                     if field.matches(&path, &leaf) {
@@ -518,7 +532,7 @@ impl Store {
             }
             let mut rows = q.fetch(&self.read);
             while let Some(row) = rows.try_next().await? {
-                budget.spend(1)?;
+                budget.spend_one().await?;
                 if let Some(glob) = pattern {
                     let value: String = row.try_get("value")?;
                     if !glob.matches(&value) {
