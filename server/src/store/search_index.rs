@@ -69,7 +69,7 @@ impl Budget {
     /// wait, so a long scan would otherwise hold the worker.
     async fn spend_one(&mut self) -> StoreResult<()> {
         self.spend(1)?;
-        if self.left % YIELD_EVERY == 0 {
+        if self.left.is_multiple_of(YIELD_EVERY) {
             tokio::task::yield_now().await;
         }
         Ok(())
