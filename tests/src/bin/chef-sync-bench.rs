@@ -2,18 +2,19 @@
 //! deterministically, measures, and writes `bench.json` and `bench.md` (see
 //! docs/BENCHMARKS.md for the command and the latest figures).
 //!
-//!   chef-sync-bench [--out DIR] [--seconds N] [--scale F] [--only read,feed,lag,delta,bootstrap,region,idle]
+//!   chef-sync-bench [--out DIR] [--seconds N] [--scale F] [--only read,feed,lag,delta,bootstrap,region,idle,search]
 
 use std::path::PathBuf;
 
 use chef_sync_tests::bench::report::Report;
-use chef_sync_tests::bench::{bootstrap, delta, feed, idle, lag, region, throughput};
+use chef_sync_tests::bench::{bootstrap, delta, feed, idle, lag, region, search, throughput};
 
 struct Options {
     out: PathBuf,
     seconds: u64,
     only: Option<Vec<String>>,
-    /// Fraction of the bootstrap data set (1.0 = 10,000 roles, …).
+    /// Fraction of the data sets (1.0 = bootstrap's 10,000 roles, search's 10,000
+    /// nodes, …).
     scale: f64,
 }
 
@@ -114,6 +115,9 @@ async fn main() {
         }
         if wanted("idle") {
             idle::run(&mut report, dir, seconds * 3).await;
+        }
+        if wanted("search") {
+            search::run(&mut report, dir, seconds, options.scale).await;
         }
     };
     tokio::select! {
