@@ -35,7 +35,7 @@ pub fn automatic(i: usize, name: &str, run: u64) -> Value {
             )
         })
         .collect();
-    let packages: Map<String, Value> = (0..300)
+    let packages: Map<String, Value> = (0..450)
         .map(|p| {
             let patch = if mix(i, p as u64).is_multiple_of(10) { 2 } else { 1 };
             (
