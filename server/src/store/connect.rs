@@ -63,6 +63,11 @@ impl Dialect {
     }
 }
 
+/// SQLite page cache of the single writer connection, KiB.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// SQLite page cache of each reader connection, KiB (SQLite's default).
+const READER_CACHE_KIB: i64 = 2 * 1024;
+
 fn sqlite_url(url: &str) -> String {
     // create_if_missing: a fresh data directory must just work.
     if url.contains("mode=") {
@@ -85,7 +90,9 @@ impl Store {
             Dialect::Postgres => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = |max: u32| {
+        // The writer's page cache: index inserts touch pages all over the search b-tree, and
+        // SQLite's default 2 MB cache would read most of them back from the file every time.
+        let pool = |max: u32, cache_kib: i64| {
             AnyPoolOptions::new()
                 .max_connections(max.max(1))
                 .acquire_timeout(Duration::from_secs(10))
@@ -101,16 +108,22 @@ impl Store {
                             sqlx::query("PRAGMA synchronous = NORMAL")
                                 .execute(&mut *conn)
                                 .await?;
+                            sqlx::query(&format!("PRAGMA cache_size = -{cache_kib}"))
+                                .execute(&mut *conn)
+                                .await?;
                         }
                         Ok(())
                     })
                 })
         };
-        let write = pool(if dialect == Dialect::Sqlite {
-            1
-        } else {
-            pool_size
-        })
+        let write = pool(
+            if dialect == Dialect::Sqlite {
+                1
+            } else {
+                pool_size
+            },
+            WRITER_CACHE_KIB,
+        )
         .connect_with(options.clone())
         .await?;
         if dialect == Dialect::Sqlite {
@@ -124,7 +137,11 @@ impl Store {
             Dialect::Postgres => POSTGRES_MIGRATIONS.run(&write).await?,
         }
         let read = match dialect {
-            Dialect::Sqlite => pool(pool_size).connect_with(options).await?,
+            Dialect::Sqlite => {
+                pool(pool_size, READER_CACHE_KIB)
+                    .connect_with(options)
+                    .await?
+            }
             Dialect::Postgres => write.clone(),
         };
         let inline = match dialect {

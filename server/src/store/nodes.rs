@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::search_index::terms_of;
 use super::{Store, StoreError, StoreResult, WriteMode, now_millis};
 use crate::search::IndexKind;
 
@@ -66,6 +67,11 @@ impl Store {
         body: &str,
         mode: WriteMode,
     ) -> StoreResult<()> {
+        // Expand the documents before taking the writer: a node of thousands of ohai leaves
+        // takes milliseconds to expand, which would otherwise hold SQLite's single writer.
+        let seen = self.node(org_id, name).await?;
+        let new_terms = terms_of(&IndexKind::Node, Some(body));
+        let mut old_terms = terms_of(&IndexKind::Node, seen.as_deref());
         let mut tx = self.write.begin().await?;
         let existing: Option<String> =
             sqlx::query("SELECT body FROM nodes WHERE org_id = $1 AND name = $2")
@@ -94,14 +100,18 @@ impl Store {
         .bind(now_millis())
         .execute(&mut *tx)
         .await?;
+        if existing != seen {
+            // Saved by another request in between: diff against what is stored now.
+            old_terms = terms_of(&IndexKind::Node, existing.as_deref());
+        }
         let learned = self
-            .reindex(
+            .reindex_terms(
                 &mut tx,
                 org_id,
                 &IndexKind::Node,
                 name,
-                existing.as_deref(),
-                Some(body),
+                &old_terms,
+                Some(&new_terms),
             )
             .await?;
         tx.commit().await?;

@@ -20,7 +20,7 @@ use sqlx::query::Query as SqlQuery;
 use sqlx::{Row, Transaction};
 
 use super::{Store, StoreError, StoreResult};
-use crate::search::{FieldName, IndexKind, Query, Term, ValueMatch};
+use crate::search::{FieldName, IndexKind, Query, Term, Terms, ValueMatch};
 
 /// Most index entries (and field names, for a wildcard field) one query may read; a query
 /// that needs more is refused as too broad rather than allowed to read without limit.
@@ -79,9 +79,12 @@ impl Budget {
 /// Entries read between two yields to the scheduler.
 const YIELD_EVERY: usize = 256;
 
-fn parse(body: Option<&str>) -> Option<Value> {
-    // A stored body this server wrote is JSON; anything else indexes as nothing.
-    body.map(|b| serde_json::from_str(b).unwrap_or(Value::Null))
+/// The terms of a stored body in `kind`'s index (none for no body). A stored body this server
+/// wrote is JSON; anything else indexes as nothing.
+pub(super) fn terms_of(kind: &IndexKind, body: Option<&str>) -> Terms {
+    body.and_then(|b| serde_json::from_str::<Value>(b).ok())
+        .map(|v| kind.terms(&v))
+        .unwrap_or_default()
 }
 
 impl Store {
@@ -107,8 +110,23 @@ impl Store {
         old: Option<&str>,
         new: Option<&str>,
     ) -> StoreResult<Learned> {
-        let old_terms = parse(old).map(|v| kind.terms(&v)).unwrap_or_default();
-        let new_terms = parse(new).map(|v| kind.terms(&v));
+        let old_terms = terms_of(kind, old);
+        let new_terms = new.map(|body| terms_of(kind, Some(body)));
+        self.reindex_terms(tx, org_id, kind, name, &old_terms, new_terms.as_ref())
+            .await
+    }
+
+    /// [`Store::reindex`] with the terms already computed (outside the transaction, so a
+    /// large document's expansion does not hold SQLite's single writer).
+    pub(super) async fn reindex_terms(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+        kind: &IndexKind,
+        name: &str,
+        old_terms: &Terms,
+        new_terms: Option<&Terms>,
+    ) -> StoreResult<Learned> {
         let mut learned = Learned::default();
         let index_id = self.index_id_in(tx, org_id, kind, &mut learned).await?;
         let Some(new_terms) = new_terms else {
@@ -144,8 +162,8 @@ impl Store {
                 .fetch_one(&mut **tx)
                 .await?
                 .try_get("id")?;
-        let removed: Vec<&Term> = old_terms.difference(&new_terms).collect();
-        let added: Vec<&Term> = new_terms.difference(&old_terms).collect();
+        let removed: Vec<&Term> = old_terms.difference(new_terms).collect();
+        let added: Vec<&Term> = new_terms.difference(old_terms).collect();
         let touched: Vec<&Term> = removed.iter().chain(added.iter()).copied().collect();
         let ids = self.field_ids_in(tx, &touched, &mut learned).await?;
         delete_terms(tx, index_id, doc_id, &removed, &ids).await?;

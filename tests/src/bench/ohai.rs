@@ -37,7 +37,11 @@ pub fn automatic(i: usize, name: &str, run: u64) -> Value {
         .collect();
     let packages: Map<String, Value> = (0..450)
         .map(|p| {
-            let patch = if mix(i, p as u64).is_multiple_of(10) { 2 } else { 1 };
+            let patch = if mix(i, p as u64).is_multiple_of(10) {
+                2
+            } else {
+                1
+            };
             (
                 format!("pkg-{p:03}"),
                 json!({"version": format!("1.{}.{patch}", p % 20), "arch": "amd64"}),
