@@ -196,7 +196,7 @@ impl Store {
     }
 
     /// `(name, body)` of the named objects of a kind (within `parent` for items) that exist,
-    /// in the order of `names`.
+    /// in the order of `names`; read by path, the table's key.
     pub async fn objects_named(
         &self,
         org_id: i64,
@@ -204,32 +204,37 @@ impl Store {
         parent: Option<&str>,
         names: &[String],
     ) -> StoreResult<Vec<(String, String)>> {
-        let mut found = std::collections::HashMap::with_capacity(names.len());
-        for chunk in names.chunks(500) {
+        let path_of = |name: &str| match kind {
+            ObjectKind::Role => ObjectPath::role(name).ok(),
+            ObjectKind::Environment => ObjectPath::environment(name).ok(),
+            ObjectKind::DataBagItem => ObjectPath::data_bag_item(parent?, name).ok(),
+            _ => None,
+        };
+        let paths: Vec<(String, &String)> = names
+            .iter()
+            .filter_map(|n| path_of(n).map(|p| (p.to_string(), n)))
+            .collect();
+        let mut found = std::collections::HashMap::with_capacity(paths.len());
+        for chunk in paths.chunks(500) {
             let list = (0..chunk.len())
-                .map(|i| format!("${}", i + 4))
+                .map(|i| format!("${}", i + 2))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let sql = format!(
-                "SELECT name, body FROM objects WHERE org_id = $1 AND kind = $2 \
-                 AND COALESCE(parent, '') = $3 AND name IN ({list})"
-            );
-            let mut q = sqlx::query(&sql)
-                .bind(org_id)
-                .bind(kind.as_str())
-                .bind(parent.unwrap_or(""));
-            for name in chunk {
-                q = q.bind(name.as_str());
+            let sql =
+                format!("SELECT path, body FROM objects WHERE org_id = $1 AND path IN ({list})");
+            let mut q = sqlx::query(&sql).bind(org_id);
+            for (path, _) in chunk {
+                q = q.bind(path.as_str());
             }
             for row in q.fetch_all(&self.read).await? {
-                let name: String = row.try_get("name")?;
+                let path: String = row.try_get("path")?;
                 let body: String = row.try_get("body")?;
-                found.insert(name, body);
+                found.insert(path, body);
             }
         }
-        Ok(names
-            .iter()
-            .filter_map(|n| found.remove(n).map(|b| (n.clone(), b)))
+        Ok(paths
+            .into_iter()
+            .filter_map(|(path, name)| found.remove(&path).map(|b| (name.clone(), b)))
             .collect())
     }
 
