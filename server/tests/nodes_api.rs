@@ -14,6 +14,7 @@ use harness::*;
 use serde_json::{Value, json};
 
 on_both_backends!(
+    racing_saves_leave_one_node_and_its_own_terms,
     a_client_registers_and_saves_its_node,
     replica_orgs_take_nodes_but_stay_read_only,
     nodes_are_searchable_by_merged_attributes
@@ -297,4 +298,58 @@ async fn nodes_are_searchable_by_merged_attributes(h: &Harness) {
         .await;
     assert_eq!(body["total"], 6);
     assert_eq!(names(&body), ["node-02", "node-04"]);
+}
+
+/// Concurrent first saves of one node: one is created, the others are told it exists; then
+/// concurrent updates: the index holds the terms of whichever was stored last, and no other.
+async fn racing_saves_leave_one_node_and_its_own_terms(h: &Harness) {
+    let (alice, _) = org_with_users(h).await;
+    let a = h.actor("alice", &alice);
+    let creates = (0..8).map(|i| {
+        let a = &a;
+        async move {
+            a.post(
+                "/organizations/acme/nodes",
+                json!({"name": "race", "normal": {"writer": format!("w{i}")}}),
+            )
+            .await
+            .0
+        }
+    });
+    let statuses = futures_util::future::join_all(creates).await;
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let conflicts = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, conflicts), (1, 7), "{statuses:?}");
+    let updates = (0..8).map(|i| {
+        let a = &a;
+        async move {
+            a.put(
+                "/organizations/acme/nodes/race",
+                json!({"name": "race", "normal": {"writer": format!("u{i}")}}),
+            )
+            .await
+            .0
+        }
+    });
+    for status in futures_util::future::join_all(updates).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (_, stored) = a.get("/organizations/acme/nodes/race").await;
+    let last = stored["normal"]["writer"].as_str().unwrap().to_owned();
+    for i in 0..8 {
+        for prefix in ["w", "u"] {
+            let value = format!("{prefix}{i}");
+            let (_, found) = a
+                .get(&format!("/organizations/acme/search/node?q=writer:{value}"))
+                .await;
+            let expected = usize::from(value == last);
+            assert_eq!(found["total"], expected, "writer:{value} (stored: {last})");
+        }
+    }
 }

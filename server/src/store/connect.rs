@@ -46,6 +46,18 @@ impl Dialect {
 }
 
 impl Dialect {
+    /// A node's row read for the rest of the transaction: locked on PostgreSQL, so two saves of
+    /// one node take turns and each diffs its index entries against the other's (SQLite's
+    /// single writer already serialises them).
+    pub(super) fn node_for_update_sql(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "SELECT body FROM nodes WHERE org_id = $1 AND name = $2",
+            Dialect::Postgres => {
+                "SELECT body FROM nodes WHERE org_id = $1 AND name = $2 FOR UPDATE"
+            }
+        }
+    }
+
     /// One page of the change log as a finished JSON array (`$1` org, `$2` after, `$3` limit):
     /// built by the database in one row, because decoding a thousand rows one value at a time
     /// costs more than the query itself.

@@ -73,14 +73,13 @@ impl Store {
         let new_terms = terms_of(&IndexKind::Node, Some(body));
         let mut old_terms = terms_of(&IndexKind::Node, seen.as_deref());
         let mut tx = self.write.begin().await?;
-        let existing: Option<String> =
-            sqlx::query("SELECT body FROM nodes WHERE org_id = $1 AND name = $2")
-                .bind(org_id)
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("body"))
-                .transpose()?;
+        let existing: Option<String> = sqlx::query(self.dialect.node_for_update_sql())
+            .bind(org_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("body"))
+            .transpose()?;
         match (&existing, mode) {
             (Some(_), WriteMode::Create) => return Err(StoreError::Conflict),
             (None, WriteMode::Update) => return Err(StoreError::NotFound),
@@ -89,17 +88,27 @@ impl Store {
         if existing.as_deref() == Some(body) {
             return Ok(());
         }
-        sqlx::query(
-            "INSERT INTO nodes (org_id, name, body, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (org_id, name) DO UPDATE SET body = excluded.body, \
-             updated_at = excluded.updated_at",
-        )
+        let written = if existing.is_none() {
+            // Two first saves of one node racing: the second waits for the first's commit,
+            // writes nothing and answers 409, as if it had come second.
+            sqlx::query(
+                "INSERT INTO nodes (org_id, name, body, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (org_id, name) DO NOTHING",
+            )
+        } else {
+            sqlx::query(
+                "UPDATE nodes SET body = $3, updated_at = $4 WHERE org_id = $1 AND name = $2",
+            )
+        }
         .bind(org_id)
         .bind(name)
         .bind(body)
         .bind(now_millis())
         .execute(&mut *tx)
         .await?;
+        if written.rows_affected() == 0 {
+            return Err(StoreError::Conflict);
+        }
         if existing != seen {
             // Saved by another request in between: diff against what is stored now.
             old_terms = terms_of(&IndexKind::Node, existing.as_deref());
@@ -122,7 +131,7 @@ impl Store {
     /// Deletes a node and its search entries, returning its last JSON.
     pub async fn delete_node(&self, org_id: i64, name: &str) -> StoreResult<String> {
         let mut tx = self.write.begin().await?;
-        let body: String = sqlx::query("SELECT body FROM nodes WHERE org_id = $1 AND name = $2")
+        let body: String = sqlx::query(self.dialect.node_for_update_sql())
             .bind(org_id)
             .bind(name)
             .fetch_optional(&mut *tx)
