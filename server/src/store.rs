@@ -25,12 +25,13 @@ pub use groups::GroupMembers;
 pub use keys::{KeyOwner, KeyRow};
 pub use objects::{CookbookVersionRow, WriteMode, WriteOutcome};
 pub use sandboxes::SandboxRow;
-pub use search_index::{MAX_ENTRIES_READ, client_document};
+pub use search_index::client_document;
 pub use standing::{OrgClient, Standing};
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::AnyPool;
+use sqlx::{AnyPool, Row};
 
 use crate::feed::FeedNotifier;
 
@@ -111,10 +112,45 @@ impl Store {
         self.auth.clear();
     }
 
+    /// The `body` of each of an org's rows in `table` whose `key` column is one of `keys`,
+    /// keyed by it; read with `IN` lists of at most 500. `table` and `key` are this module's
+    /// own literals, never input.
+    async fn bodies_by_key(
+        &self,
+        table: &str,
+        key: &str,
+        org_id: i64,
+        keys: &[&str],
+    ) -> StoreResult<HashMap<String, String>> {
+        let mut found = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(500) {
+            let sql = format!(
+                "SELECT {key} AS k, body FROM {table} WHERE org_id = $1 AND {key} IN ({})",
+                numbered(chunk.len(), 2)
+            );
+            let mut q = sqlx::query(&sql).bind(org_id);
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            for row in q.fetch_all(&self.read).await? {
+                found.insert(row.try_get("k")?, row.try_get("body")?);
+            }
+        }
+        Ok(found)
+    }
+
     /// Wake-ups for long-polling feed readers.
     pub fn feed_notifier(&self) -> &FeedNotifier {
         &self.notifier
     }
+}
+
+/// `$first, $first+1, …`: `n` numbered placeholders.
+fn numbered(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn now_millis() -> i64 {

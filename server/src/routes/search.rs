@@ -259,7 +259,6 @@ async fn run(state: &AppState, org_id: i64, index: &Index, params: &Params) -> A
 }
 
 /// How each row of an answer is written.
-#[derive(Clone)]
 enum Shape {
     Full,
     /// Partial search: the filter, and the base URL pieces for each row's `url`.
@@ -304,18 +303,16 @@ struct Sending {
 
 impl Sending {
     /// The next chunk of rows, or None at the end.
-    async fn next_chunk(&mut self) -> ApiResult<Option<(String, usize)>> {
-        let (names, bodies) = match &mut self.stored {
+    async fn next_chunk(&mut self) -> ApiResult<Option<String>> {
+        let bodies = match &mut self.stored {
             Stored::Named(names) => {
                 if names.is_empty() {
                     return Ok(None);
                 }
                 let take: Vec<String> = names.drain(..names.len().min(ROWS_PER_CHUNK)).collect();
-                let bodies = self
-                    .index
+                self.index
                     .bodies(&self.store, self.org_id, &self.org, &take)
-                    .await?;
-                (take.len(), bodies)
+                    .await?
             }
             Stored::Paged(offset, left) => {
                 if *left <= 0 {
@@ -335,7 +332,7 @@ impl Sending {
                 } else {
                     *left - n
                 };
-                (bodies.len(), bodies)
+                bodies
             }
         };
         let mut text = String::new();
@@ -346,7 +343,7 @@ impl Sending {
             self.first = false;
             text.push_str(&self.shape.row(&self.index, name, body)?);
         }
-        Ok(Some((text, names)))
+        Ok(Some(text))
     }
 }
 
@@ -387,7 +384,7 @@ fn answer(
             return None;
         }
         match sending.next_chunk().await {
-            Ok(Some((text, _))) => Some((Ok::<Bytes, std::io::Error>(Bytes::from(text)), sending)),
+            Ok(Some(text)) => Some((Ok::<Bytes, std::io::Error>(Bytes::from(text)), sending)),
             Ok(None) => {
                 sending.done = true;
                 Some((Ok(Bytes::from_static(b"]}")), sending))

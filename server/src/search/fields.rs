@@ -57,16 +57,6 @@ impl Terms {
         self.set.iter()
     }
 
-    /// How many terms.
-    pub fn len(&self) -> usize {
-        self.set.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
-    }
-
     /// Terms in `self` and not in `other`.
     pub fn difference<'a>(&'a self, other: &'a Terms) -> impl Iterator<Item = &'a Term> {
         self.set.difference(&other.set)

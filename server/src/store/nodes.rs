@@ -33,25 +33,8 @@ impl Store {
         org_id: i64,
         names: &[String],
     ) -> StoreResult<Vec<(String, String)>> {
-        let mut found = std::collections::HashMap::with_capacity(names.len());
-        for chunk in names.chunks(500) {
-            let list = (0..chunk.len())
-                .map(|i| format!("${}", i + 2))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql =
-                format!("SELECT name, body FROM nodes WHERE org_id = $1 AND name IN ({list})");
-            let mut q = sqlx::query(&sql).bind(org_id);
-            for name in chunk {
-                q = q.bind(name.as_str());
-            }
-            for row in q.fetch_all(&self.read).await? {
-                found.insert(
-                    row.try_get::<String, _>("name")?,
-                    row.try_get::<String, _>("body")?,
-                );
-            }
-        }
+        let keys: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut found = self.bodies_by_key("nodes", "name", org_id, &keys).await?;
         Ok(names
             .iter()
             .filter_map(|n| found.remove(n).map(|b| (n.clone(), b)))

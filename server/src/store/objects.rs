@@ -214,24 +214,8 @@ impl Store {
             .iter()
             .filter_map(|n| path_of(n).map(|p| (p.to_string(), n)))
             .collect();
-        let mut found = std::collections::HashMap::with_capacity(paths.len());
-        for chunk in paths.chunks(500) {
-            let list = (0..chunk.len())
-                .map(|i| format!("${}", i + 2))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql =
-                format!("SELECT path, body FROM objects WHERE org_id = $1 AND path IN ({list})");
-            let mut q = sqlx::query(&sql).bind(org_id);
-            for (path, _) in chunk {
-                q = q.bind(path.as_str());
-            }
-            for row in q.fetch_all(&self.read).await? {
-                let path: String = row.try_get("path")?;
-                let body: String = row.try_get("body")?;
-                found.insert(path, body);
-            }
-        }
+        let keys: Vec<&str> = paths.iter().map(|(path, _)| path.as_str()).collect();
+        let mut found = self.bodies_by_key("objects", "path", org_id, &keys).await?;
         Ok(paths
             .into_iter()
             .filter_map(|(path, name)| found.remove(&path).map(|b| (name.clone(), b)))

@@ -19,7 +19,7 @@ use sqlx::any::{Any, AnyArguments};
 use sqlx::query::Query as SqlQuery;
 use sqlx::{Row, Transaction};
 
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, numbered};
 use crate::search::{FieldName, IndexKind, Query, Term, Terms, ValueMatch};
 
 /// Most index entries (and field names, for a wildcard field) one query may read; a query
@@ -47,7 +47,7 @@ pub(super) struct Learned {
 }
 
 /// Why a search was refused by the store.
-pub fn too_broad() -> StoreError {
+fn too_broad() -> StoreError {
     StoreError::Refused(format!(
         "the query reads more than {MAX_ENTRIES_READ} index entries; narrow it (a wildcard \
          that starts with text, fewer fields)"
@@ -637,14 +637,6 @@ pub fn client_document(org: &str, name: &str, validator: bool) -> Value {
         "json_class": "Chef::ApiClient",
         "chef_type": "client",
     })
-}
-
-/// `($first, $first+1, …)` style list of `n` numbered placeholders.
-fn numbered(n: usize, first: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// `(…), (…)` rows of `width` placeholders each, numbered after `offset` binds.
