@@ -223,9 +223,9 @@ fn describe(t: &Token) -> String {
         Token::Not => "NOT".into(),
         Token::Required => "'+'".into(),
         Token::Prohibited => "'-'".into(),
-        Token::Field(name) => format!("'{}:'", text_of(name)),
-        Token::Word(word) => format!("'{}'", text_of(word)),
-        Token::Phrase(p) => format!("'\"{p}\"'"),
+        Token::Field(name) => format!("'{}:'", shown(&text_of(name))),
+        Token::Word(word) => format!("'{}'", shown(&text_of(word))),
+        Token::Phrase(p) => format!("'\"{}\"'", shown(p)),
         Token::Range { .. } => "a range".into(),
     }
 }
@@ -375,7 +375,7 @@ impl Parser {
                         self.at += 1;
                         self.term(named, value)
                     }
-                    _ => Err(format!("'{}:' needs a value", text_of(&name))),
+                    _ => Err(format!("'{}:' needs a value", shown(&text_of(&name)))),
                 }
             }
             Some(value @ (Token::Word(_) | Token::Phrase(_) | Token::Range { .. })) => {
@@ -384,7 +384,7 @@ impl Parser {
                         "{} needs a field name, as in 'name:{}' (searching all fields is written '*:value')",
                         describe(&value),
                         match &value {
-                            Token::Word(w) => text_of(w),
+                            Token::Word(w) => shown(&text_of(w)),
                             _ => "value".into(),
                         }
                     ));
@@ -883,6 +883,12 @@ mod tests {
                 .to_string()
                 .contains("first 512 bytes")
         );
+        // A long field-less word is quoted cut, not whole (the fuzz target found messages of
+        // twice the query's length).
+        let word = "w".repeat(MAX_QUERY_BYTES - 10);
+        assert!(Query::parse(&word).unwrap_err().to_string().len() < 1_000);
+        let field = format!("{}:", "f".repeat(MAX_QUERY_BYTES - 10));
+        assert!(Query::parse(&field).unwrap_err().to_string().len() < 1_000);
         let deep = format!("{}name:a{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
         assert!(Query::parse(&deep).is_ok());
     }
