@@ -34,6 +34,8 @@ pub struct AppState {
     /// Set once the server is shutting down: long-polls answer at once instead of holding the
     /// shutdown for up to their whole wait.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The cookbook dependency solver and the universes it keeps.
+    pub depsolver: Arc<crate::depsolver::Depsolver>,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
             )),
             metrics: Arc::default(),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            depsolver: Arc::default(),
         })
     }
 }

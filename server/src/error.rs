@@ -34,6 +34,9 @@ pub enum ApiError {
     /// 410: the change log no longer reaches back that far.
     #[error("{0}")]
     Gone(String),
+    /// 412 with a structured error (the dependency solver's answers).
+    #[error("{0}")]
+    PreconditionFailed(serde_json::Value),
     /// 413.
     #[error("JSON must be no more than {0} bytes.")]
     TooLarge(usize),
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::UnsupportedApiVersion(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge(_) | ApiError::FileTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -83,6 +87,7 @@ impl IntoResponse for ApiError {
                 "min_version": crate::api_version::MIN,
                 "max_version": crate::api_version::MAX,
             }),
+            ApiError::PreconditionFailed(detail) => serde_json::json!({"error": [detail]}),
             other => serde_json::to_value(ErrorBody::new(other.to_string()))
                 .unwrap_or_else(|_| serde_json::json!({"error": ["error"]})),
         };

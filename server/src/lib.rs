@@ -9,6 +9,7 @@ pub mod app;
 pub mod auth;
 pub mod blob;
 pub mod config;
+pub mod depsolver;
 pub mod error;
 pub mod feed;
 pub mod file_url;

@@ -3,6 +3,7 @@
 mod clients;
 mod cookbooks;
 mod data;
+mod depsolver;
 mod documents;
 mod environments;
 mod file_store;
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .merge(environments::router())
         .merge(data::router())
         .merge(cookbooks::router())
+        .merge(depsolver::router())
         .merge(sandboxes::router())
         .merge(clients::router())
         .merge(keys::client_router())

@@ -12,6 +12,8 @@ pub struct TempDatabase {
     /// `postgres://postgres@127.0.0.1:5432/NAME`.
     pub url: String,
     name: String,
+    /// Left in place when dropped (see [`TempDatabase::kept`]).
+    keep: bool,
 }
 
 async fn admin(sql: &str) -> Result<(), sqlx::Error> {
@@ -33,6 +35,7 @@ impl TempDatabase {
             Ok(()) => Some(TempDatabase {
                 url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
                 name,
+                keep: false,
             }),
             Err(e) => {
                 assert!(!crate::in_ci(), "PostgreSQL is required in CI: {e}");
@@ -45,8 +48,34 @@ impl TempDatabase {
     }
 }
 
+impl TempDatabase {
+    /// The database `name`, left in place when dropped, so that a benchmark loads a large data
+    /// set once and measures it across runs; `fresh` drops what an earlier run left first.
+    pub async fn kept(name: &str, fresh: bool) -> Option<TempDatabase> {
+        let made = async {
+            if fresh {
+                admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+                admin(&format!("CREATE DATABASE {name}")).await?;
+            }
+            Ok::<(), sqlx::Error>(())
+        };
+        if let Err(e) = made.await {
+            eprintln!("SKIPPED: cannot create PostgreSQL database {name}: {e}");
+            return None;
+        }
+        Some(TempDatabase {
+            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            name: name.to_owned(),
+            keep: true,
+        })
+    }
+}
+
 impl Drop for TempDatabase {
     fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         // Drop may run inside a runtime, so the statement gets its own thread and runtime.
         let dropped = std::thread::spawn(move || {

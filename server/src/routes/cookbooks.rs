@@ -71,7 +71,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
-fn parse_stored(body: &str) -> ApiResult<CookbookVersion> {
+pub(super) fn parse_stored(body: &str) -> ApiResult<CookbookVersion> {
     serde_json::from_str(body).map_err(internal)
 }
 
@@ -92,7 +92,7 @@ fn files_mut(cb: &mut CookbookVersion) -> Vec<&mut CookbookFile> {
 }
 
 /// The manifest as a GET answers it: request form, each file with a download URL.
-fn for_download(
+pub(super) fn for_download(
     state: &AppState,
     cb: &CookbookVersion,
     api: ApiVersion,

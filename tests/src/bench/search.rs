@@ -4,7 +4,7 @@
 //! alone), a node save with its index update, the server's memory while the clients search,
 //! and the size of the index on disk.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use super::proc_stats;
 use super::report::Report;
 use crate::chef::Chef;
 use crate::postgres::TempDatabase;
-use crate::process::ChefSyncServer;
+use crate::process::{ChefSyncServer, OrgAdmin};
 
 /// Writes in flight while loading the data set.
 const LOADERS: usize = 8;
@@ -140,7 +140,27 @@ async fn sqlite_index_bytes(file: &Path) -> Option<u64> {
     bytes.map(|b| b as u64)
 }
 
-/// One backend: load, then measure.
+/// The roles, data bags and items beside the nodes.
+async fn load_others(chef: &Chef, roles: usize, bags: usize) {
+    load_all(chef, roles, "roles", |i| {
+        let role = json!({"name": format!("role-{i}"), "run_list": [format!("recipe[r{}]", i % 40)],
+                          "default_attributes": {"tier": i % 5, "app": {"port": 8000 + i}}});
+        ("/roles".into(), role)
+    })
+    .await;
+    load_all(chef, bags, "bags", |b| {
+        ("/data".into(), json!({"name": format!("bag{b}")}))
+    })
+    .await;
+    load_all(chef, bags * 100, "items", |i| {
+        let item = json!({"id": format!("item{}", i % 100), "owner": format!("team{}", i % 9),
+                          "settings": {"size": i % 50, "flags": ["a", "b"]}});
+        (format!("/data/bag{}", i / 100), item)
+    })
+    .await;
+}
+
+/// One backend: load (unless an earlier run kept its data set), then measure.
 async fn measure(
     report: &mut Report,
     dir: &Path,
@@ -149,13 +169,27 @@ async fn measure(
     backend: &str,
     database: Option<&str>,
 ) {
-    let server = ChefSyncServer::start_with(
-        &dir.join(format!("search-{backend}")),
-        "127.0.0.1:0",
-        database,
-    );
+    let data_dir = dir.join(format!("search-{backend}"));
+    let loaded_marker = data_dir.join("bench-data-loaded");
+    let loaded = loaded_marker.exists();
+    if !loaded && data_dir.exists() {
+        // What a run stopped while loading left behind.
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    let server = ChefSyncServer::start_with(&data_dir, "127.0.0.1:0", database);
     let pid = server.process.pid();
-    let org = server.org_with_admin("bench", "bench");
+    let org = if loaded {
+        let key = data_dir.join("bench.pem");
+        let org_url = format!("{}/organizations/bench", server.url);
+        OrgAdmin {
+            chef: Chef::new(&org_url, "bench", Chef::key_file(&key)),
+            org_url,
+            validator_key: data_dir.join("bench-validator.pem"),
+            key,
+        }
+    } else {
+        server.org_with_admin("bench", "bench")
+    };
     let key = Chef::key_file(&org.key);
     let nodes = ((10_000.0 * scale) as usize).max(100);
     let roles = ((500.0 * scale) as usize).max(10);
@@ -166,32 +200,31 @@ async fn measure(
         ohai::leaves(&sample),
         sample.to_string().len() / 1024
     );
-    let started = Instant::now();
-    load_all(&org.chef, nodes, "nodes", |i| ("/nodes".into(), node(i, 0))).await;
-    let node_load = started.elapsed().as_secs_f64();
-    load_all(&org.chef, roles, "roles", |i| {
-        let role = json!({"name": format!("role-{i}"), "run_list": [format!("recipe[r{}]", i % 40)],
-                          "default_attributes": {"tier": i % 5, "app": {"port": 8000 + i}}});
-        ("/roles".into(), role)
-    })
-    .await;
-    load_all(&org.chef, bags, "bags", |b| {
-        ("/data".into(), json!({"name": format!("bag{b}")}))
-    })
-    .await;
-    load_all(&org.chef, bags * 100, "items", |i| {
-        let item = json!({"id": format!("item{}", i % 100), "owner": format!("team{}", i % 9),
-                          "settings": {"size": i % 50, "flags": ["a", "b"]}});
-        (format!("/data/bag{}", i / 100), item)
-    })
-    .await;
+    let node_load = if loaded {
+        eprintln!("search bench ({backend}): measuring the data set an earlier run loaded");
+        None
+    } else {
+        let started = Instant::now();
+        load_all(&org.chef, nodes, "nodes", |i| ("/nodes".into(), node(i, 0))).await;
+        let node_load = started.elapsed().as_secs_f64();
+        load_others(&org.chef, roles, bags).await;
+        if let Err(e) = std::fs::write(&loaded_marker, b"") {
+            eprintln!(
+                "search bench: cannot write {}: {e}",
+                loaded_marker.display()
+            );
+        }
+        Some(node_load)
+    };
     if let Some(url) = database {
         settle_postgres(url).await;
     }
     let (index_bytes, db_bytes) = sizes(&server, database).await;
+    let node_rate = node_load.map(|seconds| nodes as f64 / seconds);
     println!(
-        "search ours/{backend}: loaded {nodes} nodes in {node_load:.0} s ({:.0} nodes/s); database {:.0} MB, search index {}",
-        nodes as f64 / node_load,
+        "search ours/{backend}: loaded {nodes} nodes in {} s ({} nodes/s); database {:.0} MB, search index {}",
+        node_load.map_or("(earlier run)".to_owned(), |s| format!("{s:.0}")),
+        node_rate.map_or("-".to_owned(), |r| format!("{r:.1}")),
         db_bytes as f64 / 1e6,
         index_bytes.map_or("(not measured on SQLite)".to_owned(), |b| format!(
             "{:.0} MB",
@@ -201,7 +234,7 @@ async fn measure(
     report.add(
         "search",
         &format!("ours/{backend} data set: {nodes} nodes (~2,000 ohai leaves), {roles} roles, {bags}×100 items"),
-        json!({"node_load_per_s": nodes as f64 / node_load, "database_mb": db_bytes as f64 / 1e6,
+        json!({"node_load_per_s": node_rate, "database_mb": db_bytes as f64 / 1e6,
                "index_mb": index_bytes.map(|b| b as f64 / 1e6)}),
         None,
     );
@@ -313,12 +346,24 @@ async fn measure(
 pub async fn run(report: &mut Report, dir: &Path, seconds: u64, scale: f64) {
     let backends =
         std::env::var("CHEF_SYNC_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".to_owned());
+    // Loading 10,000 nodes takes minutes; with CHEF_SYNC_BENCH_SEARCH_KEEP=DIR the data set
+    // is loaded into DIR (and a kept PostgreSQL database) once and measured again by later
+    // runs, to compare server changes on the same data.
+    let keep = std::env::var_os("CHEF_SYNC_BENCH_SEARCH_KEEP").map(PathBuf::from);
+    let dir = keep.as_deref().unwrap_or(dir);
     if backends.split(',').any(|b| b == "sqlite") {
         measure(report, dir, seconds, scale, "sqlite", None).await;
     }
-    if backends.split(',').any(|b| b == "postgres")
-        && let Some(db) = TempDatabase::create("bench_search").await
-    {
+    if !backends.split(',').any(|b| b == "postgres") {
+        return;
+    }
+    let database = if keep.is_some() {
+        let fresh = !dir.join("search-postgres/bench-data-loaded").exists();
+        TempDatabase::kept("chef_sync_bench_search_kept", fresh).await
+    } else {
+        TempDatabase::create("bench_search").await
+    };
+    if let Some(db) = database {
         measure(report, dir, seconds, scale, "postgres", Some(&db.url)).await;
     }
 }
