@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use chef_sync_server::config::Overrides;
 use chef_sync_server::{AppState, Config, Store, accounts, app, metrics_app};
 use clap::{Parser, Subcommand};
@@ -385,6 +386,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 // to a whole `wait` by every replica that follows this server.
                 stopping.send_replace(true);
             };
+            // Without TCP_NODELAY the last small piece of a streamed answer (a search's
+            // closing `]}`) waits for the client's delayed ACK: 40 ms more on one answer in
+            // ten at 10,000 nodes.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
             axum::serve(listener, app(state))
                 .with_graceful_shutdown(shutdown)
                 .await?;

@@ -79,6 +79,8 @@ pub struct Store {
     auth: Arc<AuthRows>,
     /// SQLite only: object point reads without sqlx's worker-thread hop.
     inline: Option<Arc<inline_reader::InlineReader>>,
+    /// Chunk reads on blocking threads at once: one per CPU.
+    bulk_reads: Arc<tokio::sync::Semaphore>,
     /// Search index and field ids already seen.
     search: Arc<search_index::SearchIds>,
 }
@@ -114,7 +116,8 @@ impl Store {
 
     /// The `body` of each of an org's rows in `table` whose `key` column is one of `keys`,
     /// keyed by it; read with `IN` lists of at most 500. `table` and `key` are this module's
-    /// own literals, never input.
+    /// own literals, never input. On SQLite a chunk is read in one go on a blocking thread
+    /// (see `inline_reader`), through sqlx only if that fails.
     async fn bodies_by_key(
         &self,
         table: &str,
@@ -128,6 +131,10 @@ impl Store {
                 "SELECT {key} AS k, body FROM {table} WHERE org_id = $1 AND {key} IN ({})",
                 numbered(chunk.len(), 2)
             );
+            if let Some(rows) = self.inline_bodies(&sql, org_id, chunk).await {
+                found.extend(rows);
+                continue;
+            }
             let mut q = sqlx::query(&sql).bind(org_id);
             for k in chunk {
                 q = q.bind(*k);
@@ -137,6 +144,38 @@ impl Store {
             }
         }
         Ok(found)
+    }
+
+    /// [`Store::bodies_by_key`]'s SQLite way; `None` when it cannot be taken.
+    async fn inline_bodies(
+        &self,
+        sql: &str,
+        org_id: i64,
+        keys: &[&str],
+    ) -> Option<Vec<(String, String)>> {
+        let sql = sql.to_owned();
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        self.read_inline(move |inline| inline.bodies(&sql, org_id, &keys))
+            .await
+    }
+
+    /// Runs a read on SQLite's inline connections on a blocking thread, at most one per CPU
+    /// at a time; `None` on PostgreSQL or when the read could not be made (the caller then
+    /// goes through sqlx).
+    async fn read_inline<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&inline_reader::InlineReader) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Option<T> {
+        let inline = self.inline.clone()?;
+        let _slot = self.bulk_reads.acquire().await.ok()?;
+        match tokio::task::spawn_blocking(move || read(&inline)).await {
+            Ok(Ok(out)) => Some(out),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "inline read falls back to sqlx");
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Wake-ups for long-polling feed readers.

@@ -165,6 +165,8 @@ async fn accept_loop(
                 continue;
             }
         };
+        // As on the plain listener: no waiting for delayed ACKs at the end of an answer.
+        let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let handed = ready.clone();
         tokio::spawn(async move {

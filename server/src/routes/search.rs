@@ -28,7 +28,7 @@ pub const DEFAULT_ROWS: i64 = 1000;
 /// Largest `rows` accepted.
 pub const MAX_ROWS: i64 = 10_000;
 /// Objects read from the store and sent per chunk of an answer.
-const ROWS_PER_CHUNK: usize = 50;
+const ROWS_PER_CHUNK: usize = 25;
 /// Sort orders accepted: all of them are the order this server answers in (by name).
 const SORTS: [&str; 4] = [
     "X_CHEF_id_CHEF_X asc",
@@ -115,16 +115,20 @@ impl Index {
         format!("{}/{name}", super::org_url(headers, org, &collection))
     }
 
-    /// A search row as JSON text around the stored object's text (for a data bag item,
-    /// Chef's wrapper around it).
-    fn row(&self, name: &str, object: &str) -> String {
+    /// A search row: the stored object's text, for a data bag item inside Chef's wrapper
+    /// (the pieces go out as they are, without copying the object into a row).
+    fn row(&self, name: &str, object: String, out: &mut Vec<Bytes>) {
         match &self.kind {
-            IndexKind::DataBag(bag) => format!(
-                "{{\"name\":{},\"json_class\":\"Chef::DataBagItem\",\"chef_type\":\"data_bag_item\",\"data_bag\":{},\"raw_data\":{object}}}",
-                Value::from(format!("data_bag_item_{bag}_{name}")),
-                Value::from(bag.as_str()),
-            ),
-            _ => object.to_owned(),
+            IndexKind::DataBag(bag) => {
+                out.push(Bytes::from(format!(
+                    "{{\"name\":{},\"json_class\":\"Chef::DataBagItem\",\"chef_type\":\"data_bag_item\",\"data_bag\":{},\"raw_data\":",
+                    Value::from(format!("data_bag_item_{bag}_{name}")),
+                    Value::from(bag.as_str()),
+                )));
+                out.push(Bytes::from(object));
+                out.push(Bytes::from_static(b"}"));
+            }
+            _ => out.push(Bytes::from(object)),
         }
     }
 
@@ -266,11 +270,17 @@ enum Shape {
 }
 
 impl Shape {
-    fn row(&self, index: &Index, name: &str, object: &str) -> ApiResult<String> {
+    fn row(
+        &self,
+        index: &Index,
+        name: &str,
+        object: String,
+        out: &mut Vec<Bytes>,
+    ) -> ApiResult<()> {
         match self {
-            Shape::Full => Ok(index.row(name, object)),
+            Shape::Full => index.row(name, object, out),
             Shape::Partial(filter, headers, org) => {
-                let mut object = super::stored(object)?;
+                let mut object = super::stored(&object)?;
                 if let IndexKind::Node = index.kind {
                     // Chef extracts a node's partial-search values from its merged
                     // attributes, as it indexes them.
@@ -283,9 +293,11 @@ impl Shape {
                         (result.clone(), found)
                     })
                     .collect();
-                Ok(json!({ "url": index.url(headers, org, name), "data": data }).to_string())
+                let row = json!({ "url": index.url(headers, org, name), "data": data });
+                out.push(Bytes::from(row.to_string()));
             }
         }
+        Ok(())
     }
 }
 
@@ -303,7 +315,7 @@ struct Sending {
 
 impl Sending {
     /// The next chunk of rows, or None at the end.
-    async fn next_chunk(&mut self) -> ApiResult<Option<String>> {
+    async fn next_chunk(&mut self) -> ApiResult<Option<Vec<Bytes>>> {
         let bodies = match &mut self.stored {
             Stored::Named(names) => {
                 if names.is_empty() {
@@ -335,15 +347,15 @@ impl Sending {
                 bodies
             }
         };
-        let mut text = String::new();
-        for (name, body) in &bodies {
+        let mut pieces = Vec::with_capacity(bodies.len() * 2);
+        for (name, body) in bodies {
             if !self.first {
-                text.push(',');
+                pieces.push(Bytes::from_static(b","));
             }
             self.first = false;
-            text.push_str(&self.shape.row(&self.index, name, body)?);
+            self.shape.row(&self.index, &name, body, &mut pieces)?;
         }
-        Ok(Some(text))
+        Ok(Some(pieces))
     }
 }
 
@@ -357,17 +369,18 @@ fn answer(
     shape: Shape,
     page: Page,
 ) -> ApiResult<Response> {
-    let mut head = format!(
+    let head = format!(
         "{{\"total\":{},\"start\":{},\"rows\":[",
         page.total, page.start
     );
+    let mut first_pieces = vec![];
     let mut first = true;
     for (name, object) in &page.builtins {
         if !first {
-            head.push(',');
+            first_pieces.push(Bytes::from_static(b","));
         }
         first = false;
-        head.push_str(&shape.row(&index, name, &object.to_string())?);
+        shape.row(&index, name, object.to_string(), &mut first_pieces)?;
     }
     let sending = Sending {
         store: state.store.clone(),
@@ -383,35 +396,31 @@ fn answer(
         if sending.done {
             return None;
         }
-        match sending.next_chunk().await {
-            Ok(Some(text)) => Some((Ok::<Bytes, std::io::Error>(Bytes::from(text)), sending)),
+        let pieces: Vec<Result<Bytes, std::io::Error>> = match sending.next_chunk().await {
+            Ok(Some(pieces)) => pieces.into_iter().map(Ok).collect(),
             Ok(None) => {
                 sending.done = true;
-                Some((Ok(Bytes::from_static(b"]}")), sending))
+                vec![Ok(Bytes::from_static(b"]}"))]
             }
             Err(e) => {
                 // The status is sent already: end the body short, so the client sees a broken
                 // answer instead of a silently partial one.
                 tracing::warn!(error = %e, "search answer cut short");
-                Some((Err(std::io::Error::other(e.to_string())), sending.finish()))
+                sending.done = true;
+                vec![Err(std::io::Error::other(e.to_string()))]
             }
-        }
-    });
-    let body =
-        stream::once(async move { Ok::<Bytes, std::io::Error>(Bytes::from(head)) }).chain(rows);
+        };
+        Some((stream::iter(pieces), sending))
+    })
+    .flatten();
+    let head = std::iter::once(Bytes::from(head)).chain(first_pieces);
+    let body = stream::iter(head.map(Ok::<Bytes, std::io::Error>)).chain(rows);
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(body),
     )
         .into_response())
-}
-
-impl Sending {
-    fn finish(mut self) -> Sending {
-        self.done = true;
-        self
-    }
 }
 
 async fn search(

@@ -167,6 +167,9 @@ impl Store {
             notifier: Default::default(),
             auth: Default::default(),
             inline,
+            bulk_reads: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, usize::from),
+            )),
             search: Default::default(),
         };
         // Objects stored before the search index existed (or before a rebuild) are indexed

@@ -391,6 +391,17 @@ impl Store {
                 "SELECT name FROM search_docs WHERE index_id = $1 AND id IN ({})",
                 numbered(chunk.len(), 2)
             );
+            let params: Vec<rusqlite::types::Value> = std::iter::once(index_id.into())
+                .chain(chunk.iter().map(|id| (*id).into()))
+                .collect();
+            let sql_inline = sql.clone();
+            if let Some(found) = self
+                .read_inline(move |r| r.texts(&sql_inline, params))
+                .await
+            {
+                names.extend(found);
+                continue;
+            }
             let mut q = sqlx::query(&sql).bind(index_id);
             for id in chunk {
                 q = q.bind(*id);
@@ -460,6 +471,15 @@ impl Store {
     }
 
     async fn all_docs(&self, index_id: i64, budget: &mut Budget) -> StoreResult<Vec<i64>> {
+        let limit = budget.left;
+        let sql = "SELECT id FROM search_docs WHERE index_id = $1 ORDER BY id";
+        let inline = self
+            .read_inline(move |r| r.ids(sql, vec![index_id.into()], None, limit))
+            .await;
+        if let Some((ids, read)) = inline {
+            budget.spend(read)?;
+            return Ok(ids);
+        }
         let mut rows = sqlx::query("SELECT id FROM search_docs WHERE index_id = $1 ORDER BY id")
             .bind(index_id)
             .fetch(&self.read);
@@ -541,6 +561,19 @@ impl Store {
                  AND field_id IN ({})",
                 numbered(chunk.len(), first)
             );
+            let params: Vec<rusqlite::types::Value> = std::iter::once(index_id.into())
+                .chain(binds.iter().map(|b| b.clone().into()))
+                .chain(chunk.iter().map(|id| (*id).into()))
+                .collect();
+            let (sql_inline, glob, limit) = (sql.clone(), pattern.cloned(), budget.left);
+            let inline = self
+                .read_inline(move |r| r.ids(&sql_inline, params, glob.as_ref(), limit))
+                .await;
+            if let Some((ids, read)) = inline {
+                budget.spend(read)?;
+                out.extend(ids);
+                continue;
+            }
             let mut q: SqlQuery<'_, Any, AnyArguments<'_>> = sqlx::query(&sql).bind(index_id);
             for b in &binds {
                 q = q.bind(b.as_str());

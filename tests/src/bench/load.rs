@@ -106,9 +106,21 @@ pub async fn run(per_connection: Vec<Vec<Prepared>>, duration: Duration) -> Load
                 }
                 let sent = Instant::now();
                 match req.send().await {
-                    Ok(resp) => {
-                        let ok = resp.status().is_success();
-                        let _ = resp.bytes().await;
+                    Ok(mut resp) => {
+                        let mut ok = resp.status().is_success();
+                        // Read the answer to its end and drop each piece, as a load generator
+                        // does (wrk too): buffering a 20 MB search answer in a growing Vec
+                        // would time the generator's copying, not the server.
+                        loop {
+                            match resp.chunk().await {
+                                Ok(Some(_)) => {}
+                                Ok(None) => break,
+                                Err(_) => {
+                                    ok = false;
+                                    break;
+                                }
+                            }
+                        }
                         if ok {
                             latencies.push(sent.elapsed().as_micros() as u64);
                         } else {
