@@ -5,6 +5,7 @@ mod cookbooks;
 mod data;
 mod depsolver;
 mod documents;
+mod environment_views;
 mod environments;
 mod file_store;
 mod groups;
@@ -12,6 +13,7 @@ mod keys;
 mod nodes;
 mod objects;
 mod organizations;
+pub(crate) mod principals;
 mod roles;
 mod sandboxes;
 mod search;
@@ -36,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .merge(organizations::org_router())
         .merge(roles::router())
         .merge(environments::router())
+        .merge(environment_views::router())
         .merge(data::router())
         .merge(cookbooks::router())
         .merge(depsolver::router())
@@ -45,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .merge(groups::router())
         .merge(search::router())
         .merge(nodes::router())
+        .merge(principals::router())
         .merge(updated_since::router());
     Router::new()
         .merge(status::router())

@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use base64::Engine;
 use chef_sync_server::store::{KeyOwner, KeyRow};
 use chef_sync_shared::PrivateKey;
 use chef_sync_shared::signing::{SigningVersion, content_hash};
 use harness::*;
-use md5::{Digest, Md5};
+
 use serde_json::{Value, json};
 
 on_both_backends!(
@@ -76,19 +75,6 @@ struct Acme {
     validator: PrivateKey,
     /// Absolute pre-signed download URL of [`RECIPE`].
     recipe_url: String,
-}
-
-fn md5_hex(bytes: &[u8]) -> String {
-    hex::encode(Md5::digest(bytes))
-}
-
-fn md5_b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes))
-}
-
-/// The path-and-query of an absolute URL handed out by the server.
-fn local(url: &str) -> String {
-    url.strip_prefix("http://chef.test").unwrap().to_owned()
 }
 
 fn manifest(version: &str, checksum: &str) -> Value {

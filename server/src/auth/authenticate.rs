@@ -1,5 +1,5 @@
-//! Middleware that verifies the Chef signature of every request except `/_status`, `/metrics`
-//! and pre-signed file URLs.
+//! Middleware that verifies the Chef signature of every request except `/_status`, `/metrics`,
+//! pre-signed file URLs and principal look-ups.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -13,10 +13,14 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 
 /// Requests that need no Chef signature: the health check, the metrics (scraped by
-/// Prometheus, which cannot sign), and file URLs, which carry their own pre-signed query
-/// (checked by the file routes).
-fn is_public(path: &str) -> bool {
-    path == "/_status" || path == "/metrics" || path.starts_with("/file_store/")
+/// Prometheus, which cannot sign), file URLs, which carry their own pre-signed query
+/// (checked by the file routes), and `GET` of a principal (public keys, as erchef serves
+/// them to anyone).
+fn is_public(method: &axum::http::Method, path: &str) -> bool {
+    path == "/_status"
+        || path == "/metrics"
+        || path.starts_with("/file_store/")
+        || (method == axum::http::Method::GET && crate::routes::principals::is_principal_path(path))
 }
 
 struct Headers<'a>(&'a HeaderMap);
@@ -29,7 +33,7 @@ impl HeaderSource for Headers<'_> {
 
 /// Verifies the request and inserts its [`Actor`]; answers 400/401/413 itself.
 pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if is_public(req.uri().path()) {
+    if is_public(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
     match verify(&state, req).await {

@@ -114,20 +114,20 @@ struct ListParams {
 }
 
 /// `num_versions`: a count or `all`.
-fn version_count(raw: Option<&str>, default: usize) -> ApiResult<usize> {
+pub(super) fn version_count(raw: Option<&str>, default: usize) -> ApiResult<usize> {
     match raw {
         None => Ok(default),
         Some("all") => Ok(usize::MAX),
         Some(n) => n.parse().map_err(|_| {
-            ApiError::BadRequest(format!(
-                "You have requested an invalid number of versions (x >= 0 || 'all'): {n}"
-            ))
+            ApiError::BadRequest(
+                "You have requested an invalid number of versions (x >= 0 || 'all')".into(),
+            )
         }),
     }
 }
 
 /// `{"cb": {"url", "versions": [{"url", "version"}]}}`, newest first.
-fn index(rows: &[CookbookVersionRow], base: &str, per_cookbook: usize) -> Value {
+pub(super) fn index(rows: &[CookbookVersionRow], base: &str, per_cookbook: usize) -> Value {
     let mut out = Map::new();
     for row in rows {
         let entry = out
@@ -212,6 +212,27 @@ async fn latest(
     Ok(super::ok(Value::Object(out)))
 }
 
+/// The recipes of a cookbook version as Chef lists them: each file of the `recipes` segment,
+/// its base name without `.rb`, `default` as the cookbook's own name, others as `cb::name`.
+pub(super) fn recipe_names(cb: &CookbookVersion) -> Vec<String> {
+    let segments = cb.to_segments();
+    let CookbookFiles::Segments(segments) = &segments.files else {
+        return Vec::new();
+    };
+    segments
+        .get("recipes")
+        .into_iter()
+        .flatten()
+        .map(|file| {
+            let base = file.name.rsplit('/').next().unwrap_or(&file.name);
+            match base.strip_suffix(".rb").unwrap_or(base) {
+                "default" => cb.cookbook_name.clone(),
+                recipe => format!("{}::{recipe}", cb.cookbook_name),
+            }
+        })
+        .collect()
+}
+
 /// Newest version of every cookbook, with manifests.
 async fn newest_manifests(state: &AppState, org_id: i64) -> ApiResult<Vec<CookbookVersion>> {
     let rows = state.store.cookbook_versions(org_id, None, true).await?;
@@ -235,16 +256,7 @@ async fn recipes(
     access.require_read()?;
     let mut names = Vec::new();
     for cb in newest_manifests(&state, access.org.id).await? {
-        let segments = cb.to_segments();
-        if let CookbookFiles::Segments(segments) = &segments.files {
-            for file in segments.get("recipes").into_iter().flatten() {
-                match file.name.strip_suffix(".rb") {
-                    Some("default") => names.push(cb.cookbook_name.clone()),
-                    Some(recipe) => names.push(format!("{}::{recipe}", cb.cookbook_name)),
-                    None => {}
-                }
-            }
-        }
+        names.extend(recipe_names(&cb));
     }
     names.sort();
     Ok(super::ok(json!(names)))

@@ -3,8 +3,6 @@
 //! are none. Checks in erchef's order: the body (400), the environment (404), then read
 //! permission (403).
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -12,7 +10,6 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::{Extension, Router};
 use chef_sync_shared::ObjectPath;
-use chef_sync_shared::objects::Environment;
 use serde_json::{Map, Value};
 
 use crate::api_version::ApiVersion;
@@ -94,40 +91,6 @@ fn parse_run_list(body: &[u8]) -> ApiResult<Vec<(String, Constraint)>> {
     Ok(out)
 }
 
-/// The environment's `cookbook_versions`. A constraint that cannot be read (stored by a
-/// primary with looser checks) allows no version, so it fails only the runs that need that
-/// cookbook.
-async fn environment_constraints(
-    state: &AppState,
-    org_id: i64,
-    name: &str,
-) -> ApiResult<HashMap<String, Constraint>> {
-    if name == Environment::DEFAULT {
-        return Ok(HashMap::new());
-    }
-    let missing = || ApiError::NotFound(format!("environment '{name}' not found"));
-    let path = ObjectPath::environment(name).map_err(|_| missing())?;
-    let body = state
-        .store
-        .object(org_id, &path)
-        .await?
-        .ok_or_else(missing)?;
-    let environment: Environment =
-        serde_json::from_str(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let nothing = Constraint {
-        op: crate::depsolver::constraint::Op::Lt,
-        version: Version(0, 0, 0),
-    };
-    Ok(environment
-        .cookbook_versions
-        .iter()
-        .map(|(cookbook, constraint)| {
-            let parsed = constraint.as_str().and_then(Constraint::parse);
-            (cookbook.clone(), parsed.unwrap_or(nothing))
-        })
-        .collect())
-}
-
 async fn solve(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -138,7 +101,10 @@ async fn solve(
 ) -> ApiResult<Response> {
     let access = super::access(&state, &actor, &org).await?;
     let run_list = parse_run_list(&body)?;
-    let environment = environment_constraints(&state, access.org.id, &environment).await?;
+    let environment =
+        super::environments::cookbook_constraints(&state, access.org.id, &environment)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("environment '{environment}' not found")))?;
     access.require_read()?;
     if run_list.is_empty() {
         return Ok(super::ok(Value::Object(Map::new())));

@@ -1,6 +1,8 @@
 //! `/environments`: the shared document routes, with `_default` present in every org and
 //! never changeable.
 
+use std::collections::HashMap;
+
 use axum::Router;
 use chef_sync_shared::objects::Environment;
 use chef_sync_shared::path::{NameKind, validate_name};
@@ -10,10 +12,52 @@ use serde_json::Value;
 use super::documents::{self, Document};
 use super::objects::{self, Messages};
 use crate::app::AppState;
+use crate::depsolver::constraint::Op;
+use crate::depsolver::{Constraint, Version};
 use crate::error::{ApiError, ApiResult};
 
 pub(super) fn router() -> Router<AppState> {
     documents::router::<Environment>()
+}
+
+/// The environment's `cookbook_versions` as constraints, or `None` when it does not exist
+/// (`_default` always does, without constraints). A constraint that cannot be read (stored
+/// by a primary with looser checks) allows no version, so it fails only what needs that
+/// cookbook.
+pub(super) async fn cookbook_constraints(
+    state: &AppState,
+    org_id: i64,
+    name: &str,
+) -> ApiResult<Option<HashMap<String, Constraint>>> {
+    if name == Environment::DEFAULT {
+        return Ok(Some(HashMap::new()));
+    }
+    let Ok(path) = ObjectPath::environment(name) else {
+        return Ok(None);
+    };
+    let Some(body) = state.store.object(org_id, &path).await? else {
+        return Ok(None);
+    };
+    let environment: Environment =
+        serde_json::from_str(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let nothing = Constraint {
+        op: Op::Lt,
+        version: Version(0, 0, 0),
+    };
+    let constraints = environment
+        .cookbook_versions
+        .iter()
+        .map(|(cookbook, constraint)| {
+            let parsed = constraint.as_str().and_then(Constraint::parse);
+            (cookbook.clone(), parsed.unwrap_or(nothing))
+        })
+        .collect();
+    Ok(Some(constraints))
+}
+
+/// Whether the environment exists (`_default` always does).
+pub(super) async fn exists(state: &AppState, org_id: i64, name: &str) -> ApiResult<bool> {
+    Ok(cookbook_constraints(state, org_id, name).await?.is_some())
 }
 
 /// `= 1.2.3`, `>= 1.0`, `~> 2.1`, or a bare version: Chef's cookbook version constraints.

@@ -67,6 +67,7 @@ async fn load(state: &AppState, org_id: i64, name: &str) -> ApiResult<Role> {
     serde_json::from_value(value).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// `_default` and every environment the role has a run list for (existing or not), sorted.
 async fn environments(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -77,10 +78,14 @@ async fn environments(
     let role = load(&state, access.org.id, &name).await?;
     let mut envs = vec!["_default".to_owned()];
     envs.extend(role.env_run_lists.keys().cloned());
+    envs.sort();
+    envs.dedup();
     Ok(super::ok(json!(envs)))
 }
 
-async fn environment_run_list(
+/// `{"run_list": …}` of the role in the environment (`null` when it has none there); the
+/// role is looked up first, then the environment (which must exist).
+pub(super) async fn environment_run_list(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path((org, name, env)): Path<(String, String, String)>,
@@ -88,6 +93,9 @@ async fn environment_run_list(
     let access = super::access(&state, &actor, &org).await?;
     access.require_read()?;
     let role = load(&state, access.org.id, &name).await?;
+    if !super::environments::exists(&state, access.org.id, &env).await? {
+        return Err(ApiError::NotFound(format!("Cannot load environment {env}")));
+    }
     let run_list = if env == "_default" {
         Some(role.run_list.clone())
     } else {

@@ -4,6 +4,8 @@
 //! store's search index (see `store::search_index`); a page's objects are read and sent a
 //! chunk at a time, so an answer of 1,000 large nodes never sits in memory whole.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -301,63 +303,74 @@ impl Shape {
     }
 }
 
-/// What the answer stream still has to send.
-struct Sending {
-    store: Store,
-    org_id: i64,
-    org: String,
-    index: Index,
-    shape: Shape,
-    stored: Stored,
-    first: bool,
-    done: bool,
+/// One chunk of an answer's stored rows: names to read, or `(offset, count)` of a `*:*` page
+/// read straight from the objects table.
+enum Chunk {
+    Named(Vec<String>),
+    Paged(i64, i64),
 }
 
-impl Sending {
-    /// The next chunk of rows, or None at the end.
-    async fn next_chunk(&mut self) -> ApiResult<Option<Vec<Bytes>>> {
-        let bodies = match &mut self.stored {
-            Stored::Named(names) => {
-                if names.is_empty() {
-                    return Ok(None);
-                }
-                let take: Vec<String> = names.drain(..names.len().min(ROWS_PER_CHUNK)).collect();
-                self.index
-                    .bodies(&self.store, self.org_id, &self.org, &take)
-                    .await?
-            }
+impl Stored {
+    /// The page's rows in chunks of [`ROWS_PER_CHUNK`], in order.
+    fn chunks(self) -> Vec<Chunk> {
+        match self {
+            Stored::Named(names) => names
+                .chunks(ROWS_PER_CHUNK)
+                .map(|c| Chunk::Named(c.to_vec()))
+                .collect(),
             Stored::Paged(offset, left) => {
-                if *left <= 0 {
-                    return Ok(None);
-                }
-                let Some((kind, parent)) = self.index.object_kind() else {
-                    return Ok(None);
-                };
-                let n = (*left).min(ROWS_PER_CHUNK as i64);
-                let bodies = self
-                    .store
-                    .object_bodies(self.org_id, kind, parent, Some((*offset, n)))
-                    .await?;
-                *offset += n;
-                *left = if (bodies.len() as i64) < n {
-                    0
-                } else {
-                    *left - n
-                };
-                bodies
+                let step = ROWS_PER_CHUNK as i64;
+                (0..left.max(0))
+                    .step_by(ROWS_PER_CHUNK)
+                    .map(|done| Chunk::Paged(offset + done, step.min(left - done)))
+                    .collect()
             }
-        };
-        let mut pieces = Vec::with_capacity(bodies.len() * 2);
-        for (name, body) in bodies {
-            if !self.first {
-                pieces.push(Bytes::from_static(b","));
-            }
-            self.first = false;
-            self.shape.row(&self.index, &name, body, &mut pieces)?;
         }
-        Ok(Some(pieces))
     }
 }
+
+/// What reading a chunk needs; shared by the chunks read at once.
+#[derive(Clone)]
+struct Reader {
+    store: Store,
+    org_id: i64,
+    org: Arc<str>,
+    index: Arc<Index>,
+    shape: Arc<Shape>,
+}
+
+impl Reader {
+    /// The rows of one chunk, each as the pieces it is sent in. Objects deleted since the
+    /// match are left out.
+    async fn rows(self, chunk: Chunk) -> ApiResult<Vec<Vec<Bytes>>> {
+        let bodies = match chunk {
+            Chunk::Named(names) => {
+                self.index
+                    .bodies(&self.store, self.org_id, &self.org, &names)
+                    .await?
+            }
+            Chunk::Paged(offset, count) => match self.index.object_kind() {
+                Some((kind, parent)) => {
+                    self.store
+                        .object_bodies(self.org_id, kind, parent, Some((offset, count)))
+                        .await?
+                }
+                None => Vec::new(),
+            },
+        };
+        let mut rows = Vec::with_capacity(bodies.len());
+        for (name, body) in bodies {
+            let mut pieces = Vec::with_capacity(3);
+            self.shape.row(&self.index, &name, body, &mut pieces)?;
+            rows.push(pieces);
+        }
+        Ok(rows)
+    }
+}
+
+/// Chunks read ahead of the one being sent: reading the next chunks overlaps with writing
+/// this one to the socket (and, on PostgreSQL, runs on more than one database connection).
+const CHUNKS_AHEAD: usize = 2;
 
 /// 200 with `{"total", "start", "rows"}`, the rows streamed a chunk at a time. Objects deleted
 /// between matching and sending are left out of the page.
@@ -373,48 +386,53 @@ fn answer(
         "{{\"total\":{},\"start\":{},\"rows\":[",
         page.total, page.start
     );
-    let mut first_pieces = vec![];
-    let mut first = true;
+    let mut first_rows = Vec::new();
     for (name, object) in &page.builtins {
-        if !first {
-            first_pieces.push(Bytes::from_static(b","));
-        }
-        first = false;
-        shape.row(&index, name, object.to_string(), &mut first_pieces)?;
+        let mut pieces = Vec::new();
+        shape.row(&index, name, object.to_string(), &mut pieces)?;
+        first_rows.push(pieces);
     }
-    let sending = Sending {
+    let reader = Reader {
         store: state.store.clone(),
         org_id,
-        org: org.to_owned(),
-        index,
-        shape,
-        stored: page.stored,
-        first,
-        done: false,
+        org: Arc::from(org),
+        index: Arc::new(index),
+        shape: Arc::new(shape),
     };
-    let rows = stream::unfold(sending, |mut sending| async move {
-        if sending.done {
-            return None;
-        }
-        let pieces: Vec<Result<Bytes, std::io::Error>> = match sending.next_chunk().await {
-            Ok(Some(pieces)) => pieces.into_iter().map(Ok).collect(),
-            Ok(None) => {
-                sending.done = true;
-                vec![Ok(Bytes::from_static(b"]}"))]
+    let stored = stream::iter(page.stored.chunks())
+        .map(move |chunk| reader.clone().rows(chunk))
+        .buffered(CHUNKS_AHEAD);
+    let rows = stream::once(async move { Ok(first_rows) }).chain(stored);
+    // Commas between rows; an error ends the body short (the status is sent already), so the
+    // client sees a broken answer instead of a silently partial one.
+    let pieces = rows
+        .scan((true, false), |(first, failed), chunk| {
+            if *failed {
+                return std::future::ready(None);
             }
-            Err(e) => {
-                // The status is sent already: end the body short, so the client sees a broken
-                // answer instead of a silently partial one.
-                tracing::warn!(error = %e, "search answer cut short");
-                sending.done = true;
-                vec![Err(std::io::Error::other(e.to_string()))]
-            }
-        };
-        Some((stream::iter(pieces), sending))
-    })
-    .flatten();
-    let head = std::iter::once(Bytes::from(head)).chain(first_pieces);
-    let body = stream::iter(head.map(Ok::<Bytes, std::io::Error>)).chain(rows);
+            let out: Vec<Result<Bytes, std::io::Error>> = match chunk {
+                Ok(rows) => {
+                    let mut out = Vec::new();
+                    for row in rows {
+                        if !std::mem::take(first) {
+                            out.push(Ok(Bytes::from_static(b",")));
+                        }
+                        out.extend(row.into_iter().map(Ok));
+                    }
+                    out
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "search answer cut short");
+                    *failed = true;
+                    vec![Err(std::io::Error::other(e.to_string()))]
+                }
+            };
+            std::future::ready(Some(stream::iter(out)))
+        })
+        .flatten();
+    let body = stream::once(async move { Ok::<Bytes, std::io::Error>(Bytes::from(head)) })
+        .chain(pieces)
+        .chain(stream::once(async { Ok(Bytes::from_static(b"]}")) }));
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

@@ -387,13 +387,15 @@ impl Store {
         let ids = self.eval(index_id, query, &mut budget).await?;
         let mut names = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(ID_CHUNK) {
+            // The ids come from this index's own entries, so the primary key alone finds
+            // them; with `index_id` in the condition too, PostgreSQL's generic plan for the
+            // prepared statement read every document of the index through the (index, name)
+            // key and tested the IN list on each.
             let sql = format!(
-                "SELECT name FROM search_docs WHERE index_id = $1 AND id IN ({})",
-                numbered(chunk.len(), 2)
+                "SELECT name FROM search_docs WHERE id IN ({})",
+                numbered(chunk.len(), 1)
             );
-            let params: Vec<rusqlite::types::Value> = std::iter::once(index_id.into())
-                .chain(chunk.iter().map(|id| (*id).into()))
-                .collect();
+            let params: Vec<rusqlite::types::Value> = chunk.iter().map(|id| (*id).into()).collect();
             let sql_inline = sql.clone();
             if let Some(found) = self
                 .read_inline(move |r| r.texts(&sql_inline, params))
@@ -402,7 +404,7 @@ impl Store {
                 names.extend(found);
                 continue;
             }
-            let mut q = sqlx::query(&sql).bind(index_id);
+            let mut q = sqlx::query(&sql);
             for id in chunk {
                 q = q.bind(*id);
             }

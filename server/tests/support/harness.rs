@@ -7,10 +7,12 @@
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
+use base64::Engine;
 use chef_sync_server::config::{BlobStoreKind, Config};
 use chef_sync_server::{AppState, Store, accounts, app};
 use chef_sync_shared::PrivateKey;
 use chef_sync_shared::signing::{self, RequestToSign, SigningVersion, sign_request};
+use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -385,4 +387,64 @@ macro_rules! on_both_backends {
         mod sqlite { $( #[tokio::test] async fn $name() { if let Some(h) = super::Harness::new("sqlite").await { super::$name(&h).await; h.finish().await; } } )* }
         mod postgres { $( #[tokio::test] async fn $name() { if let Some(h) = super::Harness::new("postgres").await { super::$name(&h).await; h.finish().await; } } )* }
     };
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    hex::encode(Md5::digest(bytes))
+}
+
+pub fn md5_b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes))
+}
+
+/// The path-and-query of an absolute URL handed out by the server.
+pub fn local(url: &str) -> String {
+    url.strip_prefix("http://chef.test").unwrap().to_owned()
+}
+
+pub async fn upload(h: &Harness, url: &str, bytes: &[u8], content_md5: &str) -> StatusCode {
+    let req = Request::put(local(url))
+        .header("host", "chef.test")
+        .header("content-type", "application/x-binary")
+        .header("content-md5", content_md5)
+        .body(Body::from(bytes.to_vec()))
+        .unwrap();
+    h.send(req).await.0
+}
+
+pub async fn download(h: &Harness, url: &str) -> (StatusCode, Vec<u8>) {
+    let req = Request::get(local(url))
+        .header("host", "chef.test")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, bytes) = h.send_raw(req).await;
+    (status, bytes)
+}
+
+/// Uploads `files` through a sandbox into org `acme` as `alice`; returns the sandbox reply.
+pub async fn upload_files(h: &Harness, alice: &As<'_>, files: &[&[u8]]) -> Value {
+    let checksums: serde_json::Map<String, Value> =
+        files.iter().map(|f| (md5_hex(f), Value::Null)).collect();
+    let (status, sandbox) = alice
+        .post(
+            "/organizations/acme/sandboxes",
+            json!({ "checksums": checksums }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sandbox}");
+    for file in files {
+        let entry = &sandbox["checksums"][md5_hex(file)];
+        if entry["needs_upload"] == true {
+            let status = upload(h, entry["url"].as_str().unwrap(), file, &md5_b64(file)).await;
+            assert_eq!(status, StatusCode::NO_CONTENT);
+        }
+    }
+    let (status, body) = alice
+        .put(
+            &local(sandbox["uri"].as_str().unwrap()),
+            json!({"is_completed": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    sandbox
 }
