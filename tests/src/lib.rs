@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod chef;
+pub mod chef_client;
 pub mod fault_proxy;
 pub mod mixlib;
 pub mod mock_primary;
