@@ -13,5 +13,6 @@ pub mod ohai;
 pub mod proc_stats;
 pub mod region;
 pub mod report;
+pub mod runs;
 pub mod search;
 pub mod throughput;

@@ -81,8 +81,33 @@ pub fn percentile(sorted_us: &[u64], p: f64) -> f64 {
     sorted_us[rank.min(sorted_us.len() - 1)] as f64 / 1000.0
 }
 
+/// An unsigned request (a pre-signed file URL).
+pub fn unsigned(method: &str, url: &str) -> Prepared {
+    Prepared {
+        method: method.parse().expect("method"),
+        url: url.to_owned(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
+}
+
 /// Runs `per_connection[i]` on connection i, round robin, for `duration`.
 pub async fn run(per_connection: Vec<Vec<Prepared>>, duration: Duration) -> LoadResult {
+    let tagged = per_connection
+        .into_iter()
+        .map(|requests| requests.into_iter().map(|r| (0, r)).collect())
+        .collect();
+    let (all, _) = run_kinds(tagged, duration, 1).await;
+    all
+}
+
+/// Like [`run`], each request tagged with a kind below `kinds`: the figures over every
+/// request, and over the requests of each kind.
+pub async fn run_kinds(
+    per_connection: Vec<Vec<(usize, Prepared)>>,
+    duration: Duration,
+    kinds: usize,
+) -> (LoadResult, Vec<LoadResult>) {
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::new();
@@ -92,11 +117,12 @@ pub async fn run(per_connection: Vec<Vec<Prepared>>, duration: Duration) -> Load
                 .pool_max_idle_per_host(1)
                 .build()
                 .expect("client");
-            let mut latencies = Vec::new();
-            let mut errors = 0u64;
+            let mut latencies: Vec<(usize, u64)> = Vec::new();
+            let mut errors = vec![0u64; kinds.max(1)];
             let mut i = 0;
             while Instant::now() < deadline && !requests.is_empty() {
-                let r = &requests[i % requests.len()];
+                let (kind, r) = &requests[i % requests.len()];
+                let kind = (*kind).min(kinds.saturating_sub(1));
                 i += 1;
                 let mut req = client
                     .request(r.method.clone(), &r.url)
@@ -122,35 +148,51 @@ pub async fn run(per_connection: Vec<Vec<Prepared>>, duration: Duration) -> Load
                             }
                         }
                         if ok {
-                            latencies.push(sent.elapsed().as_micros() as u64);
+                            latencies.push((kind, sent.elapsed().as_micros() as u64));
                         } else {
-                            errors += 1;
+                            errors[kind] += 1;
                         }
                     }
-                    Err(_) => errors += 1,
+                    Err(_) => errors[kind] += 1,
                 }
             }
             (latencies, errors)
         }));
     }
-    let mut all = Vec::new();
-    let mut errors = 0;
+    let mut all: Vec<(usize, u64)> = Vec::new();
+    let mut errors = vec![0u64; kinds.max(1)];
     for t in tasks {
         if let Ok((l, e)) = t.await {
             all.extend(l);
-            errors += e;
+            for (total, more) in errors.iter_mut().zip(e) {
+                *total += more;
+            }
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    all.sort_unstable();
-    LoadResult {
-        requests: all.len() as u64,
-        errors,
-        seconds,
-        rps: all.len() as f64 / seconds,
-        p50_ms: percentile(&all, 50.0),
-        p99_ms: percentile(&all, 99.0),
-    }
+    let figures = |mut us: Vec<u64>, errors: u64| {
+        us.sort_unstable();
+        LoadResult {
+            requests: us.len() as u64,
+            errors,
+            seconds,
+            rps: us.len() as f64 / seconds,
+            p50_ms: percentile(&us, 50.0),
+            p99_ms: percentile(&us, 99.0),
+        }
+    };
+    let per_kind = (0..kinds.max(1))
+        .map(|k| {
+            let us = all
+                .iter()
+                .filter(|(kind, _)| *kind == k)
+                .map(|(_, u)| *u)
+                .collect();
+            figures(us, errors[k])
+        })
+        .collect();
+    let total = figures(all.iter().map(|(_, u)| *u).collect(), errors.iter().sum());
+    (total, per_kind)
 }
 
 #[cfg(test)]

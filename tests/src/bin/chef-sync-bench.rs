@@ -2,12 +2,12 @@
 //! deterministically, measures, and writes `bench.json` and `bench.md` (see
 //! docs/BENCHMARKS.md for the command and the latest figures).
 //!
-//!   chef-sync-bench [--out DIR] [--seconds N] [--scale F] [--only read,feed,lag,delta,bootstrap,region,idle,search]
+//!   chef-sync-bench [--out DIR] [--seconds N] [--scale F] [--only read,feed,lag,delta,bootstrap,region,idle,search,runs]
 
 use std::path::PathBuf;
 
 use chef_sync_tests::bench::report::Report;
-use chef_sync_tests::bench::{bootstrap, delta, feed, idle, lag, region, search, throughput};
+use chef_sync_tests::bench::{bootstrap, delta, feed, idle, lag, region, runs, search, throughput};
 
 struct Options {
     out: PathBuf,
@@ -118,6 +118,9 @@ async fn main() {
         }
         if wanted("search") {
             search::run(&mut report, dir, seconds, options.scale).await;
+        }
+        if wanted("runs") {
+            runs::run(&mut report, dir, seconds).await;
         }
     };
     tokio::select! {
