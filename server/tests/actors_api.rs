@@ -16,6 +16,7 @@ on_both_backends!(
     key_rotation,
     groups_grant_admin,
     org_membership,
+    users_and_orgs_are_deleted_as_chef_deletes_them,
 );
 
 async fn clients_and_the_validator(h: &Harness) {
@@ -348,4 +349,99 @@ async fn org_membership(h: &Harness) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, body) = alice.get("/organizations/acme/groups/users").await;
     assert_eq!(body["users"], json!(["alice"]));
+}
+
+async fn users_and_orgs_are_deleted_as_chef_deletes_them(h: &Harness) {
+    let (alice_key, bob_key) = org_with_users(h).await;
+    let pivotal = fixture_key();
+    let su = h.actor("pivotal", &pivotal);
+    let bob = h.actor("bob", &bob_key);
+    let alice = h.actor("alice", &alice_key);
+
+    // API v0 hands a new user's key over at the top level, v1 inside chef_key.
+    let (status, v0) = su
+        .with_api(
+            "0",
+            "POST",
+            "/users",
+            Some(json!({"username": "carol", "display_name": "Carol"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v0}");
+    assert!(
+        v0["private_key"].as_str().unwrap().contains("PRIVATE KEY"),
+        "{v0}"
+    );
+    assert!(v0.get("chef_key").is_none());
+    let (_, v1) = su
+        .with_api(
+            "1",
+            "POST",
+            "/users",
+            Some(json!({"username": "dave", "display_name": "Dave"})),
+        )
+        .await;
+    assert!(
+        v1["chef_key"]["private_key"].is_string() && v1.get("private_key").is_none(),
+        "{v1}"
+    );
+    // GET under v0 shows the default public key.
+    let (_, carol) = su.with_api("0", "GET", "/users/carol", None).await;
+    assert!(
+        carol["public_key"].as_str().unwrap().contains("PUBLIC KEY"),
+        "{carol}"
+    );
+    let (_, carol1) = su.get("/users/carol").await;
+    assert!(carol1.get("public_key").is_none());
+
+    // Only the user itself or the superuser deletes a user; an unknown one is 404 first.
+    let (status, body) = bob.delete("/users/nobody").await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::NOT_FOUND,
+            json!({"error": "Could not find user nobody"})
+        )
+    );
+    let (status, body) = alice.delete("/users/bob").await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::FORBIDDEN,
+            json!({"error": ["missing delete permission"]})
+        )
+    );
+    let (status, body) = bob.delete("/users/bob").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["username"], "bob");
+    let (status, _) = su.get("/users/bob").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, members) = alice.get("/organizations/acme/users").await;
+    assert!(!members.to_string().contains("\"bob\""), "{members}");
+    let (status, _) = su.delete("/users/carol").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = su.delete("/users/pivotal").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the superuser stays");
+
+    // Deleting an org: the superuser only; everything in it goes.
+    let (status, _) = alice
+        .post("/organizations/acme/roles", json!({"name": "web"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = alice.delete("/organizations/acme").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = su.delete("/organizations/acme").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "acme");
+    let (status, _) = su.get("/organizations/acme").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = su
+        .post(
+            "/organizations",
+            json!({"name": "acme", "full_name": "Acme again"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "the name is free again");
+    let (_, roles) = su.get("/organizations/acme/roles").await;
+    assert_eq!(roles, json!({}));
 }

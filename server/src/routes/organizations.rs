@@ -21,7 +21,7 @@ pub(super) fn router() -> Router<AppState> {
 
 pub(super) fn org_router() -> Router<AppState> {
     Router::new()
-        .route("/", get(show).put(update))
+        .route("/", get(show).put(update).delete(remove))
         .route("/users", get(list_users).post(add_user))
         .route("/users/{user}", get(show_user).delete(remove_user))
 }
@@ -75,6 +75,20 @@ fn org_json(org: &crate::store::OrgRow) -> Value {
         "name": org.name, "full_name": org.full_name, "guid": org.guid,
         "replica": org.replica, "sync_user": org.sync_user,
     })
+}
+
+/// `DELETE /organizations/ORG` (superuser): the org with everything in it. 200 with the org
+/// as it was.
+async fn remove(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(org): Path<String>,
+) -> ApiResult<Response> {
+    actor.require_superuser("delete organizations")?;
+    let access = super::access(&state, &actor, &org).await?;
+    let shown = org_json(&access.org);
+    state.store.delete_org(&access.org).await?;
+    Ok(super::ok(shown))
 }
 
 /// `PUT /organizations/ORG` (superuser): `full_name`, and chef-sync's `replica` and

@@ -1,22 +1,47 @@
-//! `/users`: global users (superuser creates and lists; a user reads itself).
+//! `/users`: global users (superuser creates and lists; a user reads and deletes itself, the
+//! superuser any user).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use serde_json::{Value, json};
 
 use crate::accounts;
+use crate::api_version::ApiVersion;
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
+use crate::store::{KeyOwner, UserRow};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/users", get(list).post(create))
-        .route("/users/{name}", get(show))
+        .route("/users/{name}", get(show).delete(remove))
+}
+
+/// erchef's not-found answer for a user: a string `error`, not a list.
+fn missing_user(name: &str) -> Response {
+    let body = json!({"error": format!("Could not find user {name}")});
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}
+
+/// The user as `GET /users/NAME` shows it: the stored fields and, under API v0, the
+/// `default` public key (`null` without one).
+async fn user_json(state: &AppState, user: &UserRow, api: ApiVersion) -> ApiResult<Value> {
+    let mut value = super::stored(&user.body)?;
+    if api.0 == 0
+        && let Some(object) = value.as_object_mut()
+    {
+        let key = state.store.key(KeyOwner::User(user.id), "default").await?;
+        object.insert(
+            "public_key".into(),
+            key.map_or(Value::Null, |k| Value::String(k.public_key)),
+        );
+    }
+    Ok(value)
 }
 
 async fn list(
@@ -35,6 +60,7 @@ async fn list(
 async fn create(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Extension(api): Extension<ApiVersion>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -68,10 +94,15 @@ async fn create(
     let uri = format!("{}/users/{username}", super::base_url(&headers));
     let mut out = json!({ "uri": uri });
     if let Some(private_key) = private {
-        out["chef_key"] = json!({
-            "name": "default", "expiration_date": "infinity", "private_key": private_key,
-            "uri": format!("{uri}/keys/default"),
-        });
+        // API v0 hands the new key over at the top level, later versions inside `chef_key`.
+        if api.0 == 0 {
+            out["private_key"] = json!(private_key);
+        } else {
+            out["chef_key"] = json!({
+                "name": "default", "expiration_date": "infinity", "private_key": private_key,
+                "uri": format!("{uri}/keys/default"),
+            });
+        }
     }
     Ok(super::created_with(uri, out))
 }
@@ -79,6 +110,7 @@ async fn create(
 async fn show(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Extension(api): Extension<ApiVersion>,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     if !actor.is_superuser() && actor.name != name {
@@ -87,10 +119,33 @@ async fn show(
             actor.name
         )));
     }
-    let user = state
-        .store
-        .user(&name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("Could not find user {name}")))?;
-    Ok(super::ok(super::stored(&user.body)?))
+    let Some(user) = state.store.user(&name).await? else {
+        return Ok(missing_user(&name));
+    };
+    Ok(super::ok(user_json(&state, &user, api).await?))
+}
+
+/// `DELETE /users/NAME`: the user itself or the superuser; the user's keys, org and group
+/// memberships go with it. 200 with the user as it was.
+async fn remove(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(api): Extension<ApiVersion>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    // As in erchef, an unknown user is 404 before any permission check.
+    let Some(user) = state.store.user(&name).await? else {
+        return Ok(missing_user(&name));
+    };
+    if !actor.is_superuser() && actor.name != name {
+        return Err(ApiError::Forbidden("missing delete permission".into()));
+    }
+    if user.superuser {
+        return Err(ApiError::Forbidden(format!(
+            "'{name}' is the superuser and cannot be deleted"
+        )));
+    }
+    let shown = user_json(&state, &user, api).await?;
+    state.store.delete_user(&user).await?;
+    Ok(super::ok(shown))
 }

@@ -39,7 +39,11 @@ fn dependencies(i: usize, v: usize) -> Value {
     } else {
         let j = i - APPS;
         if j % 5 != 4 {
-            let constraint = if v.is_multiple_of(3) { "< 1.8" } else { ">= 1.0" };
+            let constraint = if v.is_multiple_of(3) {
+                "< 1.8"
+            } else {
+                ">= 1.0"
+            };
             deps.insert(format!("lib{}", j + 1), json!(constraint));
         }
     }
