@@ -17,6 +17,7 @@ pub(crate) mod principals;
 mod roles;
 mod sandboxes;
 mod search;
+mod server_info;
 mod status;
 mod updated_since;
 mod users;
@@ -52,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .merge(updated_since::router());
     Router::new()
         .merge(status::router())
+        .merge(server_info::router())
         .merge(users::router())
         .merge(file_store::router())
         .merge(keys::user_router())

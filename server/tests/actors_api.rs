@@ -17,6 +17,7 @@ on_both_backends!(
     groups_grant_admin,
     org_membership,
     users_and_orgs_are_deleted_as_chef_deletes_them,
+    server_facts_and_v0_client_keys,
 );
 
 async fn clients_and_the_validator(h: &Harness) {
@@ -444,4 +445,43 @@ async fn users_and_orgs_are_deleted_as_chef_deletes_them(h: &Harness) {
     assert_eq!(status, StatusCode::CREATED, "the name is free again");
     let (_, roles) = su.get("/organizations/acme/roles").await;
     assert_eq!(roles, json!({}));
+}
+
+async fn server_facts_and_v0_client_keys(h: &Harness) {
+    let (alice_key, _) = org_with_users(h).await;
+    let alice = h.actor("alice", &alice_key);
+    let (status, body) = alice.get("/server_api_version").await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"min_api_version": 0, "max_api_version": 2})
+        )
+    );
+    let (status, body) = alice.get("/license").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["limit_exceeded"], false);
+    assert_eq!(body["node_count"], 0);
+
+    // API v0 shows a client's public key on creation and on GET; v1 does not.
+    let (status, made) = alice
+        .with_api(
+            "0",
+            "POST",
+            "/organizations/acme/clients",
+            Some(json!({"name": "n1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let public = made["public_key"].as_str().unwrap().to_owned();
+    assert!(
+        public.contains("PUBLIC KEY") && made["private_key"].is_string(),
+        "{made}"
+    );
+    let (_, shown) = alice
+        .with_api("0", "GET", "/organizations/acme/clients/n1", None)
+        .await;
+    assert_eq!(shown["public_key"], public.as_str());
+    let (_, shown) = alice.get("/organizations/acme/clients/n1").await;
+    assert!(shown.get("public_key").is_none(), "{shown}");
 }

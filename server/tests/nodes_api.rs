@@ -17,7 +17,8 @@ on_both_backends!(
     racing_saves_leave_one_node_and_its_own_terms,
     a_client_registers_and_saves_its_node,
     replica_orgs_take_nodes_but_stay_read_only,
-    nodes_are_searchable_by_merged_attributes
+    nodes_are_searchable_by_merged_attributes,
+    bad_node_fields_get_chefs_messages
 );
 
 /// With the server's default request size limit (the harness sets a small one).
@@ -352,4 +353,62 @@ async fn racing_saves_leave_one_node_and_its_own_terms(h: &Harness) {
             assert_eq!(found["total"], expected, "writer:{value} (stored: {last})");
         }
     }
+}
+
+async fn bad_node_fields_get_chefs_messages(h: &Harness) {
+    let (alice, _) = org_with_users(h).await;
+    let alice = h.actor("alice", &alice);
+    let cases = [
+        (
+            json!({"name": "n", "normal": []}),
+            "Field 'normal' is not a hash",
+        ),
+        (
+            json!({"name": "n", "automatic": ""}),
+            "Field 'automatic' is not a hash",
+        ),
+        (
+            json!({"name": "n", "override": 1}),
+            "Field 'override' is not a hash",
+        ),
+        (
+            json!({"name": "n", "run_list": [1, 2]}),
+            "Field 'run_list' is not a valid run list",
+        ),
+        (
+            json!({"name": "n", "run_list": "recipe[a]"}),
+            "Field 'run_list' is not a valid run list",
+        ),
+        (
+            json!({"name": "n", "policy_name": 42}),
+            "Field 'policy_name' invalid",
+        ),
+        (
+            json!({"name": "n", "json_class": "Chef::Role"}),
+            "Field 'json_class' invalid",
+        ),
+        (
+            json!({"name": "n", "chef_type": "role"}),
+            "Field 'chef_type' invalid",
+        ),
+        (
+            json!({"name": "n", "surprise": 1}),
+            "Invalid key surprise in request body",
+        ),
+    ];
+    for (body, message) in cases {
+        let (status, answer) = alice.post("/organizations/acme/nodes", body.clone()).await;
+        assert_eq!(
+            (status, answer),
+            (StatusCode::BAD_REQUEST, json!({"error": [message]})),
+            "{body}"
+        );
+    }
+    let (status, body) = alice
+        .post(
+            "/organizations/acme/nodes",
+            json!({"name": "n", "policy_name": "ABCxyz019-_:.", "policy_group": "prod:eu"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }

@@ -241,12 +241,20 @@ async fn bad_searches_are_refused(h: &Harness) {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["error"][0]
-            .as_str()
-            .unwrap()
-            .contains("'name' must be an array")
+    assert_eq!(
+        body,
+        json!({"error": ["invalid partial search request body"]})
     );
+    // An empty key path is null, as in Chef.
+    let (status, body) = alice
+        .post(
+            "/organizations/acme/search/environment?q=*:*",
+            json!({"empty": [], "name": ["name"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"][0]["data"]["empty"], Value::Null, "{body}");
+    assert!(body["rows"][0]["data"]["name"].is_string(), "{body}");
     // A key the server does not know.
     let (status, _) = h
         .call(

@@ -107,12 +107,16 @@ async fn create(
             out["private_key"] = json!(private_key);
         }
     }
+    if api.0 == 0 {
+        out["public_key"] = default_public_key(&state, &client).await?;
+    }
     Ok(super::created_with(uri, out))
 }
 
 async fn show(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Extension(api): Extension<ApiVersion>,
     Path((org, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let access = super::access(&state, &actor, &org).await?;
@@ -120,7 +124,20 @@ async fn show(
     if !is_self(&access, &client) {
         access.require_read()?;
     }
-    Ok(super::ok(client_json(&client, &org)))
+    let mut out = client_json(&client, &org);
+    if api.0 == 0 {
+        out["public_key"] = default_public_key(&state, &client).await?;
+    }
+    Ok(super::ok(out))
+}
+
+/// The `default` key's PEM (API v0 shows it with the client), `null` without one.
+async fn default_public_key(state: &AppState, client: &ClientRow) -> ApiResult<Value> {
+    let key = state
+        .store
+        .key(crate::store::KeyOwner::Client(client.id), "default")
+        .await?;
+    Ok(key.map_or(Value::Null, |k| Value::String(k.public_key)))
 }
 
 async fn update(

@@ -39,9 +39,72 @@ fn valid_name(name: &str, colon: bool) -> bool {
         })
 }
 
+/// The keys a node body may have.
+const NODE_KEYS: [&str; 11] = [
+    "name",
+    "chef_environment",
+    "json_class",
+    "chef_type",
+    "normal",
+    "default",
+    "override",
+    "automatic",
+    "run_list",
+    "policy_name",
+    "policy_group",
+];
+
+/// Chef's checks of each field's JSON type, in its order and with its texts, before the body
+/// is read as a node (whose own parse would only say which type it wanted).
+fn check_types(body: &serde_json::Map<String, Value>) -> ApiResult<()> {
+    if let Some(key) = body.keys().find(|k| !NODE_KEYS.contains(&k.as_str())) {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid key {key} in request body"
+        )));
+    }
+    let invalid = |field: &str| ApiError::BadRequest(format!("Field '{field}' invalid"));
+    for field in ["name", "chef_environment", "json_class", "chef_type"] {
+        if body.get(field).is_some_and(|v| !v.is_string()) {
+            return Err(invalid(field));
+        }
+    }
+    for field in ["normal", "default", "override", "automatic"] {
+        if body.get(field).is_some_and(|v| !v.is_object()) {
+            return Err(ApiError::BadRequest(format!(
+                "Field '{field}' is not a hash"
+            )));
+        }
+    }
+    let run_list_ok = match body.get("run_list") {
+        None => true,
+        Some(Value::Array(items)) => items.iter().all(Value::is_string),
+        Some(_) => false,
+    };
+    if !run_list_ok {
+        return Err(ApiError::BadRequest(
+            "Field 'run_list' is not a valid run list".into(),
+        ));
+    }
+    for field in ["policy_name", "policy_group"] {
+        if body
+            .get(field)
+            .is_some_and(|v| !v.is_string() && !v.is_null())
+        {
+            return Err(invalid(field));
+        }
+    }
+    Ok(())
+}
+
 /// Validates and normalises a node body as Chef does (`url_name` on update).
 fn prepare(body: &[u8], url_name: Option<&str>) -> ApiResult<Node> {
-    let mut node: Node = super::parse_json(body)?;
+    let value: Value = super::parse_json(body)?;
+    let Value::Object(map) = &value else {
+        return Err(ApiError::BadRequest("invalid JSON".into()));
+    };
+    check_types(map)?;
+    let mut node: Node = serde_json::from_value(value)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
     reject_unknown_keys(&node.extra)?;
     settle_name(&mut node.name, url_name, "Node")?;
     if !valid_name(&node.name, true) {
@@ -57,8 +120,9 @@ fn prepare(body: &[u8], url_name: Option<&str>) -> ApiResult<Node> {
         ("policy_name", &node.policy_name),
         ("policy_group", &node.policy_group),
     ] {
+        // Chef's policy names allow `:` as node names do.
         if let Some(value) = value
-            && !valid_name(value, false)
+            && !valid_name(value, true)
         {
             return Err(ApiError::BadRequest(format!("Field '{field}' invalid")));
         }

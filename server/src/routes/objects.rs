@@ -117,14 +117,10 @@ pub(super) fn check_class(
     kind: &str,
 ) -> ApiResult<()> {
     if json_class != class {
-        return Err(ApiError::BadRequest(format!(
-            "Field 'json_class' invalid: must be {class}"
-        )));
+        return Err(ApiError::BadRequest("Field 'json_class' invalid".into()));
     }
     if chef_type != kind {
-        return Err(ApiError::BadRequest(format!(
-            "Field 'chef_type' invalid: must be {kind}"
-        )));
+        return Err(ApiError::BadRequest("Field 'chef_type' invalid".into()));
     }
     Ok(())
 }

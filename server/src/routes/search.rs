@@ -468,16 +468,18 @@ fn parse_filter(body: &[u8]) -> ApiResult<Vec<(String, Vec<String>)>> {
                         .collect::<Option<Vec<_>>>()
                 })
                 .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "partial search: '{name}' must be an array of attribute names"
-                    ))
+                    ApiError::BadRequest("invalid partial search request body".into())
                 })?;
             Ok((name, keys))
         })
         .collect()
 }
 
+/// The value at `keys`; an empty path is `null`, as in Chef.
 fn dig<'a>(mut value: &'a Value, keys: &[String]) -> Option<&'a Value> {
+    if keys.is_empty() {
+        return None;
+    }
     for key in keys {
         value = value.get(key)?;
     }

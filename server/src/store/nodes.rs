@@ -41,6 +41,14 @@ impl Store {
             .collect())
     }
 
+    /// Nodes stored in every org (the licence endpoint's count).
+    pub async fn node_count(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM nodes")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")?)
+    }
+
     /// Creates (`Create`: 409 if it exists) or replaces (`Update`: 404 if missing) a node and
     /// its search entries, in one transaction.
     pub async fn write_node(
