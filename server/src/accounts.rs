@@ -7,8 +7,14 @@ use chef_sync_shared::{PrivateKey, PublicKey};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{ClientRow, OrgRow, Store, StoreError, UserRow};
 
-/// The groups every org has.
-pub const GROUPS: [&str; 3] = ["admins", "users", "clients"];
+/// The groups every org has (Chef's defaults).
+pub const GROUPS: [&str; 5] = [
+    "admins",
+    "billing-admins",
+    "users",
+    "clients",
+    "public_key_read_access",
+];
 
 /// Generates a 2048-bit key off the async runtime (it takes tens of milliseconds).
 pub async fn generate_key() -> ApiResult<PrivateKey> {
@@ -134,6 +140,12 @@ pub async fn create_org(store: &Store, name: &str, full_name: &str) -> ApiResult
             }
             other => other.into(),
         })?;
+    // Who may read public keys: every org user and client, as in Chef.
+    for group in ["users", "clients"] {
+        store
+            .add_group_member(org.id, "public_key_read_access", "group", group)
+            .await?;
+    }
     // A generated key: the minimum does not come into it.
     let validator = format!("{name}-validator");
     let (_, private) = create_client(store, &org, &validator, true, None, 0).await?;

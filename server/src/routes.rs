@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .merge(sandboxes::router())
         .merge(clients::router())
         .merge(keys::client_router())
+        .merge(keys::org_user_router())
         .merge(groups::router())
         .merge(search::router())
         .merge(nodes::router())

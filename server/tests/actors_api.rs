@@ -18,6 +18,7 @@ on_both_backends!(
     org_membership,
     users_and_orgs_are_deleted_as_chef_deletes_them,
     server_facts_and_v0_client_keys,
+    public_keys_are_read_by_the_orgs_key_readers,
 );
 
 async fn clients_and_the_validator(h: &Harness) {
@@ -241,9 +242,14 @@ async fn key_rotation(h: &Harness) {
         .await;
     assert_eq!(status, StatusCode::OK, "a client reads its own keys");
     assert_eq!(body.as_array().unwrap().len(), 2);
-    let (status, _) = h
-        .actor("bob", &bob_key)
+    // Another member reads them (Chef's public_key_read_access group) but cannot change them.
+    let bob = h.actor("bob", &bob_key);
+    let (status, _) = bob
         .get("/organizations/acme/clients/acme-validator/keys")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = bob
+        .delete("/organizations/acme/clients/acme-validator/keys/default")
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
@@ -255,7 +261,10 @@ async fn groups_grant_admin(h: &Harness) {
     let (status, body) = bob.get("/organizations/acme/groups").await;
     assert_eq!(status, StatusCode::OK);
     let names: Vec<&String> = body.as_object().unwrap().keys().collect();
-    assert_eq!(names, ["admins", "clients", "users"]);
+    assert_eq!(
+        names,
+        ["admins", "billing-admins", "clients", "public_key_read_access", "users"]
+    );
     let (_, body) = bob.get("/organizations/acme/groups/admins").await;
     assert_eq!(body["users"], json!(["alice"]));
     assert_eq!(body["groupname"], "admins");
@@ -299,13 +308,23 @@ async fn groups_grant_admin(h: &Harness) {
             .0,
         StatusCode::CREATED
     );
-    for bad in [
+    // Names that cannot be members are left out, as Chef leaves them out.
+    for dropped in [
         json!({"actors": {"users": ["nobody"]}}),
         json!({"actors": {"clients": ["ghost"]}}),
         json!({"actors": {"groups": ["ops"]}}),
-        json!({"actors": {"users": "bob"}}),
-        json!({}),
     ] {
+        let (status, body) = alice
+            .put("/organizations/acme/groups/ops", dropped.clone())
+            .await;
+        assert_eq!(status, StatusCode::OK, "{dropped}");
+        assert_eq!(
+            (&body["users"], &body["clients"], &body["groups"]),
+            (&json!([]), &json!([]), &json!([])),
+            "{dropped}: {body}"
+        );
+    }
+    for bad in [json!({"actors": {"users": "bob"}}), json!({})] {
         let (status, _) = alice
             .put("/organizations/acme/groups/ops", bad.clone())
             .await;
@@ -484,4 +503,78 @@ async fn server_facts_and_v0_client_keys(h: &Harness) {
     assert_eq!(shown["public_key"], public.as_str());
     let (_, shown) = alice.get("/organizations/acme/clients/n1").await;
     assert!(shown.get("public_key").is_none(), "{shown}");
+}
+
+async fn public_keys_are_read_by_the_orgs_key_readers(h: &Harness) {
+    let (alice_key, bob_key) = org_with_users(h).await;
+    let alice = h.actor("alice", &alice_key);
+    let bob = h.actor("bob", &bob_key);
+    let (_, groups) = alice.get("/organizations/acme/groups").await;
+    for group in [
+        "admins",
+        "billing-admins",
+        "users",
+        "clients",
+        "public_key_read_access",
+    ] {
+        assert!(groups.get(group).is_some(), "{group}: {groups}");
+    }
+    let (_, readers) = alice
+        .get("/organizations/acme/groups/public_key_read_access")
+        .await;
+    assert_eq!(readers["groups"], json!(["clients", "users"]), "{readers}");
+    let (status, _) = alice
+        .post(
+            "/organizations/acme/clients",
+            json!({"name": "n1", "create_key": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // A member who is no admin reads a client's keys and a fellow user's, through the org.
+    let (status, keys) = bob.get("/organizations/acme/clients/n1/keys").await;
+    assert_eq!(status, StatusCode::OK, "{keys}");
+    let (status, keys) = bob.get("/organizations/acme/users/alice/keys").await;
+    assert_eq!(status, StatusCode::OK, "{keys}");
+    assert_eq!(
+        keys,
+        json!([{"name": "default", "uri": "http://chef.test/organizations/acme/users/alice/keys/default", "expired": false}])
+    );
+    let (status, key) = bob
+        .get("/organizations/acme/users/alice/keys/default")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(key["public_key"].as_str().unwrap().contains("PUBLIC KEY"));
+    let (status, _) = bob.get("/organizations/acme/users/nobody/keys").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Only reading goes through the org; writing stays the user's own.
+    let (status, _) = alice
+        .post(
+            "/organizations/acme/users/alice/keys",
+            json!({"name": "k2", "create_key": true, "expiration_date": "infinity"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    // Changing the clients' keys stays with admins.
+    let (status, _) = bob
+        .delete("/organizations/acme/clients/n1/keys/default")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Taken out of the key readers (pedant and knife send a group's actors back as users,
+    // clients included: names that cannot be members are left out, not refused).
+    let (status, body) = alice
+        .put(
+            "/organizations/acme/groups/public_key_read_access",
+            json!({"groupname": "public_key_read_access",
+                   "actors": {"users": ["alice", "n1", "nobody"], "clients": [], "groups": ["clients"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, readers) = alice
+        .get("/organizations/acme/groups/public_key_read_access")
+        .await;
+    assert_eq!(readers["users"], json!(["alice"]), "{readers}");
+    let (status, _) = bob.get("/organizations/acme/users/alice/keys").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

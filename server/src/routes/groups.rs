@@ -142,32 +142,33 @@ async fn update(
         clients: names(actors, "clients")?,
         groups: names(actors, "groups")?,
     };
-    for user in &members.users {
-        let row = state.store.user(user).await?;
-        let member = match &row {
-            Some(u) => state.store.is_org_user(access.org.id, u.id).await?,
-            None => false,
-        };
-        if !member {
-            return Err(ApiError::BadRequest(format!(
-                "User '{user}' is not a member of organization '{org}'"
-            )));
+    // As Chef does, names that cannot be members (a user outside the org, a client of
+    // another org or of none, an unknown group or the group itself) are left out silently:
+    // knife and pedant send a group's `actors` back as its `users`, clients included.
+    let mut members = members;
+    let mut users = Vec::new();
+    for user in members.users {
+        if let Some(row) = state.store.user(&user).await?
+            && state.store.is_org_user(access.org.id, row.id).await?
+        {
+            users.push(user);
         }
     }
-    for client in &members.clients {
-        if state.store.client(access.org.id, client).await?.is_none() {
-            return Err(ApiError::BadRequest(format!(
-                "Client '{client}' does not exist in organization '{org}'"
-            )));
+    let mut clients = Vec::new();
+    for client in members.clients {
+        if state.store.client(access.org.id, &client).await?.is_some() {
+            clients.push(client);
         }
     }
-    for group in &members.groups {
-        if group == &name || !state.store.group_exists(access.org.id, group).await? {
-            return Err(ApiError::BadRequest(format!(
-                "Group '{group}' cannot be a member of '{name}'"
-            )));
+    let mut groups = Vec::new();
+    for group in members.groups {
+        if group != name && state.store.group_exists(access.org.id, &group).await? {
+            groups.push(group);
         }
     }
+    members.users = users;
+    members.clients = clients;
+    members.groups = groups;
     state
         .store
         .set_group_members(access.org.id, &name, &members)

@@ -28,6 +28,14 @@ pub(super) fn client_router() -> Router<AppState> {
     routes("/clients/{client}/keys")
 }
 
+/// `/organizations/O/users/U/keys[/K]`: a user's keys as the org's key readers see them (GET
+/// only, as in Chef: other methods are 405).
+pub(super) fn org_user_router() -> Router<AppState> {
+    Router::new()
+        .route("/users/{user}/keys", get(list))
+        .route("/users/{user}/keys/{key}", get(show))
+}
+
 fn routes(base: &str) -> Router<AppState> {
     Router::new().route(base, get(list).post(add)).route(
         &format!("{base}/{{key}}"),
@@ -56,9 +64,13 @@ impl FromRequestParts<AppState> for Owner {
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
         let param = |k: &str| params.get(k).map(String::as_str);
+        let reading = parts.method == axum::http::Method::GET;
         match (param("org"), param("client"), param("user")) {
             (Some(org), Some(client), _) => {
-                client_owner(state, &actor, org, client, &parts.headers).await
+                client_owner(state, &actor, org, client, reading, &parts.headers).await
+            }
+            (Some(org), None, Some(user)) => {
+                org_user_owner(state, &actor, org, user, &parts.headers).await
             }
             (_, _, Some(user)) => user_owner(state, &actor, user, &parts.headers).await,
             _ => Err(ApiError::NotFound("No such endpoint".into())),
@@ -98,11 +110,49 @@ async fn user_owner(
     })
 }
 
+/// Whether `actor` is in the org's `public_key_read_access` group (by default every org user
+/// and client, through the `users` and `clients` groups in it).
+async fn reads_public_keys(state: &AppState, org_id: i64, actor: &Actor) -> ApiResult<bool> {
+    let kind = match actor.kind {
+        ActorKind::User { .. } => "user",
+        ActorKind::Client { .. } => "client",
+    };
+    Ok(state
+        .store
+        .in_group(org_id, "public_key_read_access", kind, &actor.name)
+        .await?)
+}
+
+/// A user's keys read through an org: the org first, then the user (404), then the reader.
+async fn org_user_owner(
+    state: &AppState,
+    actor: &Actor,
+    org: &str,
+    user: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Owner> {
+    let access = super::access(state, actor, org).await?;
+    let row = state
+        .store
+        .user(user)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("Could not find user {user}")))?;
+    if !actor.is_superuser() && !reads_public_keys(state, access.org.id, actor).await? {
+        return Err(ApiError::Forbidden("missing read permission".into()));
+    }
+    Ok(Owner {
+        owner: KeyOwner::User(row.id),
+        name: user.to_owned(),
+        base: format!("{}/{user}/keys", super::org_url(headers, org, "users")),
+    })
+}
+
 async fn client_owner(
     state: &AppState,
     actor: &Actor,
     org: &str,
     client: &str,
+    reading: bool,
     headers: &HeaderMap,
 ) -> ApiResult<Owner> {
     let access = super::access(state, actor, org).await?;
@@ -112,7 +162,9 @@ async fn client_owner(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("Cannot load client {client}")))?;
     let is_self = matches!(actor.kind, ActorKind::Client { id, .. } if id == row.id);
-    if !is_self {
+    // Reading: the key readers of the org too (Chef's public_key_read_access group).
+    let reader = reading && reads_public_keys(state, access.org.id, actor).await?;
+    if !is_self && !reader {
         access.require_admin()?;
     }
     Ok(Owner {
