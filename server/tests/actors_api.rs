@@ -19,6 +19,7 @@ on_both_backends!(
     users_and_orgs_are_deleted_as_chef_deletes_them,
     server_facts_and_v0_client_keys,
     public_keys_are_read_by_the_orgs_key_readers,
+    clients_as_chefs_default_acl_has_them,
 );
 
 async fn clients_and_the_validator(h: &Harness) {
@@ -263,7 +264,13 @@ async fn groups_grant_admin(h: &Harness) {
     let names: Vec<&String> = body.as_object().unwrap().keys().collect();
     assert_eq!(
         names,
-        ["admins", "billing-admins", "clients", "public_key_read_access", "users"]
+        [
+            "admins",
+            "billing-admins",
+            "clients",
+            "public_key_read_access",
+            "users"
+        ]
     );
     let (_, body) = bob.get("/organizations/acme/groups/admins").await;
     assert_eq!(body["users"], json!(["alice"]));
@@ -577,4 +584,138 @@ async fn public_keys_are_read_by_the_orgs_key_readers(h: &Harness) {
     assert_eq!(readers["users"], json!(["alice"]), "{readers}");
     let (status, _) = bob.get("/organizations/acme/users/alice/keys").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+async fn clients_as_chefs_default_acl_has_them(h: &Harness) {
+    let (alice_key, bob_key) = org_with_users(h).await;
+    let alice = h.actor("alice", &alice_key);
+    let bob = h.actor("bob", &bob_key);
+    let mut keys = Vec::new();
+    for name in ["n1", "n2"] {
+        let (status, made) = alice
+            .with_api(
+                "0",
+                "POST",
+                "/organizations/acme/clients",
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        keys.push(PrivateKey::from_pem(made["private_key"].as_str().unwrap()).unwrap());
+    }
+    let n1 = h.actor("n1", &keys[0]);
+    // A client reads and changes itself, not another client.
+    assert_eq!(
+        n1.get("/organizations/acme/clients/n1").await.0,
+        StatusCode::OK
+    );
+    let (status, body) = n1.get("/organizations/acme/clients/n2").await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::FORBIDDEN,
+            json!({"error": ["missing read permission"]})
+        )
+    );
+    let (status, _) = n1.delete("/organizations/acme/clients/n2").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // …nor makes itself a validator.
+    let (status, _) = n1
+        .put(
+            "/organizations/acme/clients/n1",
+            json!({"name": "n1", "validator": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // API v0: a client asks for a new key pair for itself; v1 sends keys to the keys endpoint.
+    let (status, body) = n1
+        .with_api(
+            "0",
+            "PUT",
+            "/organizations/acme/clients/n1",
+            Some(json!({"name": "n1", "private_key": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh = PrivateKey::from_pem(body["private_key"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body["public_key"],
+        fresh.public_key().to_pem().unwrap().as_str()
+    );
+    let n1 = h.actor("n1", &fresh);
+    assert_eq!(
+        n1.get("/organizations/acme/clients/n1").await.0,
+        StatusCode::OK,
+        "the new key signs"
+    );
+    for (body, message) in [
+        (
+            json!({"name": "n1", "public_key": 1}),
+            "Field 'public_key' invalid",
+        ),
+        (
+            json!({"name": "n1", "private_key": true}),
+            "Please use create_key: true instead of private_key: true",
+        ),
+        (
+            json!({"name": "n1", "create_key": true}),
+            "Since Server API v1, all keys must be updated via the keys endpoint. ",
+        ),
+    ] {
+        let (status, answer) = n1.put("/organizations/acme/clients/n1", body.clone()).await;
+        assert_eq!(
+            (status, answer),
+            (StatusCode::BAD_REQUEST, json!({"error": [message]})),
+            "{body}"
+        );
+    }
+    let (status, body) = alice
+        .with_api(
+            "0",
+            "PUT",
+            "/organizations/acme/clients/n1",
+            Some(json!({"name": "n1", "private_key": "yes"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": ["Field 'private_key' invalid"]})
+        )
+    );
+    // The validator registers clients but cannot read or delete even itself.
+    let (_, validator) = alice
+        .with_api(
+            "0",
+            "PUT",
+            "/organizations/acme/clients/acme-validator",
+            Some(json!({"name": "acme-validator", "private_key": true})),
+        )
+        .await;
+    let validator_key = PrivateKey::from_pem(validator["private_key"].as_str().unwrap()).unwrap();
+    let validator = h.actor("acme-validator", &validator_key);
+    assert_eq!(
+        validator
+            .get("/organizations/acme/clients/acme-validator")
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        validator
+            .delete("/organizations/acme/clients/acme-validator")
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // Org users read and delete clients.
+    assert_eq!(
+        bob.get("/organizations/acme/clients/n2").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        bob.delete("/organizations/acme/clients/n2").await.0,
+        StatusCode::OK
+    );
 }

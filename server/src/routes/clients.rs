@@ -121,9 +121,7 @@ async fn show(
 ) -> ApiResult<Response> {
     let access = super::access(&state, &actor, &org).await?;
     let client = load(&state, &access, &name).await?;
-    if !is_self(&access, &client) {
-        access.require_read()?;
-    }
+    require_client_perm(&access, &client, Perm::Read)?;
     let mut out = client_json(&client, &org);
     if api.0 == 0 {
         out["public_key"] = default_public_key(&state, &client).await?;
@@ -140,16 +138,79 @@ async fn default_public_key(state: &AppState, client: &ClientRow) -> ApiResult<V
     Ok(key.map_or(Value::Null, |k| Value::String(k.public_key)))
 }
 
+/// What a request would do to a client.
+#[derive(Clone, Copy)]
+enum Perm {
+    Read,
+    Update,
+    Delete,
+}
+
+/// Chef's default ACL of a client object: admins everything; org users read and delete; the
+/// client itself everything unless it is a validator (Chef takes validators out of their own
+/// ACL); other clients nothing.
+fn require_client_perm(access: &OrgAccess, client: &ClientRow, perm: Perm) -> ApiResult<()> {
+    let allowed = access.level >= Level::Admin
+        || (is_self(access, client) && !client.validator)
+        || (matches!(access.actor.kind, ActorKind::User { .. })
+            && access.level >= Level::Reader
+            && matches!(perm, Perm::Read | Perm::Delete));
+    if allowed {
+        return Ok(());
+    }
+    let what = match perm {
+        Perm::Read => "read",
+        Perm::Update => "update",
+        Perm::Delete => "delete",
+    };
+    Err(ApiError::Forbidden(format!("missing {what} permission")))
+}
+
+/// The key fields of a client PUT, checked as erchef checks them before anything else: under
+/// API v0 `private_key: true` asks for a new key pair and `public_key` replaces the default
+/// key; from v1 on keys change only through the keys endpoint.
+fn key_change(req: &Value, api: ApiVersion) -> ApiResult<Option<Option<String>>> {
+    let public_key = req.get("public_key").filter(|v| !v.is_null());
+    if api.0 >= 1 {
+        if public_key.is_some_and(|v| !v.is_string()) {
+            return Err(ApiError::BadRequest("Field 'public_key' invalid".into()));
+        }
+        if req.get("private_key").is_some() {
+            return Err(ApiError::BadRequest(
+                "Please use create_key: true instead of private_key: true".into(),
+            ));
+        }
+        if req.get("create_key").is_some() || public_key.is_some() {
+            return Err(ApiError::BadRequest(
+                "Since Server API v1, all keys must be updated via the keys endpoint. ".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    match req.get("private_key") {
+        None | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => return Ok(Some(None)),
+        Some(_) => return Err(ApiError::BadRequest("Field 'private_key' invalid".into())),
+    }
+    match public_key {
+        None => Ok(None),
+        Some(Value::String(pem)) => Ok(Some(Some(pem.clone()))),
+        Some(_) => Err(ApiError::BadRequest("Field 'public_key' invalid".into())),
+    }
+}
+
 async fn update(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    Extension(api): Extension<ApiVersion>,
     Path((org, name)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let access = super::access(&state, &actor, &org).await?;
-    access.require_admin()?;
-    let mut client = load(&state, &access, &name).await?;
     let req: Value = super::parse_json(&body)?;
+    let new_key = key_change(&req, api)?;
+    let mut client = load(&state, &access, &name).await?;
+    require_client_perm(&access, &client, Perm::Update)?;
     if let Some(new_name) = req.get("name").and_then(Value::as_str)
         && new_name != name
     {
@@ -157,14 +218,46 @@ async fn update(
             "Renaming a client is not supported; create a new client instead".into(),
         ));
     }
-    if let Some(validator) = req.get("validator").and_then(Value::as_bool) {
+    if let Some(validator) = req.get("validator").and_then(Value::as_bool)
+        && validator != client.validator
+    {
+        // Making a client a validator (or not) stays with admins: a client could otherwise
+        // make itself one.
+        access.require_admin()?;
         state
             .store
             .set_client_validator(client.id, validator)
             .await?;
         client.validator = validator;
     }
-    Ok(super::ok(client_json(&client, &org)))
+    let mut private = None;
+    if let Some(submitted) = new_key {
+        let (public, generated) =
+            accounts::key_material(submitted.as_deref(), state.config.min_key_bits).await?;
+        let owner = crate::store::KeyOwner::Client(client.id);
+        let key = crate::store::KeyRow {
+            name: "default".into(),
+            public_key: public,
+            expires_at: None,
+        };
+        // As erchef's v0 update: the default key is replaced, or put back if it was deleted,
+        // and never expires.
+        if state.store.key(owner, "default").await?.is_some() {
+            state.store.replace_key(owner, "default", &key).await?;
+        } else {
+            state
+                .store
+                .add_key(owner, &key, state.config.max_keys_per_actor)
+                .await?;
+        }
+        private = generated;
+    }
+    let mut out = client_json(&client, &org);
+    if api.0 == 0 {
+        out["public_key"] = default_public_key(&state, &client).await?;
+        out["private_key"] = private.map_or(Value::Bool(false), Value::String);
+    }
+    Ok(super::ok(out))
 }
 
 async fn remove(
@@ -174,9 +267,7 @@ async fn remove(
 ) -> ApiResult<Response> {
     let access = super::access(&state, &actor, &org).await?;
     let client = load(&state, &access, &name).await?;
-    if !is_self(&access, &client) {
-        access.require_admin()?;
-    }
+    require_client_perm(&access, &client, Perm::Delete)?;
     state.store.delete_client(access.org.id, &client).await?;
     Ok(super::respond(StatusCode::OK, client_json(&client, &org)))
 }
