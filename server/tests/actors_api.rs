@@ -178,12 +178,13 @@ async fn key_rotation(h: &Harness) {
     let (status, _) = alice
         .post(
             "/users/alice/keys",
-            json!({"name": "rotated", "create_key": true}),
+            json!({"name": "rotated", "create_key": true, "expiration_date": "infinity"}),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     for bad in [
         json!({"name": "x"}),
+        json!({"name": "x", "create_key": true}),
         json!({"name": "x", "create_key": true, "expiration_date": "tomorrow"}),
         json!({"name": "x", "public_key": "not a key"}),
         json!({"name": "x", "create_key": true, "public_key": "both"}),
@@ -232,7 +233,7 @@ async fn key_rotation(h: &Harness) {
     let (status, body) = rotated
         .post(
             "/organizations/acme/clients/acme-validator/keys",
-            json!({"name": "second", "create_key": true}),
+            json!({"name": "second", "create_key": true, "expiration_date": "infinity"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

@@ -241,6 +241,13 @@ async fn add(State(state): State<AppState>, owner: Owner, body: Bytes) -> ApiRes
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::BadRequest("Field 'name' missing".into()))?;
     validate_name(NameKind::Key, name)?;
+    // Chef requires the date on a key added later (only keys made with the actor default to
+    // never expiring).
+    if req.get("expiration_date").is_none() {
+        return Err(ApiError::BadRequest(
+            "Field 'expiration_date' missing".into(),
+        ));
+    }
     let (public_key, private) = material(&req, state.config.min_key_bits)
         .await?
         .ok_or_else(|| {
@@ -283,6 +290,14 @@ async fn update(
 ) -> ApiResult<Response> {
     let name = key_name(&params)?;
     let req: Value = super::parse_json(&body)?;
+    if !["name", "expiration_date", "public_key", "create_key"]
+        .iter()
+        .any(|field| req.get(field).is_some())
+    {
+        return Err(ApiError::BadRequest(
+            "At least one of 'name', 'expiration_date', or 'public_key' must be specified".into(),
+        ));
+    }
     let old = state
         .store
         .key(owner.owner, name)
@@ -320,10 +335,15 @@ async fn update(
             StoreError::NotFound => missing(&owner, name),
             other => other.into(),
         })?;
-    let mut out = key_json(&key);
+    // Chef answers with what the request changed (its fields, less `create_key`), plus the
+    // pair when it made one.
+    let mut out = req.as_object().cloned().unwrap_or_default();
+    out.remove("create_key");
     if let Some(private_key) = private {
-        out["private_key"] = json!(private_key);
+        out.insert("public_key".into(), json!(key.public_key));
+        out.insert("private_key".into(), json!(private_key));
     }
+    let out = Value::Object(out);
     if key.name != name {
         // Chef answers a rename with 201 and the new location.
         return Ok(super::created_with(
