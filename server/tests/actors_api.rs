@@ -710,6 +710,29 @@ async fn clients_as_chefs_default_acl_has_them(h: &Harness) {
             .0,
         StatusCode::FORBIDDEN
     );
+    let (status, body) = alice
+        .post("/organizations/acme/clients", json!({"name": "bad$name"}))
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": ["Invalid client name 'bad$name' using regex: 'Malformed client name.  Must be A-Z, a-z, 0-9, _, -, or .'."]})
+        )
+    );
+    let (status, body) = alice
+        .post(
+            "/organizations/acme/clients",
+            json!({"name": "n3", "public_key": 1}),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": ["Field 'public_key' invalid"]})
+        )
+    );
     // Org users read and delete clients.
     assert_eq!(
         bob.get("/organizations/acme/clients/n2").await.0,

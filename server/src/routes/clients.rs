@@ -81,7 +81,18 @@ async fn create(
         Level::Validator if !validator => {}
         _ => access.require_admin()?,
     }
-    let public_key = req.get("public_key").and_then(Value::as_str);
+    if chef_sync_shared::path::validate_name(chef_sync_shared::path::NameKind::Client, name)
+        .is_err()
+    {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid client name '{name}' using regex: 'Malformed client name.  Must be A-Z, a-z, 0-9, _, -, or .'."
+        )));
+    }
+    let public_key = match req.get("public_key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(pem)) => Some(pem.as_str()),
+        Some(_) => return Err(ApiError::BadRequest("Field 'public_key' invalid".into())),
+    };
     let (client, private) = accounts::create_client(
         &state.store,
         &access.org,
