@@ -20,6 +20,7 @@ on_both_backends!(
     server_facts_and_v0_client_keys,
     public_keys_are_read_by_the_orgs_key_readers,
     clients_as_chefs_default_acl_has_them,
+    users_change_and_rename_themselves,
 );
 
 async fn clients_and_the_validator(h: &Harness) {
@@ -740,6 +741,110 @@ async fn clients_as_chefs_default_acl_has_them(h: &Harness) {
     );
     assert_eq!(
         bob.delete("/organizations/acme/clients/n2").await.0,
+        StatusCode::OK
+    );
+}
+
+async fn users_change_and_rename_themselves(h: &Harness) {
+    let (alice_key, bob_key) = org_with_users(h).await;
+    let alice = h.actor("alice", &alice_key);
+    let bob = h.actor("bob", &bob_key);
+    let pivotal = fixture_key();
+    let su = h.actor("pivotal", &pivotal);
+    let body = |name: &str| json!({"username": name, "display_name": "Bob B", "email": "BOB@Example.com", "city": "Oslo"});
+    let (status, answer) = alice.put("/users/bob", body("bob")).await;
+    assert_eq!(
+        (status, answer),
+        (
+            StatusCode::FORBIDDEN,
+            json!({"error": ["missing update permission"]})
+        )
+    );
+    let (status, answer) = bob.put("/users/nobody", body("nobody")).await;
+    assert_eq!(
+        (status, answer),
+        (
+            StatusCode::NOT_FOUND,
+            json!({"error": "Could not find user nobody"})
+        )
+    );
+    for (bad, message) in [
+        (
+            json!({"username": "bob", "email": "b@x.org"}),
+            "Field 'display_name' missing",
+        ),
+        (
+            json!({"username": "bob", "display_name": "B", "email": "not an email"}),
+            "email must be valid",
+        ),
+        (
+            json!({"username": "bob", "display_name": "B", "email": "b@x.org", "password": "short"}),
+            "Password must have at least 6 characters",
+        ),
+        (
+            json!({"username": "Bad Name", "display_name": "B", "email": "b@x.org"}),
+            "Field 'username' invalid",
+        ),
+    ] {
+        let (status, answer) = bob.put("/users/bob", bad.clone()).await;
+        assert_eq!(
+            (status, answer),
+            (StatusCode::BAD_REQUEST, json!({"error": [message]})),
+            "{bad}"
+        );
+    }
+    let (status, answer) = bob.put("/users/bob", body("bob")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer, json!({"uri": "http://chef.test/users/bob"}));
+    let (_, shown) = bob.get("/users/bob").await;
+    assert_eq!(
+        (shown["email"].as_str(), shown["city"].as_str()),
+        (Some("bob@example.com"), Some("Oslo"))
+    );
+    // API v1 keeps keys out of this endpoint; v0 makes a new default key on request.
+    let mut with_key = body("bob");
+    with_key["private_key"] = json!(true);
+    let (status, answer) = bob.put("/users/bob", with_key.clone()).await;
+    assert_eq!(
+        (status, answer),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": ["Please use create_key: true instead of private_key: true"]})
+        )
+    );
+    let (status, answer) = bob.with_api("0", "PUT", "/users/bob", Some(with_key)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let fresh = PrivateKey::from_pem(answer["private_key"].as_str().unwrap()).unwrap();
+    let bob = h.actor("bob", &fresh);
+    assert_eq!(
+        bob.get("/users/bob").await.0,
+        StatusCode::OK,
+        "the new key signs"
+    );
+    // A rename: 201 at the new place; memberships follow, the old name is gone; taken names 409.
+    let (status, answer) = su.put("/users/bob", body("alice")).await;
+    assert_eq!(
+        (status, answer),
+        (
+            StatusCode::CONFLICT,
+            json!({"error": ["User 'alice' already exists"]})
+        )
+    );
+    let (status, answer) = su.put("/users/bob", body("robert")).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["uri"], "http://chef.test/users/robert");
+    assert_eq!(su.get("/users/bob").await.0, StatusCode::NOT_FOUND);
+    let (_, users) = alice.get("/organizations/acme/groups/users").await;
+    assert!(
+        users["users"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("robert")),
+        "{users}"
+    );
+    let robert = h.actor("robert", &fresh);
+    assert_eq!(
+        robert.get("/organizations/acme/roles").await.0,
         StatusCode::OK
     );
 }

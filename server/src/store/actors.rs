@@ -106,6 +106,37 @@ impl Store {
         Ok(user)
     }
 
+    /// Replaces a user's JSON and, when `username` differs, renames it: its group memberships
+    /// and any org's `sync_user` (both kept by name) follow in the same transaction; its keys
+    /// follow by id. `Conflict` when the new name is taken.
+    pub async fn update_user(&self, user: &UserRow, username: &str, body: &str) -> StoreResult<()> {
+        self.actors_changed();
+        let mut tx = self.write.begin().await?;
+        sqlx::query("UPDATE users SET username = $1, body = $2 WHERE id = $3")
+            .bind(username)
+            .bind(body)
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_on_unique)?;
+        if username != user.username {
+            sqlx::query(
+                "UPDATE group_members SET member_name = $1 WHERE member_kind = 'user' AND member_name = $2",
+            )
+            .bind(username)
+            .bind(&user.username)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE orgs SET sync_user = $1 WHERE sync_user = $2")
+                .bind(username)
+                .bind(&user.username)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Looks a user up by name.
     pub async fn user(&self, username: &str) -> StoreResult<Option<UserRow>> {
         let row =
