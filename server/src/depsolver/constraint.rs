@@ -37,7 +37,7 @@ impl fmt::Display for Version {
 }
 
 /// The comparison of a constraint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     Eq,
     Gt,
@@ -51,7 +51,7 @@ pub enum Op {
 }
 
 /// One constraint on a cookbook's version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Constraint {
     pub op: Op,
     pub version: Version,

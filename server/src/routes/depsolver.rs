@@ -22,6 +22,9 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/environments/{environment}/cookbook_versions", post(solve))
 }
 
+/// Run-list items one solve takes (a chef-client run's expanded run list has tens).
+const MAX_RUN_LIST: usize = 1_000;
+
 fn bad_run_list() -> ApiError {
     ApiError::BadRequest("Field 'run_list' is not a valid run list".into())
 }
@@ -81,10 +84,16 @@ fn parse_run_list(body: &[u8]) -> ApiResult<Vec<(String, Constraint)>> {
         Some(Value::Array(items)) => items,
         Some(_) => return Err(bad_run_list()),
     };
+    if items.len() > MAX_RUN_LIST {
+        return Err(ApiError::BadRequest(format!(
+            "Field 'run_list' has more than {MAX_RUN_LIST} items"
+        )));
+    }
     let mut out: Vec<(String, Constraint)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for item in items {
         let entry = run_list_item(item).ok_or_else(bad_run_list)?;
-        if !out.contains(&entry) {
+        if seen.insert(entry.clone()) {
             out.push(entry);
         }
     }
@@ -175,6 +184,13 @@ mod tests {
             .collect();
         assert_eq!(items, Ok(expect));
         assert_eq!(parsed(json!({})), Ok(Vec::new()));
+        let many: Vec<String> = (0..=MAX_RUN_LIST).map(|i| format!("cb{i}")).collect();
+        assert_eq!(
+            parsed(json!({ "run_list": many })),
+            Err(format!(
+                "Field 'run_list' has more than {MAX_RUN_LIST} items"
+            ))
+        );
     }
 
     #[test]
