@@ -134,13 +134,16 @@ async fn clients_and_the_validator(h: &Harness) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["validator"], true);
-    let (status, _) = alice
-        .put(
-            "/organizations/acme/clients/node2",
-            json!({"name": "renamed"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Renamed (as Chef allows) and back.
+    for (from, to) in [("node2", "renamed"), ("renamed", "node2")] {
+        let (status, _) = alice
+            .put(
+                &format!("/organizations/acme/clients/{from}"),
+                json!({ "name": to }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
     let (status, body) = alice.delete("/organizations/acme/clients/node1").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["name"], "node1");
@@ -734,6 +737,48 @@ async fn clients_as_chefs_default_acl_has_them(h: &Harness) {
             json!({"error": ["Field 'public_key' invalid"]})
         )
     );
+    // A rename: 201 at the new place, the keys and memberships follow; a taken name is 409.
+    let (status, body) = alice
+        .put("/organizations/acme/clients/n1", json!({"name": "n2"}))
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::CONFLICT,
+            json!({"error": ["Client already exists"]})
+        )
+    );
+    let (status, body) = alice
+        .put("/organizations/acme/clients/n1", json!({"name": "web-1"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["name"], "web-1");
+    assert_eq!(
+        alice.get("/organizations/acme/clients/n1").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let web1 = h.actor("web-1", &fresh);
+    assert_eq!(
+        web1.get("/organizations/acme/clients/web-1").await.0,
+        StatusCode::OK,
+        "its key follows"
+    );
+    let (_, clients_group) = alice.get("/organizations/acme/groups/clients").await;
+    assert!(
+        clients_group["clients"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("web-1")),
+        "{clients_group}"
+    );
+    let (_, found) = alice
+        .get("/organizations/acme/search/client?q=name:web-1")
+        .await;
+    assert_eq!(found["total"], 1, "{found}");
+    let (_, gone) = alice
+        .get("/organizations/acme/search/client?q=name:n1")
+        .await;
+    assert_eq!(gone["total"], 0, "{gone}");
     // Org users read and delete clients.
     assert_eq!(
         bob.get("/organizations/acme/clients/n2").await.0,

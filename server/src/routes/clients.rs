@@ -215,6 +215,7 @@ async fn update(
     Extension(actor): Extension<Actor>,
     Extension(api): Extension<ApiVersion>,
     Path((org, name)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let access = super::access(&state, &actor, &org).await?;
@@ -222,12 +223,36 @@ async fn update(
     let new_key = key_change(&req, api)?;
     let mut client = load(&state, &access, &name).await?;
     require_client_perm(&access, &client, Perm::Update)?;
-    if let Some(new_name) = req.get("name").and_then(Value::as_str)
-        && new_name != name
-    {
-        return Err(ApiError::BadRequest(
-            "Renaming a client is not supported; create a new client instead".into(),
-        ));
+    let rename = match req.get("name").or_else(|| req.get("clientname")) {
+        Some(Value::String(new_name)) if new_name != &name => {
+            if chef_sync_shared::path::validate_name(
+                chef_sync_shared::path::NameKind::Client,
+                new_name,
+            )
+            .is_err()
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid client name '{new_name}' using regex: 'Malformed client name.  Must be A-Z, a-z, 0-9, _, -, or .'."
+                )));
+            }
+            Some(new_name.clone())
+        }
+        Some(Value::String(_)) | None => None,
+        Some(_) => return Err(ApiError::BadRequest("Field 'name' invalid".into())),
+    };
+    // A taken name is refused before anything else changes.
+    if let Some(new_name) = rename {
+        state
+            .store
+            .rename_client(client.id, &new_name)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict => {
+                    ApiError::Conflict("Client already exists".into())
+                }
+                other => other.into(),
+            })?;
+        client.name = new_name;
     }
     if let Some(validator) = req.get("validator").and_then(Value::as_bool)
         && validator != client.validator
@@ -267,6 +292,15 @@ async fn update(
     if api.0 == 0 {
         out["public_key"] = default_public_key(&state, &client).await?;
         out["private_key"] = private.map_or(Value::Bool(false), Value::String);
+    }
+    if client.name != name {
+        // Chef answers a rename with 201 and the client's new location.
+        let uri = format!(
+            "{}/{}",
+            super::org_url(&headers, &org, "clients"),
+            client.name
+        );
+        return Ok(super::created_with(uri, out));
     }
     Ok(super::ok(out))
 }

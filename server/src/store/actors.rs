@@ -330,6 +330,44 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
     }
 
+    /// Renames a client: its keys follow by id; its group memberships (kept by name) and its
+    /// search document move in the same transaction. `Conflict` when the name is taken.
+    pub async fn rename_client(&self, client_id: i64, new_name: &str) -> StoreResult<()> {
+        self.actors_changed();
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query("SELECT org_id, name, validator FROM clients WHERE id = $1")
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let (org_id, old): (i64, String) = (row.try_get("org_id")?, row.try_get("name")?);
+        let validator = row.try_get::<i64, _>("validator")? != 0;
+        sqlx::query("UPDATE clients SET name = $2 WHERE id = $1")
+            .bind(client_id)
+            .bind(new_name)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_on_unique)?;
+        sqlx::query(
+            "UPDATE group_members SET member_name = $3 WHERE org_id = $1 AND member_kind = 'client' AND member_name = $2",
+        )
+        .bind(org_id)
+        .bind(&old)
+        .bind(new_name)
+        .execute(&mut *tx)
+        .await?;
+        let mut learned = self
+            .reindex_client(&mut tx, org_id, &old, Some(validator), None)
+            .await?;
+        learned.extend(
+            self.reindex_client(&mut tx, org_id, new_name, None, Some(validator))
+                .await?,
+        );
+        tx.commit().await?;
+        self.learn(learned);
+        Ok(())
+    }
+
     /// Sets a client's validator flag.
     pub async fn set_client_validator(&self, client_id: i64, validator: bool) -> StoreResult<()> {
         self.actors_changed();

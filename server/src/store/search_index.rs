@@ -46,6 +46,14 @@ pub(super) struct Learned {
     fields: Vec<((String, String), i64)>,
 }
 
+impl Learned {
+    /// Adds what another write in the same transaction learned.
+    pub(super) fn extend(&mut self, other: Learned) {
+        self.indexes.extend(other.indexes);
+        self.fields.extend(other.fields);
+    }
+}
+
 /// Why a search was refused by the store.
 fn too_broad() -> StoreError {
     StoreError::Refused(format!(
