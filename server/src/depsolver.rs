@@ -34,7 +34,7 @@ const SOLVE_STEPS: u64 = 2_000_000;
 #[derive(Debug)]
 pub struct Depsolver {
     universes: UniverseCache,
-    cpus: Semaphore,
+    cpus: Arc<Semaphore>,
 }
 
 impl Default for Depsolver {
@@ -42,7 +42,7 @@ impl Default for Depsolver {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         Depsolver {
             universes: UniverseCache::default(),
-            cpus: Semaphore::new(cpus),
+            cpus: Arc::new(Semaphore::new(cpus)),
         }
     }
 }
@@ -79,8 +79,11 @@ impl Depsolver {
         universe: Arc<Universe>,
         request: Request,
     ) -> Result<Result<Vec<(String, String)>, Failure>, tokio::task::JoinError> {
-        let _cpu = self.cpus.acquire().await;
+        // The permit goes with the work: a client that hangs up does not free the CPU slot
+        // while its solve still runs.
+        let cpu = self.cpus.clone().acquire_owned().await;
         tokio::task::spawn_blocking(move || {
+            let _cpu = cpu;
             let problem = Problem {
                 universe: &universe,
                 environment: &request.environment,

@@ -737,6 +737,11 @@ async fn clients_as_chefs_default_acl_has_them(h: &Harness) {
             json!({"error": ["Field 'public_key' invalid"]})
         )
     );
+    // A client does not rename itself (it could then change another node of that name).
+    let (status, _) = n1
+        .put("/organizations/acme/clients/n1", json!({"name": "db-1"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     // A rename: 201 at the new place, the keys and memberships follow; a taken name is 409.
     let (status, body) = alice
         .put("/organizations/acme/clients/n1", json!({"name": "n2"}))
@@ -892,4 +897,37 @@ async fn users_change_and_rename_themselves(h: &Harness) {
         robert.get("/organizations/acme/roles").await.0,
         StatusCode::OK
     );
+    // Not onto a client's name (users are looked up first: it would lock the client out),
+    // and the superuser keeps its name.
+    let (status, _) = su.put("/users/robert", body("acme-validator")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = su
+        .put(
+            "/users/pivotal",
+            json!({"username": "boss", "display_name": "P", "email": "p@x.org"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A replica org's sync user is not deleted while the org names it; a user outside the
+    // org is not seen through it.
+    let (status, body) = su
+        .put(
+            "/organizations/acme",
+            json!({"replica": true, "sync_user": "robert"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = su.delete("/users/robert").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = su
+        .with_api(
+            "0",
+            "POST",
+            "/users",
+            Some(json!({"username": "outsider", "display_name": "O"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = alice.get("/organizations/acme/users/outsider/keys").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

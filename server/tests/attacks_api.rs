@@ -201,7 +201,7 @@ async fn keys_per_actor_are_capped(h: &Harness) {
         let (status, body) = node
             .post(
                 "/organizations/acme/clients/node1/keys",
-                json!({"name": format!("k{i}"), "public_key": public}),
+                json!({"name": format!("k{i}"), "public_key": public, "expiration_date": "infinity"}),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "key {i}: {body}");
@@ -209,7 +209,7 @@ async fn keys_per_actor_are_capped(h: &Harness) {
     let (status, body) = node
         .post(
             "/organizations/acme/clients/node1/keys",
-            json!({"name": "one-too-many", "public_key": public}),
+            json!({"name": "one-too-many", "public_key": public, "expiration_date": "infinity"}),
         )
         .await;
     refused("key over the limit", status, &body, StatusCode::CONFLICT);
@@ -227,7 +227,7 @@ async fn keys_per_actor_are_capped(h: &Harness) {
     let (status, body) = node
         .post(
             "/organizations/acme/clients/node1/keys",
-            json!({"name": "replacement", "public_key": public}),
+            json!({"name": "replacement", "public_key": public, "expiration_date": "infinity"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

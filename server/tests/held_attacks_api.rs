@@ -896,6 +896,10 @@ async fn readers_nodes_and_the_validator_cannot_write(h: &Harness) {
             }
             let message = if path == "/organizations/acme" {
                 "not authorized"
+            } else if method == "PUT" && path.contains("/clients/") && !path.ends_with(who) {
+                // A client's own ACL (Chef's default): only admins and the client itself;
+                // the client itself may not make itself a validator or rename itself.
+                "missing update permission"
             } else {
                 &format!("'{who}' is not authorized to administer in organization 'acme'")
             };

@@ -45,7 +45,10 @@ pub fn knife_config(dir: &Path, org_url: &str, user: &str, key: &Path, repo: &Pa
 
 /// `knife ARGS -c CONFIG`, which must succeed.
 pub fn knife(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(root().join("bin/knife"))
+    // Bounded, so a hung knife fails the test instead of holding CI.
+    let out = Command::new("timeout")
+        .args(["-k", "10", "180"])
+        .arg(root().join("bin/knife"))
         .args(args)
         .arg("-c")
         .arg(config)
@@ -63,7 +66,10 @@ pub fn knife(config: &Path, args: &[&str]) -> String {
 /// One chef-client run through the peer's `run-client.sh URL ARGS` (it writes its client.rb,
 /// registers through the validator when asked, converges, saves the node).
 pub fn converge(org_url: &str, args: &[&str]) -> Output {
-    Command::new(peer_dir().join("run-client.sh"))
+    // Bounded as knife is; `timeout` ends the script and the chef-client it started.
+    Command::new("timeout")
+        .args(["-k", "10", "300"])
+        .arg(peer_dir().join("run-client.sh"))
         .arg(org_url)
         .args(args)
         .output()

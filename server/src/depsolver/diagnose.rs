@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use serde_json::{Value, json};
 
 use super::constraint::{Constraint, Version};
-use super::solve::{Budget, Outcome, Problem};
+use super::solve::{Budget, Live, Outcome, Problem};
 
-/// Cookbooks tried as the one to blame before the diagnosis settles for the run-list item.
-const BLAME_TRIES: usize = 100;
+/// Cookbooks tried as the one to blame before the diagnosis settles for the run-list item
+/// (each try works out the live versions again).
+const BLAME_TRIES: usize = 20;
 /// Paths shown from the run list to the blamed cookbook, and steps along one.
 const MAX_PATHS: usize = 20;
 const MAX_PATH_STEPS: usize = 32;
@@ -128,28 +129,32 @@ pub fn solve(
     if !no_versions.is_empty() {
         return Err(Failure::NoVersions(no_versions));
     }
-    match problem.solve(problem.run_list.len(), None, budget) {
+    let Some(live) = problem.live(None, budget) else {
+        return Err(Failure::Timeout);
+    };
+    match problem.solve_live(problem.run_list.len(), None, &live, budget) {
         Outcome::Solved(solution) => Ok(solution),
         Outcome::OutOfTime => Err(Failure::Timeout),
-        Outcome::Unsolvable => Err(explain(problem, budget)),
+        Outcome::Unsolvable => Err(explain(problem, &live, budget)),
     }
 }
 
 /// The first run-list item that cannot be added, and the cookbook whose constraints stand in
 /// its way: the first one (cookbooks the org lacks first, run-list cookbooks last) without
 /// whose constraints the items up to it solve.
-fn explain(problem: Problem<'_>, budget: &mut Budget) -> Failure {
-    let mut items = problem.run_list.len();
-    for n in 1..=problem.run_list.len() {
-        match problem.solve(n, None, budget) {
-            Outcome::Solved(_) => {}
-            Outcome::Unsolvable => {
-                items = n;
-                break;
-            }
+fn explain<'a>(problem: Problem<'a>, live: &Live<'a>, budget: &mut Budget) -> Failure {
+    // Adding items only adds constraints, so the first prefix that cannot be solved is found
+    // by bisection: the whole run list cannot be.
+    let (mut solvable, mut unsolvable) = (0, problem.run_list.len());
+    while unsolvable - solvable > 1 {
+        let mid = solvable + (unsolvable - solvable) / 2;
+        match problem.solve_live(mid, None, live, budget) {
+            Outcome::Solved(_) => solvable = mid,
+            Outcome::Unsolvable => unsolvable = mid,
             Outcome::OutOfTime => return Failure::Timeout,
         }
     }
+    let items = unsolvable;
     let Some((item_cookbook, item_constraint)) = problem.run_list.get(items.saturating_sub(1))
     else {
         return Failure::Timeout;
@@ -230,6 +235,9 @@ fn suspects(problem: Problem<'_>, items: usize) -> Vec<String> {
         })
 }
 
+/// Cookbooks visited in all while looking for the paths to the culprit.
+const MAX_WALK_VISITS: usize = 10_000;
+
 /// How the run list reaches constraints on `culprit` through the versions of `solution`.
 fn paths(
     problem: Problem<'_>,
@@ -237,53 +245,83 @@ fn paths(
     solution: &BTreeMap<String, Version>,
     culprit: &str,
 ) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut walk = Walk {
+        problem,
+        solution,
+        culprit,
+        out: Vec::new(),
+        dead_ends: HashSet::new(),
+        visits: 0,
+    };
     for (root, _) in &problem.run_list[..items] {
         let mut trail = Vec::new();
-        walk(problem, solution, culprit, root, &mut trail, &mut out);
+        walk.from(root, &mut trail);
     }
     let mut seen = HashSet::new();
-    out.retain(|p| seen.insert(p.clone()));
-    out
+    walk.out.retain(|p| seen.insert(p.clone()));
+    walk.out
 }
 
-fn walk(
-    problem: Problem<'_>,
-    solution: &BTreeMap<String, Version>,
-    culprit: &str,
-    cookbook: &str,
-    trail: &mut Vec<String>,
-    out: &mut Vec<String>,
-) {
-    let Some(version) = solution.get(cookbook) else {
-        return;
-    };
-    let step = format!("({cookbook} = {version})");
-    if out.len() >= MAX_PATHS || trail.len() >= MAX_PATH_STEPS || trail.contains(&step) {
-        return;
-    }
-    let Some(candidate) = problem
-        .universe
-        .versions(cookbook)
-        .unwrap_or_default()
-        .iter()
-        .find(|c| c.version == *version)
-    else {
-        return;
-    };
-    trail.push(step);
-    for (dependency, constraint) in candidate.dependencies.iter().flatten() {
-        if dependency == culprit {
-            out.push(format!(
-                "[{} -> {}]",
-                trail.join(" -> "),
-                printed(dependency, constraint)
-            ));
-        } else {
-            walk(problem, solution, culprit, dependency, trail, out);
+/// The depth-first walk behind [`paths`]: cookbooks from which the culprit cannot be reached
+/// are remembered, so a graph with many shared dependencies is walked in linear time, and
+/// every visit counts against [`MAX_WALK_VISITS`].
+struct Walk<'p, 'a> {
+    problem: Problem<'a>,
+    solution: &'p BTreeMap<String, Version>,
+    culprit: &'p str,
+    out: Vec<String>,
+    dead_ends: HashSet<String>,
+    visits: usize,
+}
+
+impl Walk<'_, '_> {
+    /// Walks from `cookbook`; true when some path from it reached the culprit.
+    fn from(&mut self, cookbook: &str, trail: &mut Vec<String>) -> bool {
+        self.visits += 1;
+        if self.dead_ends.contains(cookbook)
+            || self.out.len() >= MAX_PATHS
+            || trail.len() >= MAX_PATH_STEPS
+            || self.visits > MAX_WALK_VISITS
+        {
+            return false;
         }
+        let Some(version) = self.solution.get(cookbook) else {
+            return false;
+        };
+        let step = format!("({cookbook} = {version})");
+        if trail.contains(&step) {
+            return false;
+        }
+        let Some(candidate) = self
+            .problem
+            .universe
+            .versions(cookbook)
+            .unwrap_or_default()
+            .iter()
+            .find(|c| c.version == *version)
+        else {
+            return false;
+        };
+        trail.push(step);
+        let mut reached = false;
+        for (dependency, constraint) in candidate.dependencies.iter().flatten() {
+            if dependency == self.culprit {
+                self.out.push(format!(
+                    "[{} -> {}]",
+                    trail.join(" -> "),
+                    printed(dependency, constraint)
+                ));
+                reached = true;
+            } else if self.from(dependency, trail) {
+                reached = true;
+            }
+        }
+        trail.pop();
+        if !reached {
+            self.dead_ends.insert(cookbook.to_owned());
+        }
+        reached
     }
-    trail.pop();
 }
 
 #[cfg(test)]
@@ -429,6 +467,61 @@ mod tests {
             message.contains("[(db = 1.0.0) -> (base = 2.0.0)]"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn paths_through_a_deep_diamond_are_found_in_linear_time() {
+        // 30 layers of two cookbooks, each depending on both of the next layer (2^30 paths),
+        // none reaching the culprit; a second run-list item needs bar > 2.
+        type Owned = (String, String, Vec<(String, String)>);
+        let mut entries: Vec<Owned> = Vec::new();
+        for layer in 0..30 {
+            for side in ["a", "b"] {
+                let deps = if layer < 29 {
+                    vec![
+                        (format!("a{}", layer + 1), ">= 0.0".to_owned()),
+                        (format!("b{}", layer + 1), ">= 0.0".to_owned()),
+                    ]
+                } else {
+                    vec![]
+                };
+                entries.push((format!("{side}{layer}"), "1.0.0".into(), deps));
+            }
+        }
+        entries.push((
+            "top".into(),
+            "1.0.0".into(),
+            vec![
+                ("a0".into(), ">= 0.0".into()),
+                ("b0".into(), ">= 0.0".into()),
+            ],
+        ));
+        entries.push((
+            "foo".into(),
+            "1.0.0".into(),
+            vec![("bar".into(), "> 2.0.0".into())],
+        ));
+        entries.push(("bar".into(), "2.0.0".into(), vec![]));
+        let refs: Vec<Vec<(&str, &str)>> = entries
+            .iter()
+            .map(|(_, _, d)| d.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect())
+            .collect();
+        let table: Vec<Entry<'_>> = entries
+            .iter()
+            .zip(&refs)
+            .map(|((n, v, _), d)| (n.as_str(), v.as_str(), d.as_slice()))
+            .collect();
+        let started = std::time::Instant::now();
+        let out = body(run(&table, &[], &[("top", ">= 0.0"), ("foo", ">= 0.0")]));
+        assert_eq!(out["unsatisfiable_run_list_item"], "(foo >= 0.0.0)");
+        assert!(
+            out["message"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("[(foo = 1.0.0) -> (bar > 2.0.0)]"),
+            "{out}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

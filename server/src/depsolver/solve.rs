@@ -65,16 +65,46 @@ impl<'a> Problem<'a> {
     /// Solves the first `items` run-list entries; constraints on `disabled` are taken as met
     /// and its own dependencies ignored (how the diagnosis finds the cookbook to blame).
     pub fn solve(&self, items: usize, disabled: Option<&str>, budget: &mut Budget) -> Outcome {
-        Search::new(*self, items, disabled).run(budget)
+        match self.live(disabled, budget) {
+            Some(live) => self.solve_live(items, disabled, &live, budget),
+            None => Outcome::OutOfTime,
+        }
+    }
+
+    /// [`Problem::solve`] with the live versions worked out already (for the same
+    /// `disabled`), so several solves over one problem pay for them once.
+    pub fn solve_live(
+        &self,
+        items: usize,
+        disabled: Option<&str>,
+        live: &Live<'a>,
+        budget: &mut Budget,
+    ) -> Outcome {
+        Search::new(*self, items, disabled, live.0.clone()).run(budget)
+    }
+
+    /// Which versions can take part in a solution at all (see [`live_versions`]); `None`
+    /// when the budget runs out first.
+    pub fn live(&self, disabled: Option<&str>, budget: &mut Budget) -> Option<Live<'a>> {
+        live_versions(*self, disabled, budget).map(Live)
     }
 }
+
+/// Per cookbook, per version (newest first): whether it can be part of a solution.
+#[derive(Debug, Clone)]
+pub struct Live<'a>(HashMap<&'a str, Vec<bool>>);
 
 /// Which versions can take part in a solution at all: allowed by the environment, with
 /// readable dependencies, each of which some live version satisfies (or names `disabled`).
 /// Repeated until nothing changes, so a version whose dependency chain ends in a missing or
 /// impossible cookbook is never tried, however deep the chain: without this the search
 /// would retry every combination above the dead end.
-fn live_versions<'a>(problem: Problem<'a>, disabled: Option<&str>) -> HashMap<&'a str, Vec<bool>> {
+/// Each version looked at costs a step of `budget`; `None` once it runs out.
+fn live_versions<'a>(
+    problem: Problem<'a>,
+    disabled: Option<&str>,
+    budget: &mut Budget,
+) -> Option<HashMap<&'a str, Vec<bool>>> {
     let mut live: HashMap<&'a str, Vec<bool>> = problem
         .universe
         .cookbooks()
@@ -95,7 +125,15 @@ fn live_versions<'a>(problem: Problem<'a>, disabled: Option<&str>) -> HashMap<&'
                 if !flags.get(i).copied().unwrap_or(false) {
                     continue;
                 }
+                if !budget.spend() {
+                    return None;
+                }
                 let satisfiable = candidate.dependencies.iter().flatten().all(|(d, k)| {
+                    if d == name {
+                        // One version per cookbook: a dependency on itself must be met by
+                        // this very version.
+                        return k.matches(candidate.version);
+                    }
                     disabled == Some(d.as_str())
                         || problem
                             .universe
@@ -111,7 +149,7 @@ fn live_versions<'a>(problem: Problem<'a>, disabled: Option<&str>) -> HashMap<&'
             }
         }
         if dead.is_empty() {
-            return live;
+            return Some(live);
         }
         for (name, i) in dead {
             if let Some(flag) = live.get_mut(name).and_then(|f| f.get_mut(i)) {
@@ -154,11 +192,16 @@ struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
-    fn new(problem: Problem<'a>, items: usize, disabled: Option<&'a str>) -> Self {
+    fn new(
+        problem: Problem<'a>,
+        items: usize,
+        disabled: Option<&'a str>,
+        live: HashMap<&'a str, Vec<bool>>,
+    ) -> Self {
         let mut search = Search {
             problem,
             disabled,
-            live: live_versions(problem, disabled),
+            live,
             required: Vec::new(),
             seen: HashSet::new(),
             constraints: HashMap::new(),
@@ -276,9 +319,13 @@ impl<'a> Search<'a> {
                 self.chosen.remove(cookbook);
                 let Some(candidate) = next else {
                     let conflicts = frame.conflicts.clone();
-                    let Some(&back) = conflicts.last() else {
+                    // Only an earlier frame can be jumped back to; every jump costs a step.
+                    let Some(&back) = conflicts.range(..at).next_back() else {
                         return Outcome::Unsolvable;
                     };
+                    if !budget.spend() {
+                        return Outcome::OutOfTime;
+                    }
                     for skipped in frames.drain(back + 1..) {
                         self.chosen.remove(skipped.cookbook);
                     }
@@ -292,6 +339,9 @@ impl<'a> Search<'a> {
                 }
                 match self.choose(at, cookbook, candidate) {
                     Ok(()) => break,
+                    // A version at odds with itself (a dependency on its own cookbook that
+                    // it does not meet) fails alone: no earlier choice is to blame.
+                    Err(by) if by >= at => {}
                     Err(by) => {
                         if let Some(frame) = frames.last_mut() {
                             frame.conflicts.insert(by);
@@ -421,6 +471,29 @@ pub(crate) mod tests {
             solve(&u, &[], &[("x", "~> 2.1")]),
             solved(&[("x", "2.2.0")])
         );
+    }
+
+    #[test]
+    fn a_cookbook_at_odds_with_itself_ends() {
+        let u = universe(&[
+            ("app", "2.0.0", &[("app", "= 1.0.0")]),
+            ("app", "1.0.0", &[("app", "= 2.0.0")]),
+        ]);
+        assert_eq!(solve(&u, &[], &[("app", ">= 0.0")]), Outcome::Unsolvable);
+        let fine = universe(&[("app", "1.0.0", &[("app", ">= 1.0")])]);
+        assert_eq!(
+            solve(&fine, &[], &[("app", ">= 0.0")]),
+            solved(&[("app", "1.0.0")])
+        );
+        // And when it is only found late, past the pre-pass (a dependency that reaches it).
+        let late = universe(&[
+            ("web", "1.0.0", &[("app", ">= 0.0")]),
+            ("app", "2.0.0", &[("lib", "= 1.0.0")]),
+            ("app", "1.0.0", &[("lib", "= 2.0.0")]),
+            ("lib", "1.0.0", &[("app", "= 1.0.0")]),
+            ("lib", "2.0.0", &[("app", "= 2.0.0")]),
+        ]);
+        assert_eq!(solve(&late, &[], &[("web", ">= 0.0")]), Outcome::Unsolvable);
     }
 
     #[test]

@@ -240,7 +240,23 @@ async fn update(
         Some(Value::String(_)) | None => None,
         Some(_) => return Err(ApiError::BadRequest("Field 'name' invalid".into())),
     };
-    // A taken name is refused before anything else changes.
+    let validator_change = req
+        .get("validator")
+        .and_then(Value::as_bool)
+        .filter(|v| *v != client.validator);
+    // A client renames itself only through an admin: nodes are changed by the client of the
+    // same name, so a client that took another name could rewrite that node. Making a client
+    // a validator (or not) is also the admins' to do. Everything is checked (the key too)
+    // before anything is written.
+    if rename.is_some() || validator_change.is_some() {
+        access.require_admin()?;
+    }
+    let material = match new_key {
+        Some(submitted) => {
+            Some(accounts::key_material(submitted.as_deref(), state.config.min_key_bits).await?)
+        }
+        None => None,
+    };
     if let Some(new_name) = rename {
         state
             .store
@@ -254,12 +270,7 @@ async fn update(
             })?;
         client.name = new_name;
     }
-    if let Some(validator) = req.get("validator").and_then(Value::as_bool)
-        && validator != client.validator
-    {
-        // Making a client a validator (or not) stays with admins: a client could otherwise
-        // make itself one.
-        access.require_admin()?;
+    if let Some(validator) = validator_change {
         state
             .store
             .set_client_validator(client.id, validator)
@@ -267,9 +278,7 @@ async fn update(
         client.validator = validator;
     }
     let mut private = None;
-    if let Some(submitted) = new_key {
-        let (public, generated) =
-            accounts::key_material(submitted.as_deref(), state.config.min_key_bits).await?;
+    if let Some((public, generated)) = material {
         let owner = crate::store::KeyOwner::Client(client.id);
         let key = crate::store::KeyRow {
             name: "default".into(),

@@ -132,11 +132,11 @@ async fn org_user_owner(
     headers: &HeaderMap,
 ) -> ApiResult<Owner> {
     let access = super::access(state, actor, org).await?;
-    let row = state
-        .store
-        .user(user)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("Could not find user {user}")))?;
+    // Only the org's own users are seen through it.
+    let row = match state.store.user(user).await? {
+        Some(row) if state.store.is_org_user(access.org.id, row.id).await? => row,
+        _ => return Err(ApiError::NotFound(format!("Could not find user {user}"))),
+    };
     if !actor.is_superuser() && !reads_public_keys(state, access.org.id, actor).await? {
         return Err(ApiError::Forbidden("missing read permission".into()));
     }

@@ -268,7 +268,11 @@ mod tests {
                 None,
                 "Field 'run_list'",
             ),
-            (r#"{"name": "a", "normal": []}"#, None, "invalid JSON"),
+            (
+                r#"{"name": "a", "normal": []}"#,
+                None,
+                "Field 'normal' is not a hash",
+            ),
             (r#"{"name": "b"}"#, Some("a"), "Node name mismatch."),
             (
                 r#"{"name": "a", "policy_name": "p q"}"#,

@@ -234,7 +234,8 @@ async fn run(state: &AppState, org_id: i64, index: &Index, params: &Params) -> A
             total: stored_total + builtins.len() as i64,
             start,
             builtins: page_builtins,
-            stored: Stored::Paged(offset, left),
+            // Only as many rows as are stored past the offset are read.
+            stored: Stored::Paged(offset, left.min(stored_total.saturating_sub(offset))),
         });
     }
     let names = match state.store.search_index(org_id, &index.kind).await? {
@@ -322,7 +323,7 @@ impl Stored {
                 let step = ROWS_PER_CHUNK as i64;
                 (0..left.max(0))
                     .step_by(ROWS_PER_CHUNK)
-                    .map(|done| Chunk::Paged(offset + done, step.min(left - done)))
+                    .map(|done| Chunk::Paged(offset.saturating_add(done), step.min(left - done)))
                     .collect()
             }
         }

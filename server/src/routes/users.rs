@@ -145,6 +145,14 @@ async fn remove(
             "'{name}' is the superuser and cannot be deleted"
         )));
     }
+    // A replica org's sync user goes only after the org stops naming it.
+    let synced = state.store.orgs_synced_by(&name).await?;
+    if !synced.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "'{name}' is the sync user of organization(s) {}; change their sync_user first",
+            synced.join(", ")
+        )));
+    }
     let shown = user_json(&state, &user, api).await?;
     state.store.delete_user(&user).await?;
     Ok(super::ok(shown))
@@ -264,6 +272,20 @@ async fn update(
         None => return Err(ApiError::BadRequest("Field 'username' missing".into())),
         Some(_) => return Err(ApiError::BadRequest("Field 'username' invalid".into())),
     };
+    if username != name {
+        if user.superuser {
+            return Err(ApiError::Forbidden(format!(
+                "'{name}' is the superuser and keeps its name"
+            )));
+        }
+        // Authentication looks users up before clients: a user named after a client would
+        // lock that client out.
+        if state.store.client_name_taken(&username).await? {
+            return Err(ApiError::Conflict(format!(
+                "'{username}' is the name of a client"
+            )));
+        }
+    }
     let stored = super::stored(&user.body)?;
     let new_body = updated_body(&stored, &req, &username)?;
     // Chef's v0 update writes the default key back (a new one, or the one it had) with no

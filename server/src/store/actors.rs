@@ -137,6 +137,27 @@ impl Store {
         Ok(())
     }
 
+    /// Whether any org has a client of this name (a user of the same name would shadow it:
+    /// authentication looks users up first).
+    pub async fn client_name_taken(&self, name: &str) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT 1 AS one FROM clients WHERE name = $1 LIMIT 1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// The orgs whose `sync_user` this user is.
+    pub async fn orgs_synced_by(&self, username: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM orgs WHERE sync_user = $1 ORDER BY name")
+            .bind(username)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("name")?))
+            .collect()
+    }
+
     /// Looks a user up by name.
     pub async fn user(&self, username: &str) -> StoreResult<Option<UserRow>> {
         let row =
