@@ -328,7 +328,7 @@ impl Walk<'_, '_> {
 mod tests {
     use std::collections::HashMap;
 
-    use super::super::solve::tests::{Entry, budget, c, universe};
+    use super::super::solve::tests::{Entry, budget, constraints, universe};
     use super::*;
 
     fn run(
@@ -337,14 +337,9 @@ mod tests {
         run_list: &[(&str, &str)],
     ) -> Result<BTreeMap<String, Version>, Failure> {
         let universe = universe(entries);
-        let environment: HashMap<String, Constraint> = environment
-            .iter()
-            .map(|(n, k)| ((*n).to_owned(), c(k)))
-            .collect();
-        let run_list: Vec<(String, Constraint)> = run_list
-            .iter()
-            .map(|(n, k)| ((*n).to_owned(), c(k)))
-            .collect();
+        let environment: HashMap<String, Constraint> =
+            constraints(environment).into_iter().collect();
+        let run_list = constraints(run_list);
         let problem = Problem {
             universe: &universe,
             environment: &environment,

@@ -386,19 +386,18 @@ pub(crate) mod tests {
         Budget::new(Instant::now() + Duration::from_secs(10), 10_000_000)
     }
 
+    /// `[("db", "< 2.0")]` as owned constraints (an environment's or a run list's).
+    pub(crate) fn constraints(pairs: &[(&str, &str)]) -> Vec<(String, Constraint)> {
+        pairs.iter().map(|(n, k)| ((*n).to_owned(), c(k))).collect()
+    }
+
     fn solve(
         universe: &Universe,
         environment: &[(&str, &str)],
         run_list: &[(&str, &str)],
     ) -> Outcome {
-        let environment = environment
-            .iter()
-            .map(|(n, k)| ((*n).to_owned(), c(k)))
-            .collect();
-        let run_list: Vec<(String, Constraint)> = run_list
-            .iter()
-            .map(|(n, k)| ((*n).to_owned(), c(k)))
-            .collect();
+        let environment = constraints(environment).into_iter().collect();
+        let run_list = constraints(run_list);
         let problem = Problem {
             universe,
             environment: &environment,

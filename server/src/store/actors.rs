@@ -76,6 +76,20 @@ pub(super) fn conflict_on_unique(e: sqlx::Error) -> StoreError {
 
 const ORG_COLUMNS: &str = "id, name, full_name, guid, replica, sync_user";
 
+/// A client's org, name and validator flag, read inside the transaction that changes it.
+async fn client_for_update(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    client_id: i64,
+) -> StoreResult<(i64, String, bool)> {
+    let row = sqlx::query("SELECT org_id, name, validator FROM clients WHERE id = $1")
+        .bind(client_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let validator = row.try_get::<i64, _>("validator")? != 0;
+    Ok((row.try_get("org_id")?, row.try_get("name")?, validator))
+}
+
 impl Store {
     /// Creates a user with one key named `default`.
     pub async fn create_user(
@@ -356,13 +370,7 @@ impl Store {
     pub async fn rename_client(&self, client_id: i64, new_name: &str) -> StoreResult<()> {
         self.actors_changed();
         let mut tx = self.write.begin().await?;
-        let row = sqlx::query("SELECT org_id, name, validator FROM clients WHERE id = $1")
-            .bind(client_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let (org_id, old): (i64, String) = (row.try_get("org_id")?, row.try_get("name")?);
-        let validator = row.try_get::<i64, _>("validator")? != 0;
+        let (org_id, old, validator) = client_for_update(&mut tx, client_id).await?;
         sqlx::query("UPDATE clients SET name = $2 WHERE id = $1")
             .bind(client_id)
             .bind(new_name)
@@ -393,13 +401,7 @@ impl Store {
     pub async fn set_client_validator(&self, client_id: i64, validator: bool) -> StoreResult<()> {
         self.actors_changed();
         let mut tx = self.write.begin().await?;
-        let row = sqlx::query("SELECT org_id, name, validator FROM clients WHERE id = $1")
-            .bind(client_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let (org_id, name): (i64, String) = (row.try_get("org_id")?, row.try_get("name")?);
-        let before = row.try_get::<i64, _>("validator")? != 0;
+        let (org_id, name, before) = client_for_update(&mut tx, client_id).await?;
         sqlx::query("UPDATE clients SET validator = $2 WHERE id = $1")
             .bind(client_id)
             .bind(flag(validator))
