@@ -269,15 +269,14 @@ impl World {
     /// `text` as it reads on `host`: its paths, ports and the primary's address.
     fn map(&self, host: &str, text: &str) -> String {
         let h = self.hosts.iter().find(|h| h.name == host).unwrap();
-        let text = text
-            .replace(PRIMARY_URL, &self.primary_url)
-            .replace("127.0.0.1:9996", &format!("127.0.0.1:{}", h.server_port))
-            .replace("127.0.0.1:9997", &format!("127.0.0.1:{}", h.metrics_port))
-            .replace("127.0.0.1:443", &format!("127.0.0.1:{}", h.tls_port))
-            .replace(
-                "\"https://127.0.0.1\"",
-                &format!("\"https://127.0.0.1:{}\"", h.tls_port),
-            );
+        let text = text.replace(PRIMARY_URL, &self.primary_url);
+        // Whole ports only: the primary's own port (put in above) may begin with 443.
+        let text = replace_port(&text, 9996, h.server_port);
+        let text = replace_port(&text, 9997, h.metrics_port);
+        let text = replace_port(&text, 443, h.tls_port).replace(
+            "\"https://127.0.0.1\"",
+            &format!("\"https://127.0.0.1:{}\"", h.tls_port),
+        );
         let root = h.root.display().to_string();
         let mut out = String::with_capacity(text.len());
         let mut prev: Option<char> = None;
@@ -584,6 +583,25 @@ impl Run<'_> {
 }
 
 /// The test's own user and group ids, standing in for the `chef-sync` user.
+/// `127.0.0.1:FROM` as a whole port (not followed by a digit) becomes `127.0.0.1:TO`.
+fn replace_port(text: &str, from: u16, to: u16) -> String {
+    let needle = format!("127.0.0.1:{from}");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(&needle) {
+        let after = &rest[at + needle.len()..];
+        out.push_str(&rest[..at]);
+        if after.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push_str(&needle);
+        } else {
+            out.push_str(&format!("127.0.0.1:{to}"));
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 fn own_ids() -> (String, String) {
     let id = |flag: &str| {
         let out = Command::new("id").arg(flag).output().unwrap();
