@@ -8,6 +8,7 @@ pub mod api_version;
 pub mod app;
 pub mod auth;
 pub mod blob;
+pub mod body_rules;
 pub mod config;
 pub mod depsolver;
 pub mod error;

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per Chef resource.
 
 mod clients;
+mod cookbook_manifest;
 mod cookbooks;
 mod data;
 mod depsolver;

@@ -375,7 +375,7 @@ async fn org_membership(h: &Harness) {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         body["error"][0],
-        "'bob' is not associated with organization 'acme'"
+        "'bob' not associated with organization 'acme'"
     );
     let (status, _) = alice.get("/organizations/acme/users/bob").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

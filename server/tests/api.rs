@@ -457,7 +457,7 @@ async fn readers_cannot_write(h: &Harness) {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         body["error"][0],
-        "'bob' is not associated with organization 'other'"
+        "'bob' not associated with organization 'other'"
     );
 }
 

@@ -90,7 +90,7 @@ async fn run_lists_get_the_newest_versions_that_fit(h: &Harness) {
         &alice,
         "app",
         "2.0.0",
-        json!({"db": "~> 2.0", "base::users": ">= 0.1"}),
+        json!({"db": "~> 2.0", "base": ">= 0.1"}),
     )
     .await;
     for version in ["1.0.0", "2.0.0", "2.5.0", "3.0.0"] {
@@ -119,7 +119,7 @@ async fn run_lists_get_the_newest_versions_that_fit(h: &Harness) {
     let app = &answer["app"];
     assert_eq!(
         app["metadata"]["dependencies"],
-        json!({"db": "~> 2.0", "base::users": ">= 0.1"})
+        json!({"db": "~> 2.0", "base": ">= 0.1"})
     );
     assert!(app["metadata"].get("attributes").is_none(), "{app}");
     assert!(app["metadata"].get("long_description").is_none(), "{app}");

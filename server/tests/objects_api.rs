@@ -130,26 +130,53 @@ async fn environments_lifecycle(h: &Harness) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["name"], "prod");
     assert_eq!(body["description"], "changed");
-    let (status, _) = alice
-        .put(&format!("{base}/prod"), json!({"name": "other"}))
+    // A PUT naming another environment renames it (Chef's behaviour), unless the name is
+    // taken; the feed carries the new name's create before the old name's delete.
+    let (status, _) = alice.post(base, json!({"name": "taken"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = alice
+        .put(&format!("{base}/prod"), json!({"name": "taken"}))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"][0], "Environment already exists");
+    let (status, body) = alice
+        .put(&format!("{base}/prod"), json!({"name": "_default"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = alice
+        .put(
+            &format!("{base}/prod"),
+            json!({"name": "production", "description": "changed"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["name"], "production");
+    let (status, _) = bob.get(&format!("{base}/prod")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, body) = alice
         .put(&format!("{base}/ghost"), json!({"name": "ghost"}))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"][0], "Cannot load environment ghost");
-    let (status, body) = alice.delete(&format!("{base}/prod")).await;
+    let (status, body) = alice
+        .put(&format!("{base}/ghost"), json!({"name": "elsewhere"}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"][0], "Cannot load environment ghost");
+    let (status, body) = alice.delete(&format!("{base}/production")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["description"], "changed");
-    let (status, _) = bob.get(&format!("{base}/prod")).await;
+    let (status, _) = bob.get(&format!("{base}/production")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
         feed(h).await,
         json!([
             {"action": "create", "id": 1, "path": "/environments/prod"},
             {"action": "update", "id": 2, "path": "/environments/prod"},
-            {"action": "delete", "id": 3, "path": "/environments/prod"},
+            {"action": "create", "id": 3, "path": "/environments/taken"},
+            {"action": "create", "id": 4, "path": "/environments/production"},
+            {"action": "delete", "id": 5, "path": "/environments/prod"},
+            {"action": "delete", "id": 6, "path": "/environments/production"},
         ])
     );
 }
@@ -422,13 +449,18 @@ async fn cookbooks_sandboxes_and_files(h: &Harness) {
         body["error"][0]
             .as_str()
             .unwrap()
-            .contains("hasn't yet been uploaded")
+            .contains("hasn't been uploaded")
     );
 
-    // Reading: v1 segments with URLs; v2 all_files; every URL downloads the exact bytes.
+    // Reading: v1 segments with URLs, as uploaded (Chef keeps the client's form: no segment
+    // that was not sent), the metadata Chef always answers filled in; v2 all_files; every URL
+    // downloads the exact bytes.
     let (status, v1) = bob.get(url).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(v1["templates"], json!([]));
+    assert!(v1.get("templates").is_none(), "{v1}");
+    assert_eq!(v1["recipes"][0]["name"], "default.rb");
+    assert_eq!(v1["metadata"]["long_description"], "");
+    assert_eq!(v1["metadata"]["attributes"], json!({}));
     let (status, v2) = bob.with_api("2", "GET", url, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(v2.get("recipes").is_none());
@@ -456,6 +488,22 @@ async fn cookbooks_sandboxes_and_files(h: &Harness) {
         ))
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // An all_files upload read in the segment form has all nine segments, as in Chef.
+    let mut v2_manifest = v2.clone();
+    v2_manifest["name"] = json!("demo-1.0.2");
+    v2_manifest["version"] = json!("1.0.2");
+    v2_manifest["metadata"]["version"] = json!("1.0.2");
+    let v2_url = "/organizations/acme/cookbooks/demo/1.0.2";
+    let (status, body) = alice.with_api("2", "PUT", v2_url, Some(v2_manifest)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body["all_files"][0].get("url").is_none(), "{body}");
+    let (status, as_v1) = bob.get(v2_url).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(as_v1["templates"], json!([]));
+    assert_eq!(as_v1["root_files"][0]["name"], "README.md");
+    let (status, _) = alice.delete(v2_url).await;
+    assert_eq!(status, StatusCode::OK);
 
     // Frozen versions: 409 without force, and a forced PUT keeps them frozen.
     alice
@@ -555,10 +603,12 @@ async fn cookbooks_sandboxes_and_files(h: &Harness) {
         feed(h).await,
         json!([
             {"action": "create", "id": 1, "path": "/cookbooks/demo/1.0.0"},
-            {"action": "update", "id": 2, "path": "/cookbooks/demo/1.0.0"},
-            {"action": "update", "id": 3, "path": "/cookbooks/demo/1.0.0"},
-            {"action": "create", "id": 4, "path": "/cookbooks/demo/1.10.0"},
-            {"action": "delete", "id": 5, "path": "/cookbooks/demo/1.10.0"},
+            {"action": "create", "id": 2, "path": "/cookbooks/demo/1.0.2"},
+            {"action": "delete", "id": 3, "path": "/cookbooks/demo/1.0.2"},
+            {"action": "update", "id": 4, "path": "/cookbooks/demo/1.0.0"},
+            {"action": "update", "id": 5, "path": "/cookbooks/demo/1.0.0"},
+            {"action": "create", "id": 6, "path": "/cookbooks/demo/1.10.0"},
+            {"action": "delete", "id": 7, "path": "/cookbooks/demo/1.10.0"},
         ])
     );
     // The sandbox upload helper is exercised once here so both paths stay covered.

@@ -58,7 +58,7 @@ impl OrgAccess {
             ActorKind::User { .. } => {
                 if !standing.member {
                     return Err(ApiError::Forbidden(format!(
-                        "'{}' is not associated with organization '{}'",
+                        "'{}' not associated with organization '{}'",
                         actor.name, org.name
                     )));
                 }

@@ -1,5 +1,5 @@
 //! Cookbook versions and the constraints on them, as Chef's dependency solver reads them:
-//! `x.y` or `x.y.z` (`x.y` is `x.y.0`), and `=`, `>`, `>=`, `<`, `<=`, `~>` before a version,
+//! `x`, `x.y` or `x.y.z` (`x.y` is `x.y.0`), and `=`, `>`, `>=`, `<`, `<=`, `~>` before a version,
 //! or a bare version meaning `=`.
 
 use std::fmt;
@@ -10,10 +10,10 @@ use std::fmt;
 pub struct Version(pub u64, pub u64, pub u64);
 
 impl Version {
-    /// `x.y` or `x.y.z` of decimal integers.
+    /// `x`, `x.y` or `x.y.z` of decimal integers; the flag says whether parts were left out.
     pub fn parse(text: &str) -> Option<(Version, bool)> {
         let parts: Vec<&str> = text.split('.').collect();
-        if !(2..=3).contains(&parts.len()) {
+        if !(1..=3).contains(&parts.len()) {
             return None;
         }
         let mut numbers = [0u64; 3];
@@ -23,10 +23,7 @@ impl Version {
             }
             *slot = part.parse().ok()?;
         }
-        Some((
-            Version(numbers[0], numbers[1], numbers[2]),
-            parts.len() == 2,
-        ))
+        Some((Version(numbers[0], numbers[1], numbers[2]), parts.len() < 3))
     }
 }
 
@@ -142,8 +139,8 @@ mod tests {
         assert!(v("1.10.0") > v("1.9.9"));
         assert_eq!(v("1.2"), v("1.2.0"));
         assert!(v("1.2.20130730201745") > v("1.2.20130730200000"));
+        assert_eq!(v("7"), v("7.0.0"));
         for bad in [
-            "1",
             "1.2.3.4",
             "1..2",
             "a.b",
@@ -170,6 +167,7 @@ mod tests {
         assert!(ok("~> 2.1", "2.2.0") && ok("~> 2.1", "2.1.0") && !ok("~> 2.1", "3.0.0"));
         assert!(!ok("~> 2.1", "2.0.9"));
         assert!(ok("~> 2.1.1", "2.1.5") && !ok("~> 2.1.1", "2.2.0") && !ok("~> 2.1.1", "2.1.0"));
+        assert!(ok("~> 5", "5.9.0") && !ok("~> 5", "6.0.0") && !ok("~> 5", "4.9.9"));
     }
 
     #[test]
@@ -178,6 +176,8 @@ mod tests {
         assert_eq!(c.as_deref(), Some("~> 1.2.0"));
         assert_eq!(Constraint::ANY.to_string(), ">= 0.0.0");
         assert!(Constraint::parse("=> 1.0").is_none());
-        assert!(Constraint::parse("= 1").is_none());
+        // erchef takes a one-part version as x.0.0.
+        let c = Constraint::parse("= 1").map(|c| c.to_string());
+        assert_eq!(c.as_deref(), Some("= 1.0.0"));
     }
 }

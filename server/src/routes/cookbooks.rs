@@ -11,11 +11,12 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use chef_sync_shared::ObjectPath;
-use chef_sync_shared::objects::{CookbookFile, CookbookFiles, CookbookVersion, SEGMENTS};
+use chef_sync_shared::objects::{CookbookFile, CookbookFiles, CookbookVersion};
 use chef_sync_shared::path::{NameKind, validate_name};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::cookbook_manifest;
 use super::objects::Messages;
 use crate::api_version::ApiVersion;
 use crate::app::AppState;
@@ -37,26 +38,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/universe", get(universe))
 }
 
-/// Top-level keys Chef accepts in a v0/v1 manifest.
-const V0_KEYS: [&str; 6] = [
-    "chef_type",
-    "cookbook_name",
-    "frozen?",
-    "json_class",
-    "metadata",
-    "name",
-];
-
-fn allowed_key(key: &str, api: ApiVersion) -> bool {
-    V0_KEYS.contains(&key)
-        || key == "version"
-        || if api.0 >= 2 {
-            key == "all_files"
-        } else {
-            SEGMENTS.contains(&key)
-        }
-}
-
 fn missing_version(name: &str, version: &str) -> ApiError {
     ApiError::NotFound(format!(
         "Cannot find a cookbook named {name} with version {version}"
@@ -75,13 +56,23 @@ pub(super) fn parse_stored(body: &str) -> ApiResult<CookbookVersion> {
     serde_json::from_str(body).map_err(internal)
 }
 
-/// The manifest in the request's API form, without URLs.
+/// The manifest in the request's API form, without URLs. Chef stores a manifest's
+/// attributes, dependencies and long description apart from the rest of its metadata and
+/// always answers them, empty when the upload had none.
 fn in_form(cb: &CookbookVersion, api: ApiVersion) -> CookbookVersion {
-    if api.0 >= 2 {
+    let mut out = if api.0 >= 2 {
         cb.to_all_files()
     } else {
         cb.to_segments()
+    };
+    for (key, empty) in [
+        ("attributes", json!({})),
+        ("dependencies", json!({})),
+        ("long_description", json!("")),
+    ] {
+        out.metadata.entry(key).or_insert(empty);
     }
+    out
 }
 
 fn files_mut(cb: &mut CookbookVersion) -> Vec<&mut CookbookFile> {
@@ -315,6 +306,7 @@ async fn resolve(
         let newest = rows.first().ok_or_else(|| missing_version(name, version))?;
         ObjectPath::cookbook_version(name, &newest.version)?
     } else {
+        cookbook_manifest::url_version_ok(version)?;
         validate_name(NameKind::Cookbook, name).map_err(|_| missing_version(name, version))?;
         ObjectPath::cookbook_version(name, version)?
     };
@@ -345,53 +337,6 @@ async fn show(
     )?))
 }
 
-/// Validates a manifest PUT the way Chef does; returns it without URLs.
-fn prepare(body: &[u8], name: &str, version: &str, api: ApiVersion) -> ApiResult<CookbookVersion> {
-    let value: Value = super::parse_json(body)?;
-    let Value::Object(map) = value else {
-        return Err(ApiError::BadRequest(
-            "cookbook version must be a JSON object".into(),
-        ));
-    };
-    if let Some(key) = map.keys().find(|k| !allowed_key(k, api)) {
-        return Err(ApiError::BadRequest(format!(
-            "Invalid key {key} in request body"
-        )));
-    }
-    let mut cb = CookbookVersion::try_from(map).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let field = |f: &str| ApiError::BadRequest(format!("Field '{f}' invalid"));
-    if cb.name != format!("{name}-{version}") {
-        return Err(field("name"));
-    }
-    if cb.cookbook_name != name {
-        return Err(field("cookbook_name"));
-    }
-    if cb.metadata_version() != Some(version) {
-        return Err(field("metadata.version"));
-    }
-    super::objects::check_class(
-        &cb.json_class,
-        &cb.chef_type,
-        "Chef::CookbookVersion",
-        "cookbook_version",
-    )?;
-    if let Some(bad) = cb
-        .all_file_entries()
-        .iter()
-        .find(|f| !is_checksum(&f.checksum))
-    {
-        return Err(ApiError::BadRequest(format!(
-            "Invalid checksum '{}' for file {}",
-            bad.checksum, bad.path
-        )));
-    }
-    cb.strip_urls();
-    for file in files_mut(&mut cb) {
-        file.checksum = file.checksum.to_ascii_lowercase();
-    }
-    Ok(cb)
-}
-
 #[derive(Debug, Deserialize)]
 struct PutParams {
     force: Option<String>,
@@ -413,18 +358,18 @@ async fn upsert(
 ) -> ApiResult<Response> {
     let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
-    let path = ObjectPath::cookbook_version(&name, &version)?;
-    let cb = prepare(&body, &name, &version, api)?;
-    let checksums = cb.checksums();
+    let path = cookbook_manifest::put_path(&name, &version)?;
+    let mut stored = cookbook_manifest::prepare(&body, &name, &version, api)?;
+    let checksums = stored.checksums();
     let known = state.store.org_checksums(access.org.id, &checksums).await?;
-    if let Some(missing) = checksums.difference(&known).next() {
-        return Err(ApiError::BadRequest(format!(
-            "Manifest has checksum {missing} but it hasn't yet been uploaded"
-        )));
+    // A checksum that is not 32 hex digits cannot have been uploaded either.
+    if checksums.iter().any(|c| !is_checksum(c)) || checksums.difference(&known).next().is_some() {
+        return Err(ApiError::BadRequest(
+            "Manifest has a checksum that hasn't been uploaded.".into(),
+        ));
     }
     // Chef: force is on for any value but an absent parameter or the literal "false".
     let force = params.force.as_deref().is_some_and(|f| f != "false");
-    let mut stored = cb.to_all_files();
     let outcome = state
         .store
         .write_object_with(access.org.id, &path, WriteMode::Upsert, |existing| {
@@ -455,10 +400,10 @@ async fn upsert(
     } else {
         StatusCode::OK
     };
-    let reply = in_form(&stored, api);
+    // Chef answers a PUT with the manifest as it was sent.
     Ok(super::respond(
         status,
-        serde_json::to_value(reply).map_err(internal)?,
+        serde_json::to_value(stored).map_err(internal)?,
     ))
 }
 
@@ -470,6 +415,7 @@ async fn remove(
 ) -> ApiResult<Response> {
     let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
+    cookbook_manifest::url_version_ok(&version)?;
     validate_name(NameKind::Cookbook, &name).map_err(|_| missing_version(&name, &version))?;
     let path = ObjectPath::cookbook_version(&name, &version)?;
     let body = state
@@ -489,17 +435,6 @@ async fn remove(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn key_sets_follow_the_api_version() {
-        assert!(allowed_key("recipes", ApiVersion(0)));
-        assert!(allowed_key("recipes", ApiVersion(1)));
-        assert!(!allowed_key("recipes", ApiVersion(2)));
-        assert!(allowed_key("all_files", ApiVersion(2)));
-        assert!(!allowed_key("all_files", ApiVersion(1)));
-        assert!(!allowed_key("bogus", ApiVersion(0)));
-        assert!(allowed_key("frozen?", ApiVersion(2)));
-    }
 
     #[test]
     fn num_versions() {

@@ -126,7 +126,8 @@ async fn create_bag(
     let name = new
         .name
         .ok_or_else(|| ApiError::BadRequest("Field 'name' missing".into()))?;
-    let path = ObjectPath::data_bag(&name)?;
+    let path = ObjectPath::data_bag(&name)
+        .map_err(|_| ApiError::BadRequest("Field 'name' invalid".into()))?;
     objects::write(
         &state,
         access.org.id,
@@ -174,7 +175,8 @@ async fn create_item(
     access.require_object_write()?;
     bag_path(&bag).map_err(|_| no_such_bag(&bag))?;
     let item = parse_item(&body, None)?;
-    let path = ObjectPath::data_bag_item(&bag, item.id())?;
+    let path = ObjectPath::data_bag_item(&bag, item.id())
+        .map_err(|_| ApiError::BadRequest("Field 'id' invalid".into()))?;
     let messages = item_messages(&bag, item.id());
     state
         .store

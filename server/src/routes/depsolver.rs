@@ -40,6 +40,8 @@ fn is_name(text: &str) -> bool {
 /// `COOKBOOK`, `COOKBOOK::RECIPE`, either with `@VERSION`: the cookbook and its constraint.
 fn recipe(text: &str) -> Option<(String, Constraint)> {
     let (name, version) = match text.split_once('@') {
+        // A run list pins `@x.y` or `@x.y.z`; a lone `@x` is not a run-list version.
+        Some((_, version)) if !version.contains('.') => return None,
         Some((name, version)) => (name, Some(Version::parse(version)?.0)),
         None => (text, None),
     };

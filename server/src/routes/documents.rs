@@ -16,7 +16,7 @@ use super::objects::{self, Messages};
 use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::store::WriteMode;
+use crate::store::{StoreError, WriteMode};
 
 /// A whole-JSON Chef object type.
 pub(super) trait Document: Serialize + Send + Sync + Sized + 'static {
@@ -35,6 +35,11 @@ pub(super) trait Document: Serialize + Send + Sync + Sized + 'static {
     /// A name that exists in every org without being stored, with its JSON.
     fn builtin() -> Option<(&'static str, Value)> {
         None
+    }
+    /// Whether a PUT whose body names another object renames it (Chef: environments); other
+    /// types refuse the mismatch in `prepare`.
+    fn renames() -> bool {
+        false
     }
     /// The answer to writing the built-in object.
     fn builtin_is_fixed() -> ApiError {
@@ -151,6 +156,7 @@ async fn update<D: Document>(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path((org, name)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let access = super::access(&state, &actor, &org).await?;
@@ -160,6 +166,9 @@ async fn update<D: Document>(
     }
     let path = path_of::<D>(&name)?;
     let doc = D::prepare(&body, Some(&name))?;
+    if D::renames() && doc.name() != name {
+        return rename(&state, access.org.id, (&name, &path), &doc, &headers, &org).await;
+    }
     let (_, json) = objects::write(
         &state,
         access.org.id,
@@ -170,6 +179,48 @@ async fn update<D: Document>(
     )
     .await?;
     Ok(super::ok(json))
+}
+
+/// A PUT naming another object: the object moves there (201 with its new `Location`), unless
+/// that name is taken (409) or the object does not exist (404).
+async fn rename<D: Document>(
+    state: &AppState,
+    org_id: i64,
+    (from_name, from): (&str, &ObjectPath),
+    doc: &D,
+    headers: &HeaderMap,
+    org: &str,
+) -> ApiResult<Response> {
+    let messages = D::messages(doc.name());
+    let missing = D::messages(from_name).missing;
+    if state.store.object(org_id, from).await?.is_none() {
+        return Err(ApiError::NotFound(missing));
+    }
+    if is_builtin::<D>(doc.name()) {
+        return Err(ApiError::Conflict(messages.conflict));
+    }
+    let to = D::path(doc.name())?;
+    let json = serde_json::to_value(doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+    state
+        .store
+        .rename_object(org_id, from, &to, &json.to_string())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::NotFound(missing.clone()),
+            other => messages.map(other),
+        })?;
+    let location = format!(
+        "{}/{}",
+        super::org_url(headers, org, D::COLLECTION),
+        doc.name()
+    );
+    let mut response = super::respond(axum::http::StatusCode::CREATED, json);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&location) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, value);
+    }
+    Ok(response)
 }
 
 async fn remove<D: Document>(

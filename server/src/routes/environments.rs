@@ -5,13 +5,13 @@ use std::collections::HashMap;
 
 use axum::Router;
 use chef_sync_shared::objects::Environment;
-use chef_sync_shared::path::{NameKind, validate_name};
 use chef_sync_shared::{ObjectKind, ObjectPath, PathError};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::documents::{self, Document};
-use super::objects::{self, Messages};
+use super::objects::Messages;
 use crate::app::AppState;
+use crate::body_rules::{self, Field, Rule, optional, required};
 use crate::depsolver::constraint::Op;
 use crate::depsolver::{Constraint, Version};
 use crate::error::{ApiError, ApiResult};
@@ -60,19 +60,27 @@ pub(super) async fn exists(state: &AppState, org_id: i64, name: &str) -> ApiResu
     Ok(cookbook_constraints(state, org_id, name).await?.is_some())
 }
 
-/// `= 1.2.3`, `>= 1.0`, `~> 2.1`, or a bare version: Chef's cookbook version constraints.
-fn valid_constraint(text: &str) -> bool {
-    let text = text.trim();
-    let version = ["~>", ">=", "<=", "=", ">", "<"]
-        .iter()
-        .find_map(|op| text.strip_prefix(op))
-        .unwrap_or(text)
-        .trim_start();
-    let parts: Vec<&str> = version.split('.').collect();
-    (2..=3).contains(&parts.len())
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+const ENVIRONMENT_KEYS: [&str; 7] = [
+    "name",
+    "description",
+    "json_class",
+    "chef_type",
+    "default_attributes",
+    "override_attributes",
+    "cookbook_versions",
+];
+
+/// erchef's environment rules.
+fn environment_rules() -> Vec<Field> {
+    vec![
+        required("name", Rule::Matches(body_rules::plain_name)),
+        optional("description", Rule::String),
+        optional("json_class", Rule::Exact("Chef::Environment".into())),
+        optional("chef_type", Rule::Exact("environment".into())),
+        optional("default_attributes", Rule::Object),
+        optional("override_attributes", Rule::Object),
+        optional("cookbook_versions", body_rules::constraint_map()),
+    ]
 }
 
 impl Document for Environment {
@@ -90,29 +98,35 @@ impl Document for Environment {
         }
     }
 
+    /// Chef's order: defaults, the rules, then the allowed keys. A name different from the
+    /// URL's is a rename, not an error.
     fn prepare(body: &[u8], url_name: Option<&str>) -> ApiResult<Environment> {
-        let mut env: Environment = super::parse_json(body)?;
-        objects::reject_unknown_keys(&env.extra)?;
-        objects::settle_name(&mut env.name, url_name, "Environment")?;
-        ObjectPath::environment(&env.name)?;
-        objects::check_class(
-            &env.json_class,
-            &env.chef_type,
-            "Chef::Environment",
-            "environment",
-        )?;
-        for (cookbook, constraint) in &env.cookbook_versions {
-            validate_name(NameKind::Cookbook, cookbook)?;
-            match constraint.as_str() {
-                Some(c) if valid_constraint(c) => {}
-                _ => {
-                    return Err(ApiError::BadRequest(format!(
-                        "Invalid value '{constraint}' for cookbook_versions"
-                    )));
-                }
-            }
+        let mut value: Value = super::parse_json(body)?;
+        if let (Some(name), Some(map)) = (url_name, value.as_object_mut()) {
+            map.entry("name").or_insert_with(|| json!(name));
         }
+        body_rules::fill_defaults(
+            &mut value,
+            &[
+                ("description", json!("")),
+                ("json_class", json!("Chef::Environment")),
+                ("chef_type", json!("environment")),
+                ("default_attributes", json!({})),
+                ("override_attributes", json!({})),
+                ("cookbook_versions", json!({})),
+            ],
+        );
+        body_rules::check(&environment_rules(), &value)?;
+        body_rules::only_keys(&value, &ENVIRONMENT_KEYS)?;
+        let env: Environment =
+            serde_json::from_value(value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        ObjectPath::environment(&env.name)
+            .map_err(|_| ApiError::BadRequest("Field 'name' invalid".into()))?;
         Ok(env)
+    }
+
+    fn renames() -> bool {
+        true
     }
 
     fn name(&self) -> &str {
@@ -129,20 +143,5 @@ impl Document for Environment {
 
     fn builtin_is_fixed() -> ApiError {
         ApiError::MethodNotAllowed("The '_default' environment cannot be modified.".into())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_constraint;
-
-    #[test]
-    fn constraints() {
-        for ok in ["= 1.2.3", ">= 1.0", "~> 2.1", "1.2", "<1.0.0", "=1.2.3"] {
-            assert!(valid_constraint(ok), "{ok}");
-        }
-        for bad in ["", "1", "= 1.2.3.4", "== 1.0", "~> a.b", "1..2"] {
-            assert!(!valid_constraint(bad), "{bad}");
-        }
     }
 }

@@ -90,6 +90,22 @@ pub(super) fn reject_unknown_keys(extra: &JsonMap) -> ApiResult<()> {
     }
 }
 
+/// A role or environment body as JSON; on update (`url_name`) an absent `name` is the
+/// URL's and a different one is "Role name mismatch." (erchef checks this before the rules).
+pub(super) fn named_body(body: &[u8], url_name: Option<&str>, what: &str) -> ApiResult<Value> {
+    let mut value: Value = super::parse_json(body)?;
+    if let (Some(url_name), Some(map)) = (url_name, value.as_object_mut()) {
+        match map.get("name") {
+            None => {
+                map.insert("name".into(), Value::String(url_name.to_owned()));
+            }
+            Some(Value::String(n)) if n == url_name => {}
+            Some(_) => return Err(ApiError::BadRequest(format!("{what} name mismatch."))),
+        }
+    }
+    Ok(value)
+}
+
 /// The body's `name` (filled in from the URL when absent) must match the URL.
 pub(super) fn settle_name(
     body_name: &mut String,

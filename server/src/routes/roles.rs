@@ -12,6 +12,7 @@ use super::documents::{self, Document};
 use super::objects::{self, Messages};
 use crate::app::AppState;
 use crate::auth::Actor;
+use crate::body_rules::{self, Field, Rule, required};
 use crate::error::{ApiError, ApiResult};
 
 pub(super) fn router() -> Router<AppState> {
@@ -38,13 +39,27 @@ impl Document for Role {
         }
     }
 
-    /// Validates and normalises a role body the way Chef does on write.
+    /// Validates and normalises a role body the way Chef does on write: defaults, the name
+    /// from the URL on update, allowed keys, then erchef's role rules.
     fn prepare(body: &[u8], url_name: Option<&str>) -> ApiResult<Role> {
-        let mut role: Role = super::parse_json(body)?;
-        objects::reject_unknown_keys(&role.extra)?;
-        objects::settle_name(&mut role.name, url_name, "Role")?;
-        ObjectPath::role(&role.name)?;
-        objects::check_class(&role.json_class, &role.chef_type, "Chef::Role", "role")?;
+        let mut value = objects::named_body(body, url_name, "Role")?;
+        body_rules::fill_defaults(
+            &mut value,
+            &[
+                ("json_class", json!("Chef::Role")),
+                ("chef_type", json!("role")),
+                ("default_attributes", json!({})),
+                ("override_attributes", json!({})),
+                ("run_list", json!([])),
+                ("env_run_lists", json!({})),
+            ],
+        );
+        body_rules::only_keys(&value, &ROLE_KEYS)?;
+        body_rules::check(&role_rules(), &value)?;
+        let mut role: Role =
+            serde_json::from_value(value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        ObjectPath::role(&role.name)
+            .map_err(|_| ApiError::BadRequest("Field 'name' invalid".into()))?;
         let normalize = |list: &[String]| {
             normalize_run_list(list).map_err(|e| ApiError::BadRequest(e.to_string()))
         };
@@ -60,6 +75,48 @@ impl Document for Role {
     fn name(&self) -> &str {
         &self.name
     }
+}
+
+const ROLE_KEYS: [&str; 8] = [
+    "chef_type",
+    "default_attributes",
+    "description",
+    "env_run_lists",
+    "json_class",
+    "name",
+    "override_attributes",
+    "run_list",
+];
+
+fn run_list_item(item: &str) -> bool {
+    normalize_run_list(&[item.to_owned()]).is_ok()
+}
+
+/// erchef's `run_list_spec`.
+pub(super) fn run_list_rule() -> Rule {
+    Rule::Items(Box::new(Rule::Check {
+        ok: run_list_item,
+        message: "Invalid run list entry",
+    }))
+}
+
+/// erchef's role rules.
+fn role_rules() -> Vec<Field> {
+    vec![
+        required("name", Rule::Matches(body_rules::role_name)),
+        required("json_class", Rule::Exact("Chef::Role".into())),
+        required("chef_type", Rule::Exact("role".into())),
+        required("default_attributes", Rule::Object),
+        required("override_attributes", Rule::Object),
+        required("run_list", run_list_rule()),
+        required(
+            "env_run_lists",
+            Rule::Map {
+                keys: body_rules::plain_name,
+                values: Box::new(run_list_rule()),
+            },
+        ),
+    ]
 }
 
 async fn load(state: &AppState, org_id: i64, name: &str) -> ApiResult<Role> {

@@ -307,28 +307,7 @@ impl Store {
         if existing.as_deref() == Some(body.as_str()) {
             return Ok(WriteOutcome::Unchanged);
         }
-        let p = placement(path);
-        let (major, minor, patch) = match p.version {
-            Some((a, b, c)) => (Some(a), Some(b), Some(c)),
-            None => (None, None, None),
-        };
-        sqlx::query(
-            "INSERT INTO objects (org_id, path, kind, parent, name, body, v_major, v_minor, v_patch, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (org_id, path) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-        )
-        .bind(org_id)
-        .bind(&key)
-        .bind(p.kind)
-        .bind(p.parent)
-        .bind(p.name)
-        .bind(&body)
-        .bind(major)
-        .bind(minor)
-        .bind(patch)
-        .bind(now_millis())
-        .execute(&mut *tx)
-        .await?;
+        insert_row(&mut tx, org_id, path, &body).await?;
         let action = if existing.is_some() {
             "update"
         } else {
@@ -359,6 +338,51 @@ impl Store {
         } else {
             WriteOutcome::Created(seq)
         })
+    }
+
+    /// Moves an object to a new name with a new body (Chef renames environments by PUT), in
+    /// one transaction: the new object's `create` entry, then the old one's `delete`, so a
+    /// replica following the feed never lacks both. `NotFound` when `from` does not exist,
+    /// `Conflict` when `to` does.
+    pub async fn rename_object(
+        &self,
+        org_id: i64,
+        from: &ObjectPath,
+        to: &ObjectPath,
+        body: &str,
+    ) -> StoreResult<i64> {
+        let (from_key, to_key) = (from.to_string(), to.to_string());
+        let mut tx = self.write.begin().await?;
+        let mut seq = self.lock_org(&mut tx, org_id).await?;
+        let old = stored_body(&mut tx, org_id, &from_key)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if stored_body(&mut tx, org_id, &to_key).await?.is_some() {
+            return Err(StoreError::Conflict);
+        }
+        insert_row(&mut tx, org_id, to, body).await?;
+        seq = append_change(&mut tx, org_id, seq, "create", &to_key).await?;
+        delete_row(&mut tx, org_id, &from_key).await?;
+        seq = append_change(&mut tx, org_id, seq, "delete", &from_key).await?;
+        let mut learned = Vec::new();
+        if let Some((index, name)) = search_entry(from) {
+            learned.push(
+                self.reindex(&mut tx, org_id, &index, name, Some(&old), None)
+                    .await?,
+            );
+        }
+        if let Some((index, name)) = search_entry(to) {
+            learned.push(
+                self.reindex(&mut tx, org_id, &index, name, None, Some(body))
+                    .await?,
+            );
+        }
+        tx.commit().await?;
+        for l in learned {
+            self.learn(l);
+        }
+        self.feed_notifier().notify(org_id, seq);
+        Ok(seq)
     }
 
     /// Deletes an object, returning its last JSON. Deleting a data bag deletes its items
@@ -439,6 +463,39 @@ async fn stored_body(
         .fetch_optional(&mut **tx)
         .await?;
     Ok(row.map(|r| r.try_get("body")).transpose()?)
+}
+
+/// Inserts or replaces the row of `path`.
+async fn insert_row(
+    tx: &mut Transaction<'static, Any>,
+    org_id: i64,
+    path: &ObjectPath,
+    body: &str,
+) -> StoreResult<()> {
+    let key = path.to_string();
+    let p = placement(path);
+    let (major, minor, patch) = match p.version {
+        Some((a, b, c)) => (Some(a), Some(b), Some(c)),
+        None => (None, None, None),
+    };
+    sqlx::query(
+            "INSERT INTO objects (org_id, path, kind, parent, name, body, v_major, v_minor, v_patch, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (org_id, path) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+        )
+        .bind(org_id)
+        .bind(&key)
+        .bind(p.kind)
+        .bind(p.parent)
+        .bind(p.name)
+        .bind(body)
+        .bind(major)
+        .bind(minor)
+        .bind(patch)
+        .bind(now_millis())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn delete_row(

@@ -255,6 +255,19 @@ impl CookbookVersion {
         }
     }
 
+    /// Writes every checksum in lower case, the form files are stored under.
+    pub fn lowercase_checksums(&mut self) {
+        let lower = |files: &mut Vec<CookbookFile>| {
+            files
+                .iter_mut()
+                .for_each(|f| f.checksum = f.checksum.to_ascii_lowercase())
+        };
+        match &mut self.files {
+            CookbookFiles::AllFiles(files) => lower(files),
+            CookbookFiles::Segments(segments) => segments.values_mut().for_each(lower),
+        }
+    }
+
     /// The same manifest in the API v2 `all_files` form.
     pub fn to_all_files(&self) -> CookbookVersion {
         let files = match &self.files {
@@ -276,19 +289,17 @@ impl CookbookVersion {
         }
     }
 
-    /// The same manifest in the API v0/v1 segment form, with all nine segments present. An
-    /// `all_files` name whose prefix is not a segment goes to `root_files` unchanged.
+    /// The same manifest in the API v0/v1 segment form, as Chef converts it: a segment-form
+    /// manifest stays as it is (only the segments it has), an `all_files` one gets all nine
+    /// segments. An `all_files` name whose prefix is not a segment goes to `root_files`
+    /// unchanged.
     pub fn to_segments(&self) -> CookbookVersion {
         let mut segments: BTreeMap<String, Vec<CookbookFile>> = SEGMENTS
             .iter()
             .map(|s| ((*s).to_owned(), Vec::new()))
             .collect();
         match &self.files {
-            CookbookFiles::Segments(existing) => {
-                for (segment, files) in existing {
-                    segments.insert(segment.clone(), files.clone());
-                }
-            }
+            CookbookFiles::Segments(_) => return self.clone(),
             CookbookFiles::AllFiles(files) => {
                 for f in files {
                     let (segment, name) = match f.name.split_once('/') {
