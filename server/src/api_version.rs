@@ -33,6 +33,34 @@ fn tag(mut response: Response, request: &str, answered: &str) -> Response {
     response
 }
 
+/// Whether an `Accept` header admits `application/json` (an absent one does).
+fn accepts_json(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let media = range.split(';').next().unwrap_or("").trim();
+        media.is_empty()
+            || media.eq_ignore_ascii_case("application/json")
+            || media.eq_ignore_ascii_case("application/*")
+            || media == "*/*"
+    })
+}
+
+/// Middleware: 406 for a request whose `Accept` admits no JSON, as Chef's resources (which
+/// provide only `application/json`) answer it. File downloads and uploads are bytes, not JSON,
+/// and are not checked.
+pub async fn accept_json(req: Request, next: Next) -> Response {
+    let refused = !req.uri().path().starts_with("/file_store/")
+        && req
+            .headers()
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| !accepts_json(accept));
+    if refused {
+        return ApiError::NotAcceptable("This resource answers application/json only".into())
+            .into_response();
+    }
+    next.run(req).await
+}
+
 /// Middleware: parses the header (absent means 0), rejects unsupported versions with 406, and
 /// tags every response with the negotiation result.
 pub async fn negotiate(mut req: Request, next: Next) -> Response {
@@ -60,5 +88,26 @@ pub async fn negotiate(mut req: Request, next: Next) -> Response {
             "-1",
             "-1",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_json;
+
+    #[test]
+    fn accept_headers_that_admit_json() {
+        for ok in [
+            "application/json",
+            "*/*",
+            "application/*;q=0.5",
+            "text/html, application/json",
+            "",
+        ] {
+            assert!(accepts_json(ok), "{ok}");
+        }
+        for refused in ["application/xml", "text/html", "text/*"] {
+            assert!(!accepts_json(refused), "{refused}");
+        }
     }
 }

@@ -68,7 +68,8 @@ impl AppState {
 
 /// The complete HTTP application.
 pub fn app(state: AppState) -> Router {
-    routes::router()
+    let routes = routes::router()
+        .layer(middleware::from_fn(api_version::accept_json))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -80,7 +81,10 @@ pub fn app(state: AppState) -> Router {
             crate::metrics::record,
         ))
         .layer(trace::layer())
-        .with_state(state)
+        .with_state(state);
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::map_response(rejection::chef_allow_header))
 }
 
 /// The application of the `metrics_listen` listener: `/metrics` with every series.

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// 406 for an unsupported `X-Ops-Server-API-Version`.
     #[error("Specified version {0} not supported")]
     UnsupportedApiVersion(String),
+    /// 406 for an `Accept` header that admits no JSON.
+    #[error("{0}")]
+    NotAcceptable(String),
     /// 409.
     #[error("{0}")]
     Conflict(String),
@@ -62,7 +65,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::UnsupportedApiVersion(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::UnsupportedApiVersion(_) | ApiError::NotAcceptable(_) => {
+                StatusCode::NOT_ACCEPTABLE
+            }
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,

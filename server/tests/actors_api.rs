@@ -284,9 +284,36 @@ async fn groups_grant_admin(h: &Harness) {
     let (_, body) = bob.get("/organizations/acme/groups/users").await;
     assert_eq!(body["users"], json!(["alice", "bob"]));
 
-    // bob cannot write until a group that contains him is nested into admins.
+    // As a member of `users`, bob writes roles (Chef's default container ACLs); taken out of
+    // `users`, he only reads them.
+    assert_eq!(
+        bob.post("/organizations/acme/roles", json!({"name": "r0"}))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (status, _) = alice
+        .put(
+            "/organizations/acme/groups/users",
+            json!({"actors": {"users": ["alice"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(
         bob.post("/organizations/acme/roles", json!({"name": "r1"}))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        bob.get("/organizations/acme/roles/r0").await.0,
+        StatusCode::OK
+    );
+
+    // bob cannot administer (create groups) until a group that contains him is nested into
+    // admins.
+    assert_eq!(
+        bob.post("/organizations/acme/groups", json!({"groupname": "bobs"}))
             .await
             .0,
         StatusCode::FORBIDDEN
@@ -315,7 +342,7 @@ async fn groups_grant_admin(h: &Harness) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        bob.post("/organizations/acme/roles", json!({"name": "r1"}))
+        bob.post("/organizations/acme/groups", json!({"groupname": "bobs"}))
             .await
             .0,
         StatusCode::CREATED
@@ -349,7 +376,7 @@ async fn groups_grant_admin(h: &Harness) {
     let (_, body) = alice.get("/organizations/acme/groups/admins").await;
     assert_eq!(body["groups"], json!([]));
     assert_eq!(
-        bob.post("/organizations/acme/roles", json!({"name": "r2"}))
+        bob.post("/organizations/acme/groups", json!({"groupname": "bobs2"}))
             .await
             .0,
         StatusCode::FORBIDDEN

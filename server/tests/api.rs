@@ -413,6 +413,7 @@ async fn role_lifecycle_feeds_changes(h: &Harness) {
 
 async fn readers_cannot_write(h: &Harness) {
     let (alice, bob) = org_with_users(h).await;
+    reader_only(h, "acme", "bob").await;
     h.call(
         "alice",
         &alice,
@@ -618,6 +619,40 @@ async fn unknown_routes_and_large_bodies(h: &Harness) {
     let (status, body) = h.as_pivotal("GET", "/nonsense", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].is_array());
+    // A method the resource does not answer: 405 with Chef's `Allow` list.
+    let req = signed(
+        "alice",
+        &alice,
+        "PUT",
+        "/organizations/acme/data",
+        b"{}",
+        SigningVersion::V1_3,
+        chrono::Utc::now(),
+    );
+    let (status, headers, body) = h.send(req).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(headers["allow"], "GET, POST");
+    assert!(body["error"].is_array());
+    // An `Accept` that admits no JSON: 406, as Chef's resources answer it.
+    let mut req = signed(
+        "alice",
+        &alice,
+        "GET",
+        "/organizations/acme/roles",
+        b"",
+        SigningVersion::V1_3,
+        chrono::Utc::now(),
+    );
+    req.headers_mut()
+        .insert("accept", "application/xml".parse().unwrap());
+    let (status, _, body) = h.send(req).await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE, "{body}");
+    assert!(
+        body["error"][0]
+            .as_str()
+            .unwrap()
+            .contains("application/json")
+    );
     let big = json!({"name": "big", "description": "x".repeat(200_000)});
     let (status, body) = h
         .call(

@@ -874,6 +874,7 @@ async fn another_orgs_admin_and_clients_reach_nothing(h: &Harness) {
 
 async fn readers_nodes_and_the_validator_cannot_write(h: &Harness) {
     let acme = seed(h).await;
+    reader_only(h, "acme", "bob").await;
     let before = snapshot(h, "acme").await;
     let mut held = Refusals::default();
     for (who, key) in [

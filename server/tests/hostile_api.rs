@@ -44,6 +44,7 @@ fn refused(what: &str, status: StatusCode, body: &Value, expected: StatusCode) {
 
 async fn hostile_requests_change_nothing(h: &Harness) {
     let (alice, bob) = org_with_users(h).await;
+    reader_only(h, "acme", "bob").await;
     let a = h.actor("alice", &alice);
     let (status, _) = a
         .post(

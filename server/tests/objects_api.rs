@@ -67,6 +67,7 @@ async fn feed(h: &Harness) -> Value {
 
 async fn environments_lifecycle(h: &Harness) {
     let (alice, bob) = org_with_users(h).await;
+    reader_only(h, "acme", "bob").await;
     let alice = h.actor("alice", &alice);
     let bob = h.actor("bob", &bob);
     let base = "/organizations/acme/environments";
@@ -127,6 +128,14 @@ async fn environments_lifecycle(h: &Harness) {
     let (status, body) = alice
         .put(&format!("{base}/prod"), json!({"description": "changed"}))
         .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"][0], "Field 'name' missing");
+    let (status, body) = alice
+        .put(
+            &format!("{base}/prod"),
+            json!({"name": "prod", "description": "changed"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["name"], "prod");
     assert_eq!(body["description"], "changed");
@@ -183,6 +192,7 @@ async fn environments_lifecycle(h: &Harness) {
 
 async fn data_bags_and_items(h: &Harness) {
     let (alice, bob) = org_with_users(h).await;
+    reader_only(h, "acme", "bob").await;
     let alice = h.actor("alice", &alice);
     let bob = h.actor("bob", &bob);
     let (status, body) = alice
@@ -322,6 +332,7 @@ fn manifest(version: &str, recipe: &[u8], readme: &[u8], frozen: bool) -> Value 
 
 async fn cookbooks_sandboxes_and_files(h: &Harness) {
     let (alice, bob) = org_with_users(h).await;
+    reader_only(h, "acme", "bob").await;
     let alice = h.actor("alice", &alice);
     let bob = h.actor("bob", &bob);
     let recipe: &[u8] = b"package 'nginx'\n";

@@ -14,6 +14,9 @@ pub enum Level {
     Validator,
     /// Org user or client: read.
     Reader,
+    /// Member of the org's `users` group: read, and write the replicated types (Chef's
+    /// default container ACLs for cookbooks, data, environments and roles).
+    User,
     /// Member of the org's `admins` group, or the superuser: read and write.
     Admin,
 }
@@ -51,6 +54,12 @@ impl OrgAccess {
                     .store
                     .in_group(org.id, "admins", actor.kind_str(), &actor.name)
                     .await?);
+        let in_users = standing.direct_user
+            || (standing.users_nest_groups
+                && state
+                    .store
+                    .in_group(org.id, "users", actor.kind_str(), &actor.name)
+                    .await?);
         let level = match actor.kind {
             ActorKind::User {
                 superuser: true, ..
@@ -64,6 +73,8 @@ impl OrgAccess {
                 }
                 if in_admins {
                     Level::Admin
+                } else if in_users {
+                    Level::User
                 } else {
                     Level::Reader
                 }
@@ -80,6 +91,8 @@ impl OrgAccess {
             ActorKind::Client { .. } => {
                 if in_admins {
                     Level::Admin
+                } else if in_users {
+                    Level::User
                 } else {
                     Level::Reader
                 }
@@ -144,7 +157,8 @@ impl OrgAccess {
         }
     }
 
-    /// Writing replicated objects: admins, and in a replica org only its sync user.
+    /// Writing replicated objects: the `users` group and admins, and in a replica org only
+    /// its sync user.
     pub fn require_object_write(&self) -> ApiResult<()> {
         if self.org.replica && self.org.sync_user.as_deref() != Some(self.actor.name.as_str()) {
             return Err(ApiError::Forbidden(format!(
@@ -152,7 +166,7 @@ impl OrgAccess {
                 self.org.name
             )));
         }
-        if self.level >= Level::Admin {
+        if self.level >= Level::User {
             Ok(())
         } else {
             Err(self.forbidden("write objects"))

@@ -362,11 +362,17 @@ async fn upsert(
     let mut stored = cookbook_manifest::prepare(&body, &name, &version, api)?;
     let checksums = stored.checksums();
     let known = state.store.org_checksums(access.org.id, &checksums).await?;
-    // A checksum that is not 32 hex digits cannot have been uploaded either.
-    if checksums.iter().any(|c| !is_checksum(c)) || checksums.difference(&known).next().is_some() {
-        return Err(ApiError::BadRequest(
-            "Manifest has a checksum that hasn't been uploaded.".into(),
-        ));
+    // A checksum that is not 32 hex digits cannot have been uploaded either. Chef words the
+    // refusal differently for a new version and for an update of one.
+    if let Some(missing) = checksums
+        .iter()
+        .find(|c| !is_checksum(c) || !known.contains(*c))
+    {
+        let message = match state.store.object(access.org.id, &path).await? {
+            Some(_) => format!("Manifest has checksum {missing} but it hasn't yet been uploaded"),
+            None => "Manifest has a checksum that hasn't been uploaded.".to_owned(),
+        };
+        return Err(ApiError::BadRequest(message));
     }
     // Chef: force is on for any value but an absent parameter or the literal "false".
     let force = params.force.as_deref().is_some_and(|f| f != "false");

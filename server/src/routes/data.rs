@@ -79,6 +79,15 @@ fn parse_item(body: &[u8], url_item: Option<&str>) -> ApiResult<DataBagItem> {
         };
         target.entry("id").or_insert_with(|| json!(id));
     }
+    let has_id = value
+        .as_object()
+        .is_some_and(|map| match map.get("raw_data") {
+            Some(Value::Object(inner)) => inner.contains_key("id"),
+            _ => map.contains_key("id"),
+        });
+    if value.is_object() && !has_id {
+        return Err(ApiError::BadRequest("Field 'id' missing".into()));
+    }
     let item = DataBagItem::from_json(value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if let Some(id) = url_item
         && item.id() != id
@@ -260,11 +269,12 @@ async fn remove_item(
 ) -> ApiResult<Response> {
     let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
+    // Chef words a missing item (or bag) differently on DELETE than on GET.
     let raw = objects::remove(
         &state,
         access.org.id,
         &item_path(&bag, &id)?,
-        &item_messages(&bag, &id).missing,
+        &format!("Cannot load data bag {bag} item {id}"),
     )
     .await?;
     Ok(super::ok(json!({

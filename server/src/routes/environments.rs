@@ -98,13 +98,11 @@ impl Document for Environment {
         }
     }
 
-    /// Chef's order: defaults, the rules, then the allowed keys. A name different from the
-    /// URL's is a rename, not an error.
-    fn prepare(body: &[u8], url_name: Option<&str>) -> ApiResult<Environment> {
+    /// Chef's order: defaults, the rules, then the allowed keys. The body names the
+    /// environment on update too (erchef does not take the URL's name): a name different
+    /// from the URL's is a rename, not an error.
+    fn prepare(body: &[u8], _url_name: Option<&str>) -> ApiResult<Environment> {
         let mut value: Value = super::parse_json(body)?;
-        if let (Some(name), Some(map)) = (url_name, value.as_object_mut()) {
-            map.entry("name").or_insert_with(|| json!(name));
-        }
         body_rules::fill_defaults(
             &mut value,
             &[

@@ -24,20 +24,24 @@ pub(super) fn router() -> Router<AppState> {
         .route("/sandboxes/{id}", put(commit))
 }
 
-/// The checksums of a POST body: a non-empty map of MD5 hex to null.
+/// The checksums of a POST body: a non-empty map of MD5 hex to null, refused in Chef's
+/// words ("Bad checksums!" for an empty map or a non-null value).
 fn requested_checksums(body: &[u8]) -> ApiResult<BTreeSet<String>> {
     let value: Value = super::parse_json(body)?;
-    let invalid = || ApiError::BadRequest("Field 'checksums' invalid".into());
-    let map = value
-        .get("checksums")
-        .and_then(Value::as_object)
-        .ok_or_else(invalid)?;
+    let bad = || ApiError::BadRequest("Bad checksums!".into());
+    let map = match value.get("checksums") {
+        None => return Err(ApiError::BadRequest("Field 'checksums' missing".into())),
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(ApiError::BadRequest("Field 'checksums' invalid".into())),
+    };
     if map.is_empty() {
-        return Err(invalid());
+        return Err(bad());
     }
     map.iter()
         .map(|(checksum, v)| {
-            if is_checksum(checksum) && v.is_null() {
+            if !v.is_null() {
+                Err(bad())
+            } else if is_checksum(checksum) {
                 Ok(checksum.to_ascii_lowercase())
             } else {
                 Err(ApiError::BadRequest(format!("Bad checksum '{checksum}'")))

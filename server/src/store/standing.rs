@@ -31,6 +31,10 @@ pub struct Standing {
     pub direct_admin: bool,
     /// `admins` contains other groups (membership must then be resolved through them).
     pub admins_nest_groups: bool,
+    /// Directly in `users`.
+    pub direct_user: bool,
+    /// `users` contains other groups.
+    pub users_nest_groups: bool,
 }
 
 fn keys_of(rows: &[AnyRow]) -> StoreResult<Vec<String>> {
@@ -172,7 +176,11 @@ impl Store {
              (SELECT COUNT(*) FROM group_members g WHERE g.org_id = o.id AND g.group_name = 'admins' \
               AND g.member_kind = $3 AND g.member_name = $4) AS admin, \
              (SELECT COUNT(*) FROM group_members g WHERE g.org_id = o.id AND g.group_name = 'admins' \
-              AND g.member_kind = 'group') AS nested \
+              AND g.member_kind = 'group') AS nested, \
+             (SELECT COUNT(*) FROM group_members g WHERE g.org_id = o.id AND g.group_name = 'users' \
+              AND g.member_kind = $3 AND g.member_name = $4) AS in_users, \
+             (SELECT COUNT(*) FROM group_members g WHERE g.org_id = o.id AND g.group_name = 'users' \
+              AND g.member_kind = 'group') AS users_nested \
              FROM orgs o WHERE o.name = $1",
         )
         .bind(org)
@@ -194,6 +202,8 @@ impl Store {
             member: r.try_get::<i64, _>("member")? > 0,
             direct_admin: r.try_get::<i64, _>("admin")? > 0,
             admins_nest_groups: r.try_get::<i64, _>("nested")? > 0,
+            direct_user: r.try_get::<i64, _>("in_users")? > 0,
+            users_nest_groups: r.try_get::<i64, _>("users_nested")? > 0,
         }))
     }
 }

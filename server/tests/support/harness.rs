@@ -328,6 +328,18 @@ pub async fn org_with_users(h: &Harness) -> (PrivateKey, PrivateKey) {
     (alice_key, bob_key)
 }
 
+/// Takes `user` out of the org's `users` group: an org member who only reads (Chef's default
+/// ACLs give writes to the replicated types to `users`).
+pub async fn reader_only(h: &Harness, org: &str, user: &str) {
+    let org = h.store.org(org).await.unwrap().unwrap();
+    let mut members = h.store.group_members(org.id, "users").await.unwrap();
+    members.users.retain(|u| u != user);
+    h.store
+        .set_group_members(org.id, "users", &members)
+        .await
+        .unwrap();
+}
+
 /// Serves the harness's router on 127.0.0.1 (for attacks that need a real socket); the task
 /// ends with the test.
 pub async fn listen(h: &Harness) -> String {
