@@ -117,6 +117,16 @@ impl From<StoreError> for ApiError {
                 ApiError::NotFound("not found".into())
             }
             StoreError::Refused(why) => ApiError::Conflict(why),
+            // Chef words a new cookbook version's unknown checksum and an update's differently.
+            StoreError::UnknownChecksum {
+                checksum,
+                update: true,
+            } => ApiError::BadRequest(format!(
+                "Manifest has checksum {checksum} but it hasn't yet been uploaded"
+            )),
+            StoreError::UnknownChecksum { update: false, .. } => {
+                ApiError::BadRequest("Manifest has a checksum that hasn't been uploaded.".into())
+            }
             StoreError::Pruned(n) => ApiError::Gone(format!(
                 "change log entries up to {n} were pruned; reconcile in full and resume from the current position"
             )),

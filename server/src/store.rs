@@ -8,6 +8,7 @@
 mod actors;
 mod auth_cache;
 mod connect;
+mod cookbook_files;
 mod feed;
 mod groups;
 mod inline_reader;
@@ -50,6 +51,15 @@ pub enum StoreError {
     /// The write was refused by a rule checked inside the transaction.
     #[error("{0}")]
     Refused(String),
+    /// A cookbook manifest names a checksum the org has not uploaded (`update`: the version
+    /// existed already; Chef words the two cases differently).
+    #[error("checksum {checksum} has not been uploaded")]
+    UnknownChecksum {
+        /// The first such checksum.
+        checksum: String,
+        /// Whether the write replaced a stored version.
+        update: bool,
+    },
     /// Feed entries after the requested id were pruned.
     #[error("change log pruned through {0}")]
     Pruned(i64),

@@ -15,6 +15,7 @@ on_both_backends!(
     environments_lifecycle,
     data_bags_and_items,
     cookbook_validation,
+    unreferenced_files_are_released,
 );
 
 mod blobs_in_database {
@@ -544,11 +545,12 @@ async fn cookbooks_sandboxes_and_files(h: &Harness) {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 
-    // A second version and the listings.
+    // A second version and the listings. (The forced update above dropped the recipe file
+    // from the only version that had it, so the org no longer has it.)
     let (status, _) = alice
         .put(
             "/organizations/acme/cookbooks/demo/1.10.0",
-            manifest("1.10.0", recipe, readme, false),
+            manifest("1.10.0", readme, readme, false),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -710,4 +712,120 @@ async fn cookbook_validation(h: &Harness) {
         )
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// Whether the org's sandbox asks for `file` again (it no longer has it).
+async fn needs_upload(alice: &As<'_>, file: &[u8]) -> bool {
+    let (status, sandbox) = alice
+        .post(
+            "/organizations/acme/sandboxes",
+            json!({ "checksums": { md5_hex(file): null } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sandbox}");
+    sandbox["checksums"][md5_hex(file)]["needs_upload"] == true
+}
+
+/// The download URL of the file with `name` in a v2 manifest.
+async fn file_url(alice: &As<'_>, version: &str, name: &str) -> String {
+    let url = format!("/organizations/acme/cookbooks/demo/{version}");
+    let (status, v2) = alice.with_api("2", "GET", &url, None).await;
+    assert_eq!(status, StatusCode::OK, "{v2}");
+    v2["all_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .and_then(|f| f["url"].as_str())
+        .unwrap()
+        .to_owned()
+}
+
+/// Chef serves a cookbook's files only while a version references them: deleting or replacing
+/// the last version that had a file releases it (its URL answers 404, a sandbox asks for it
+/// again, a manifest naming it is refused), while files other versions share stay; versions
+/// stored by the release before the file table are read at the next start.
+async fn unreferenced_files_are_released(h: &Harness) {
+    let (alice, _) = org_with_users(h).await;
+    let alice = h.actor("alice", &alice);
+    let (shared, only_one, only_two): (&[u8], &[u8], &[u8]) = (b"shared", b"one", b"two");
+    upload_files(h, &alice, &[shared, only_one, only_two]).await;
+    for (version, readme) in [("1.0.0", only_one), ("2.0.0", only_two)] {
+        let url = format!("/organizations/acme/cookbooks/demo/{version}");
+        let (status, body) = alice
+            .put(&url, manifest(version, shared, readme, false))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    // As a database of the release before the file table: no rows, every version pending.
+    let url = h.state.config.database.clone().unwrap();
+    let raw = sqlx::AnyPool::connect(&url).await.unwrap();
+    for sql in [
+        "DELETE FROM cookbook_files",
+        "INSERT INTO cookbook_files_pending (org_id, path) \
+         SELECT org_id, path FROM objects WHERE kind = 'cookbook_version'",
+    ] {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    raw.close().await;
+    let store = chef_sync_server::Store::connect(&url, 4).await.unwrap();
+    assert_eq!(store.record_pending_cookbook_files().await.unwrap(), 0);
+    store.close().await;
+
+    let one_url = file_url(&alice, "1.0.0", "root_files/README.md").await;
+    let shared_url = file_url(&alice, "2.0.0", "recipes/default.rb").await;
+    let (status, _) = alice
+        .delete("/organizations/acme/cookbooks/demo/1.0.0")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(download(h, &one_url).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        download(h, &shared_url).await,
+        (StatusCode::OK, shared.to_vec())
+    );
+    assert!(needs_upload(&alice, only_one).await);
+    assert!(!needs_upload(&alice, shared).await);
+    let (status, body) = alice
+        .put(
+            "/organizations/acme/cookbooks/demo/3.0.0",
+            manifest("3.0.0", shared, only_one, false),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"][0],
+        "Manifest has a checksum that hasn't been uploaded."
+    );
+
+    // Replacing 2.0.0's README releases the old one; an update naming a released file is
+    // refused in Chef's update wording.
+    let two_url = file_url(&alice, "2.0.0", "root_files/README.md").await;
+    let (status, body) = alice
+        .put(
+            "/organizations/acme/cookbooks/demo/2.0.0",
+            manifest("2.0.0", shared, shared, false),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(download(h, &two_url).await.0, StatusCode::NOT_FOUND);
+    assert!(needs_upload(&alice, only_two).await);
+    let (status, body) = alice
+        .put(
+            "/organizations/acme/cookbooks/demo/2.0.0",
+            manifest("2.0.0", shared, only_two, false),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"][0],
+        format!(
+            "Manifest has checksum {} but it hasn't yet been uploaded",
+            md5_hex(only_two)
+        )
+    );
+    assert_eq!(
+        download(h, &shared_url).await,
+        (StatusCode::OK, shared.to_vec())
+    );
 }

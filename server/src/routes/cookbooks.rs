@@ -21,7 +21,6 @@ use super::objects::Messages;
 use crate::api_version::ApiVersion;
 use crate::app::AppState;
 use crate::auth::Actor;
-use crate::blob::is_checksum;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{CookbookVersionRow, StoreError, WriteMode};
 
@@ -360,20 +359,6 @@ async fn upsert(
     access.require_object_write()?;
     let path = cookbook_manifest::put_path(&name, &version)?;
     let mut stored = cookbook_manifest::prepare(&body, &name, &version, api)?;
-    let checksums = stored.checksums();
-    let known = state.store.org_checksums(access.org.id, &checksums).await?;
-    // A checksum that is not 32 hex digits cannot have been uploaded either. Chef words the
-    // refusal differently for a new version and for an update of one.
-    if let Some(missing) = checksums
-        .iter()
-        .find(|c| !is_checksum(c) || !known.contains(*c))
-    {
-        let message = match state.store.object(access.org.id, &path).await? {
-            Some(_) => format!("Manifest has checksum {missing} but it hasn't yet been uploaded"),
-            None => "Manifest has a checksum that hasn't been uploaded.".to_owned(),
-        };
-        return Err(ApiError::BadRequest(message));
-    }
     // Chef: force is on for any value but an absent parameter or the literal "false".
     let force = params.force.as_deref().is_some_and(|f| f != "false");
     let outcome = state

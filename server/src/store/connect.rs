@@ -174,6 +174,13 @@ impl Store {
         };
         // Objects stored before the search index existed (or before a rebuild) are indexed
         // before the first request is answered.
+        let recorded = store.record_pending_cookbook_files().await?;
+        if recorded > 0 {
+            tracing::info!(
+                versions = recorded,
+                "cookbook files: recorded the files of stored versions"
+            );
+        }
         let indexed = store.index_unindexed().await?;
         if indexed > 0 {
             tracing::info!(

@@ -308,6 +308,10 @@ impl Store {
             return Ok(WriteOutcome::Unchanged);
         }
         insert_row(&mut tx, org_id, path, &body).await?;
+        if path.kind() == ObjectKind::CookbookVersion {
+            super::cookbook_files::replace(&mut tx, org_id, &key, existing.as_deref(), Some(&body))
+                .await?;
+        }
         let action = if existing.is_some() {
             "update"
         } else {
@@ -428,6 +432,9 @@ impl Store {
             );
         }
         delete_row(&mut tx, org_id, &key).await?;
+        if path.kind() == ObjectKind::CookbookVersion {
+            super::cookbook_files::replace(&mut tx, org_id, &key, Some(&body), None).await?;
+        }
         seq = append_change(&mut tx, org_id, seq, "delete", &key).await?;
         tx.commit().await?;
         for l in learned {

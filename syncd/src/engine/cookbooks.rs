@@ -85,11 +85,28 @@ pub async fn copy_version(
     if !files.is_empty() {
         upload_missing(sides, &rel, &files).await?;
     }
-    let body = serde_json::to_value(without_urls(source))
+    let body = serde_json::to_value(without_urls(source.clone()))
         .map_err(|e| ChefError::Malformed(e.to_string()))?;
     let put = format!("{rel}?force=true");
-    retry(&sides.retry, || sides.replica.put(&put, &body)).await?;
+    match retry(&sides.retry, || sides.replica.put(&put, &body)).await {
+        // A Chef server releases files no version references any more (deleting or replacing
+        // the last version that had them): one the sandbox called present may have gone
+        // before the manifest arrived. Asked again, the sandbox wants it uploaded.
+        Err(e) if names_a_missing_file(&e) && !files.is_empty() => {
+            upload_missing(sides, &rel, &files).await?;
+            retry(&sides.retry, || sides.replica.put(&put, &body)).await?;
+        }
+        other => {
+            other?;
+        }
+    }
     Ok(Applied::Written)
+}
+
+/// Chef's 400 for a manifest naming a file the server does not have (new version or update).
+fn names_a_missing_file(e: &ChefError) -> bool {
+    matches!(e, ChefError::Rejected { status: 400, message }
+        if message.contains("hasn't been uploaded") || message.contains("hasn't yet been uploaded"))
 }
 
 fn is_md5(s: &str) -> bool {
@@ -246,5 +263,32 @@ async fn transfer(sides: &Sides, checksum: &str, from: &str, to: &str) -> Result
             }
             uploaded
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_released_file_is_told_from_other_refusals() {
+        let refused = |status, message: &str| ChefError::Rejected {
+            status,
+            message: message.to_owned(),
+        };
+        assert!(names_a_missing_file(&refused(
+            400,
+            "Manifest has a checksum that hasn't been uploaded."
+        )));
+        assert!(names_a_missing_file(&refused(
+            400,
+            "Manifest has checksum 0123 but it hasn't yet been uploaded"
+        )));
+        assert!(!names_a_missing_file(&refused(400, "Field 'name' invalid")));
+        assert!(!names_a_missing_file(&refused(
+            409,
+            "Manifest has a checksum that hasn't been uploaded."
+        )));
+        assert!(!names_a_missing_file(&ChefError::NotFound));
     }
 }

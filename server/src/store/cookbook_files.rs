@@ -1,0 +1,119 @@
+//! Which files each stored cookbook version references. Deleting or replacing a version
+//! releases the checksums no version of the org references any more: they leave
+//! `org_checksums`, so their download URLs answer 404 (as Chef's do once a file is
+//! unreferenced), a later upload of the same content is asked for again, and the blob sweep
+//! may drop the bytes.
+
+use std::collections::BTreeSet;
+
+use chef_sync_shared::objects::CookbookVersion;
+use sqlx::{Any, Row, Transaction};
+
+use super::{Store, StoreError, StoreResult};
+
+/// The checksums a stored manifest references (none for an unreadable one: it could not
+/// have been stored through the API).
+fn checksums(body: Option<&str>) -> BTreeSet<String> {
+    body.and_then(|b| serde_json::from_str::<CookbookVersion>(b).ok())
+        .map(|cb| cb.checksums())
+        .unwrap_or_default()
+}
+
+/// Records that the version at `path` now references the files of `new` instead of those of
+/// `old` (either absent: created or deleted), inside the write's transaction, and releases
+/// the org's checksums nothing references any more. A file the new manifest adds must be one
+/// the org uploaded: checked here, under the org's write lock, so a concurrent release of the
+/// same checksum cannot leave a stored manifest naming a file that is gone.
+pub(super) async fn replace(
+    tx: &mut Transaction<'static, Any>,
+    org_id: i64,
+    path: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+) -> StoreResult<()> {
+    let (before, after) = (checksums(old), checksums(new));
+    for added in after.difference(&before) {
+        let uploaded =
+            sqlx::query("SELECT 1 FROM org_checksums WHERE org_id = $1 AND checksum = $2")
+                .bind(org_id)
+                .bind(added)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if uploaded.is_none() {
+            return Err(StoreError::UnknownChecksum {
+                checksum: added.clone(),
+                update: old.is_some(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO cookbook_files (org_id, checksum, path) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(org_id)
+        .bind(added)
+        .bind(path)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for dropped in before.difference(&after) {
+        sqlx::query("DELETE FROM cookbook_files WHERE org_id = $1 AND checksum = $2 AND path = $3")
+            .bind(org_id)
+            .bind(dropped)
+            .bind(path)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM org_checksums WHERE org_id = $1 AND checksum = $2 AND NOT EXISTS \
+             (SELECT 1 FROM cookbook_files f WHERE f.org_id = $1 AND f.checksum = $2)",
+        )
+        .bind(org_id)
+        .bind(dropped)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Reads the manifests of versions stored before `cookbook_files` existed (listed by its
+    /// migration) and records their files, at the first start of this release. Returns how
+    /// many versions it read.
+    pub async fn record_pending_cookbook_files(&self) -> StoreResult<usize> {
+        let mut done = 0;
+        loop {
+            let rows = sqlx::query(
+                "SELECT p.org_id, p.path, o.body FROM cookbook_files_pending p \
+                 LEFT JOIN objects o ON o.org_id = p.org_id AND o.path = p.path LIMIT 200",
+            )
+            .fetch_all(&self.write)
+            .await?;
+            if rows.is_empty() {
+                return Ok(done);
+            }
+            let mut tx = self.write.begin().await?;
+            for row in rows {
+                let org_id: i64 = row.try_get("org_id")?;
+                let path: String = row.try_get("path")?;
+                let body: Option<String> = row.try_get("body")?;
+                for checksum in checksums(body.as_deref()) {
+                    sqlx::query(
+                        "INSERT INTO cookbook_files (org_id, checksum, path) VALUES ($1, $2, $3) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(org_id)
+                    .bind(&checksum)
+                    .bind(&path)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query("DELETE FROM cookbook_files_pending WHERE org_id = $1 AND path = $2")
+                    .bind(org_id)
+                    .bind(&path)
+                    .execute(&mut *tx)
+                    .await?;
+                done += 1;
+            }
+            tx.commit().await?;
+        }
+    }
+}
