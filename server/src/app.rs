@@ -85,6 +85,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .fallback_service(routes)
         .layer(middleware::map_response(rejection::chef_allow_header))
+        .layer(middleware::map_request(routes::without_trailing_slash))
 }
 
 /// The application of the `metrics_listen` listener: `/metrics` with every series.

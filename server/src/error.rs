@@ -34,6 +34,9 @@ pub enum ApiError {
     /// 409.
     #[error("{0}")]
     Conflict(String),
+    /// 409 whose `error` is a string, not a list (erchef's cookbook artifact conflict).
+    #[error("{0}")]
+    ConflictText(String),
     /// 410: the change log no longer reaches back that far.
     #[error("{0}")]
     Gone(String),
@@ -68,7 +71,7 @@ impl ApiError {
             ApiError::UnsupportedApiVersion(_) | ApiError::NotAcceptable(_) => {
                 StatusCode::NOT_ACCEPTABLE
             }
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::ConflictText(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge(_) | ApiError::FileTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -93,6 +96,7 @@ impl IntoResponse for ApiError {
                 "max_version": crate::api_version::MAX,
             }),
             ApiError::PreconditionFailed(detail) => serde_json::json!({"error": [detail]}),
+            ApiError::ConflictText(text) => serde_json::json!({ "error": text }),
             other => serde_json::to_value(ErrorBody::new(other.to_string()))
                 .unwrap_or_else(|_| serde_json::json!({"error": ["error"]})),
         };

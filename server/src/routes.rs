@@ -1,6 +1,7 @@
 //! HTTP routes, one module per Chef resource.
 
 mod clients;
+mod cookbook_artifacts;
 mod cookbook_manifest;
 mod cookbooks;
 mod data;
@@ -14,6 +15,8 @@ mod keys;
 mod nodes;
 mod objects;
 mod organizations;
+mod policies;
+mod policy_document;
 pub(crate) mod principals;
 mod roles;
 mod sandboxes;
@@ -43,6 +46,8 @@ pub fn router() -> Router<AppState> {
         .merge(environment_views::router())
         .merge(data::router())
         .merge(cookbooks::router())
+        .merge(cookbook_artifacts::router())
+        .merge(policies::router())
         .merge(depsolver::router())
         .merge(sandboxes::router())
         .merge(clients::router())
@@ -65,6 +70,28 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("Method not allowed for this endpoint".into())
         })
+}
+
+/// The request with one trailing `/` taken off its path (`/roles/` is `/roles`), as Chef
+/// routes it. Signatures are unaffected: clients sign the path without it (Mixlib's
+/// canonical path drops it too).
+pub async fn without_trailing_slash(mut req: axum::extract::Request) -> axum::extract::Request {
+    let path = req.uri().path();
+    if path.len() > 1 && path.ends_with('/') && !path.ends_with("//") {
+        let trimmed = &path[..path.len() - 1];
+        let rebuilt = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_owned(),
+        };
+        if let Ok(uri) = rebuilt.parse::<axum::http::Uri>() {
+            let mut parts = req.uri().clone().into_parts();
+            parts.path_and_query = uri.into_parts().path_and_query;
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
 }
 
 /// Parses a JSON body into `T` with a Chef 400 on failure (any content type is accepted, as

@@ -517,6 +517,24 @@ async fn replica_orgs_refuse_writes(h: &Harness) {
         ),
         ("PUT", "/organizations/acme/cookbooks/cb/1.0.0", json!({})),
         ("DELETE", "/organizations/acme/roles/web", Value::Null),
+        // Policyfiles are replicated types too.
+        (
+            "POST",
+            "/organizations/acme/policies/p/revisions",
+            json!({}),
+        ),
+        (
+            "PUT",
+            "/organizations/acme/policy_groups/g/policies/p",
+            json!({}),
+        ),
+        ("DELETE", "/organizations/acme/policy_groups/g", Value::Null),
+        ("DELETE", "/organizations/acme/policies/p", Value::Null),
+        (
+            "PUT",
+            "/organizations/acme/cookbook_artifacts/a/1111",
+            json!({}),
+        ),
     ];
     for (who, key) in [("pivotal", &h.pivotal), ("alice", &alice)] {
         for (method, path, body) in &writes {
@@ -633,6 +651,29 @@ async fn unknown_routes_and_large_bodies(h: &Harness) {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
     assert_eq!(headers["allow"], "GET, POST");
     assert!(body["error"].is_array());
+    // A trailing `/` names the same resource, as in Chef.
+    let req = signed(
+        "alice",
+        &alice,
+        "POST",
+        "/organizations/acme/roles/",
+        br#"{"name": "slashed"}"#,
+        SigningVersion::V1_1,
+        chrono::Utc::now(),
+    );
+    let (status, _, body) = h.send(req).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = h
+        .call(
+            "alice",
+            &alice,
+            "GET",
+            "/organizations/acme/roles/slashed/?x=1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "slashed");
     // An `Accept` that admits no JSON: 406, as Chef's resources answer it.
     let mut req = signed(
         "alice",

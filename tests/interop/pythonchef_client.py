@@ -83,10 +83,12 @@ def snapshot(api):
 
 def normalize_manifest(manifest):
     """Removes what differs between servers without changing the cookbook: empty segment
-    lists (ours lists all nine, goiardi only those with files) and metadata fields a server
-    fills in with empty strings (goiardi adds long_description)."""
+    lists (an all_files upload reads as all nine, goiardi lists only those with files) and
+    metadata fields a server fills in empty (goiardi adds long_description; Chef Infra Server
+    and ours always answer attributes, dependencies and long_description)."""
     out = {k: v for k, v in manifest.items() if v != []}
-    out["metadata"] = {k: v for k, v in manifest.get("metadata", {}).items() if v != ""}
+    out["metadata"] = {k: v for k, v in manifest.get("metadata", {}).items()
+                       if v != "" and v != {}}
     return out
 
 

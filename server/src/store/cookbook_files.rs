@@ -6,17 +6,26 @@
 
 use std::collections::BTreeSet;
 
-use chef_sync_shared::objects::CookbookVersion;
+use chef_sync_shared::objects::SEGMENTS;
+use serde_json::Value;
 use sqlx::{Any, Row, Transaction};
 
 use super::{Store, StoreError, StoreResult};
 
-/// The checksums a stored manifest references (none for an unreadable one: it could not
-/// have been stored through the API).
+/// The checksums a stored manifest (cookbook version or artifact) references: every file
+/// entry of `all_files` and of the nine segments, in lower case (none for an unreadable one:
+/// it could not have been stored through the API).
 fn checksums(body: Option<&str>) -> BTreeSet<String> {
-    body.and_then(|b| serde_json::from_str::<CookbookVersion>(b).ok())
-        .map(|cb| cb.checksums())
-        .unwrap_or_default()
+    let Some(Value::Object(doc)) = body.and_then(|b| serde_json::from_str(b).ok()) else {
+        return BTreeSet::new();
+    };
+    std::iter::once("all_files")
+        .chain(SEGMENTS)
+        .filter_map(|list| doc.get(list).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|file| file.get("checksum").and_then(Value::as_str))
+        .map(str::to_ascii_lowercase)
+        .collect()
 }
 
 /// Records that the version at `path` now references the files of `new` instead of those of

@@ -36,11 +36,13 @@ fn without_urls(mut cb: CookbookVersion) -> CookbookVersion {
 }
 
 /// What decides whether the replica already has this version: everything but the file URLs,
-/// the file order, and metadata fields some servers fill in with empty strings (goiardi adds
-/// `long_description: ""`).
+/// the file order, and metadata fields servers fill in empty when the upload had none
+/// (goiardi adds `long_description: ""`; Chef Infra Server and chef-sync-server always answer
+/// `attributes`, `dependencies` and `long_description`): an empty value counts as absent.
 fn comparable(cb: CookbookVersion) -> CookbookVersion {
     let mut cb = without_urls(cb).to_all_files();
-    cb.metadata.retain(|_, v| v.as_str() != Some(""));
+    cb.metadata
+        .retain(|_, v| v.as_str() != Some("") && v.as_object().is_none_or(|m| !m.is_empty()));
     if let chef_sync_shared::objects::CookbookFiles::AllFiles(files) = &mut cb.files {
         files.sort_by(|a, b| a.path.cmp(&b.path).then(a.name.cmp(&b.name)));
     }
@@ -269,6 +271,25 @@ async fn transfer(sides: &Sides, checksum: &str, from: &str, to: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn metadata_a_server_fills_in_empty_compares_as_absent() {
+        let sent = json!({"name": "a-1.0.0", "cookbook_name": "a",
+            "metadata": {"name": "a", "version": "1.0.0", "dependencies": {"b": "> 1.0"}}});
+        let mut answered = sent.clone();
+        answered["metadata"]["attributes"] = json!({});
+        answered["metadata"]["long_description"] = json!("");
+        let cmp = |v: &Value| comparable_manifest(v.clone(), "/cookbooks/a/1.0.0").unwrap();
+        assert_eq!(cmp(&sent), cmp(&answered));
+        let mut changed = answered.clone();
+        changed["metadata"]["dependencies"] = json!({});
+        assert_ne!(
+            cmp(&sent),
+            cmp(&changed),
+            "dependencies removed is a change"
+        );
+    }
 
     #[test]
     fn a_released_file_is_told_from_other_refusals() {

@@ -1,0 +1,603 @@
+//! Policyfile objects: policies and their immutable revisions, policy groups and the revision
+//! of each policy assigned to them, and cookbook artifacts. Writes take the org's lock, as
+//! every other object write does.
+
+use std::collections::BTreeMap;
+
+use sqlx::{Any, Row, Transaction};
+
+use super::{Store, StoreError, StoreResult};
+
+/// The policies that have revisions, with their revision ids.
+pub type PolicyRevisions = BTreeMap<String, Vec<String>>;
+
+/// Each group with the revision assigned to it per policy.
+pub type GroupAssignments = BTreeMap<String, BTreeMap<String, String>>;
+
+/// A stored revision and the groups it is assigned to, most recently assigned last.
+#[derive(Debug, Clone)]
+pub struct StoredRevision {
+    /// The document as it was sent.
+    pub body: String,
+    /// The groups it is assigned to.
+    pub groups: Vec<String>,
+}
+
+/// What assigning a revision to a group did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignment {
+    /// The group had no revision of the policy.
+    Created,
+    /// The group's revision of the policy was replaced (or was that one already).
+    Updated,
+}
+
+async fn ensure_policy(
+    tx: &mut Transaction<'static, Any>,
+    org_id: i64,
+    policy: &str,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO policies (org_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(org_id)
+        .bind(policy)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn revision_exists(
+    tx: &mut Transaction<'static, Any>,
+    org_id: i64,
+    policy: &str,
+    revision: &str,
+) -> StoreResult<bool> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM policy_revisions WHERE org_id = $1 AND policy = $2 AND revision_id = $3",
+    )
+    .bind(org_id)
+    .bind(policy)
+    .bind(revision)
+    .fetch_optional(&mut **tx)
+    .await?
+    .is_some())
+}
+
+async fn insert_revision(
+    tx: &mut Transaction<'static, Any>,
+    org_id: i64,
+    policy: &str,
+    revision: &str,
+    body: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO policy_revisions (org_id, policy, revision_id, body) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(org_id)
+    .bind(policy)
+    .bind(revision)
+    .bind(body)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn assignments_of(rows: Vec<sqlx::any::AnyRow>) -> StoreResult<BTreeMap<String, String>> {
+    rows.into_iter()
+        .map(|r| Ok((r.try_get("policy")?, r.try_get("revision_id")?)))
+        .collect()
+}
+
+impl Store {
+    /// Every policy that has revisions, with its revision ids.
+    pub async fn policies(&self, org_id: i64) -> StoreResult<PolicyRevisions> {
+        let rows = sqlx::query(
+            "SELECT policy, revision_id FROM policy_revisions WHERE org_id = $1 \
+             ORDER BY policy, revision_id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = PolicyRevisions::new();
+        for r in rows {
+            out.entry(r.try_get("policy")?)
+                .or_default()
+                .push(r.try_get("revision_id")?);
+        }
+        Ok(out)
+    }
+
+    /// The revision ids of `policy`, or `None` when there is no such policy.
+    pub async fn policy(&self, org_id: i64, policy: &str) -> StoreResult<Option<Vec<String>>> {
+        let exists = sqlx::query("SELECT 1 FROM policies WHERE org_id = $1 AND name = $2")
+            .bind(org_id)
+            .bind(policy)
+            .fetch_optional(&self.read)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT revision_id FROM policy_revisions WHERE org_id = $1 AND policy = $2 \
+             ORDER BY revision_id",
+        )
+        .bind(org_id)
+        .bind(policy)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Some(
+            rows.iter()
+                .map(|r| r.try_get("revision_id"))
+                .collect::<Result<_, _>>()?,
+        ))
+    }
+
+    /// Deletes `policy` with its revisions and their assignments; its revision ids, or
+    /// `NotFound`.
+    pub async fn delete_policy(&self, org_id: i64, policy: &str) -> StoreResult<Vec<String>> {
+        let mut tx = self.write.begin().await?;
+        self.lock_org(&mut tx, org_id).await?;
+        let exists = sqlx::query("SELECT 1 FROM policies WHERE org_id = $1 AND name = $2")
+            .bind(org_id)
+            .bind(policy)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let rows = sqlx::query(
+            "SELECT revision_id FROM policy_revisions WHERE org_id = $1 AND policy = $2 \
+             ORDER BY revision_id",
+        )
+        .bind(org_id)
+        .bind(policy)
+        .fetch_all(&mut *tx)
+        .await?;
+        let revisions = rows
+            .iter()
+            .map(|r| r.try_get("revision_id"))
+            .collect::<Result<_, _>>()?;
+        sqlx::query("DELETE FROM policies WHERE org_id = $1 AND name = $2")
+            .bind(org_id)
+            .bind(policy)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(revisions)
+    }
+
+    /// Stores a new revision of `policy` (the policy is created with its first revision);
+    /// `Conflict` when that revision exists: revisions never change.
+    pub async fn create_policy_revision(
+        &self,
+        org_id: i64,
+        policy: &str,
+        revision: &str,
+        body: &str,
+    ) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        self.lock_org(&mut tx, org_id).await?;
+        if revision_exists(&mut tx, org_id, policy, revision).await? {
+            return Err(StoreError::Conflict);
+        }
+        ensure_policy(&mut tx, org_id, policy).await?;
+        insert_revision(&mut tx, org_id, policy, revision, body).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A revision with the groups it is assigned to.
+    pub async fn policy_revision(
+        &self,
+        org_id: i64,
+        policy: &str,
+        revision: &str,
+    ) -> StoreResult<Option<StoredRevision>> {
+        let Some(row) = sqlx::query(
+            "SELECT body FROM policy_revisions WHERE org_id = $1 AND policy = $2 \
+             AND revision_id = $3",
+        )
+        .bind(org_id)
+        .bind(policy)
+        .bind(revision)
+        .fetch_optional(&self.read)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let groups = sqlx::query(
+            "SELECT policy_group FROM policy_assignments WHERE org_id = $1 AND policy = $2 \
+             AND revision_id = $3 ORDER BY assigned",
+        )
+        .bind(org_id)
+        .bind(policy)
+        .bind(revision)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|r| r.try_get("policy_group"))
+        .collect::<Result<_, _>>()?;
+        Ok(Some(StoredRevision {
+            body: row.try_get("body")?,
+            groups,
+        }))
+    }
+
+    /// Deletes a revision and its assignments (the policy stays); its document, or
+    /// `NotFound`.
+    pub async fn delete_policy_revision(
+        &self,
+        org_id: i64,
+        policy: &str,
+        revision: &str,
+    ) -> StoreResult<String> {
+        let mut tx = self.write.begin().await?;
+        self.lock_org(&mut tx, org_id).await?;
+        let row = sqlx::query(
+            "SELECT body FROM policy_revisions WHERE org_id = $1 AND policy = $2 \
+             AND revision_id = $3",
+        )
+        .bind(org_id)
+        .bind(policy)
+        .bind(revision)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        sqlx::query(
+            "DELETE FROM policy_revisions WHERE org_id = $1 AND policy = $2 AND revision_id = $3",
+        )
+        .bind(org_id)
+        .bind(policy)
+        .bind(revision)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.try_get("body")?)
+    }
+
+    /// Every policy group with its assignments (empty for a group without any).
+    pub async fn policy_groups(&self, org_id: i64) -> StoreResult<GroupAssignments> {
+        let mut out = GroupAssignments::new();
+        for r in sqlx::query("SELECT name FROM policy_groups WHERE org_id = $1 ORDER BY name")
+            .bind(org_id)
+            .fetch_all(&self.read)
+            .await?
+        {
+            out.insert(r.try_get("name")?, BTreeMap::new());
+        }
+        for r in sqlx::query(
+            "SELECT policy_group, policy, revision_id FROM policy_assignments WHERE org_id = $1",
+        )
+        .bind(org_id)
+        .fetch_all(&self.read)
+        .await?
+        {
+            out.entry(r.try_get("policy_group")?)
+                .or_default()
+                .insert(r.try_get("policy")?, r.try_get("revision_id")?);
+        }
+        Ok(out)
+    }
+
+    /// A group's assignments, or `None` when there is no such group.
+    pub async fn policy_group(
+        &self,
+        org_id: i64,
+        group: &str,
+    ) -> StoreResult<Option<BTreeMap<String, String>>> {
+        let exists = sqlx::query("SELECT 1 FROM policy_groups WHERE org_id = $1 AND name = $2")
+            .bind(org_id)
+            .bind(group)
+            .fetch_optional(&self.read)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT policy, revision_id FROM policy_assignments WHERE org_id = $1 \
+             AND policy_group = $2",
+        )
+        .bind(org_id)
+        .bind(group)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Some(assignments_of(rows)?))
+    }
+
+    /// Deletes a group and its assignments (policies and revisions stay); its assignments, or
+    /// `NotFound`.
+    pub async fn delete_policy_group(
+        &self,
+        org_id: i64,
+        group: &str,
+    ) -> StoreResult<BTreeMap<String, String>> {
+        let mut tx = self.write.begin().await?;
+        self.lock_org(&mut tx, org_id).await?;
+        let exists = sqlx::query("SELECT 1 FROM policy_groups WHERE org_id = $1 AND name = $2")
+            .bind(org_id)
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let rows = sqlx::query(
+            "SELECT policy, revision_id FROM policy_assignments WHERE org_id = $1 \
+             AND policy_group = $2",
+        )
+        .bind(org_id)
+        .bind(group)
+        .fetch_all(&mut *tx)
+        .await?;
+        let assignments = assignments_of(rows)?;
+        sqlx::query("DELETE FROM policy_groups WHERE org_id = $1 AND name = $2")
+            .bind(org_id)
+            .bind(group)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(assignments)
+    }
+
+    /// The document of the revision of `policy` assigned to `group`.
+    pub async fn assigned_revision(
+        &self,
+        org_id: i64,
+        group: &str,
+        policy: &str,
+    ) -> StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT r.body FROM policy_assignments a JOIN policy_revisions r \
+             ON r.org_id = a.org_id AND r.policy = a.policy AND r.revision_id = a.revision_id \
+             WHERE a.org_id = $1 AND a.policy_group = $2 AND a.policy = $3",
+        )
+        .bind(org_id)
+        .bind(group)
+        .bind(policy)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| r.try_get("body")).transpose()?)
+    }
+
+    /// Assigns revision `revision` of `policy` to `group`, creating the policy, the group and
+    /// the revision (from `body`) as needed; an existing revision is kept as it is.
+    pub async fn assign_policy_revision(
+        &self,
+        org_id: i64,
+        group: &str,
+        policy: &str,
+        revision: &str,
+        body: &str,
+    ) -> StoreResult<Assignment> {
+        let mut tx = self.write.begin().await?;
+        self.lock_org(&mut tx, org_id).await?;
+        ensure_policy(&mut tx, org_id, policy).await?;
+        sqlx::query(
+            "INSERT INTO policy_groups (org_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(org_id)
+        .bind(group)
+        .execute(&mut *tx)
+        .await?;
+        if !revision_exists(&mut tx, org_id, policy, revision).await? {
+            insert_revision(&mut tx, org_id, policy, revision, body).await?;
+        }
+        let current = sqlx::query(
+            "SELECT revision_id FROM policy_assignments WHERE org_id = $1 AND policy_group = $2 \
+             AND policy = $3",
+        )
+        .bind(org_id)
+        .bind(group)
+        .bind(policy)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let next: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(assigned), 0) + 1 AS next FROM policy_assignments \
+             WHERE org_id = $1",
+        )
+        .bind(org_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("next")?;
+        let outcome = match current {
+            None => {
+                sqlx::query(
+                    "INSERT INTO policy_assignments \
+                     (org_id, policy_group, policy, revision_id, assigned) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(org_id)
+                .bind(group)
+                .bind(policy)
+                .bind(revision)
+                .bind(next)
+                .execute(&mut *tx)
+                .await?;
+                Assignment::Created
+            }
+            Some(_) => {
+                sqlx::query(
+                    "UPDATE policy_assignments SET revision_id = $4, assigned = $5 \
+                     WHERE org_id = $1 AND policy_group = $2 AND policy = $3",
+                )
+                .bind(org_id)
+                .bind(group)
+                .bind(policy)
+                .bind(revision)
+                .bind(next)
+                .execute(&mut *tx)
+                .await?;
+                Assignment::Updated
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Removes `policy`'s assignment from `group` (the group, policy and revision stay); the
+    /// revision's document, or `NotFound`.
+    pub async fn unassign_policy(
+        &self,
+        org_id: i64,
+        group: &str,
+        policy: &str,
+    ) -> StoreResult<String> {
+        let mut tx = self.write.begin().await?;
+        self.lock_org(&mut tx, org_id).await?;
+        let row = sqlx::query(
+            "SELECT r.body FROM policy_assignments a JOIN policy_revisions r \
+             ON r.org_id = a.org_id AND r.policy = a.policy AND r.revision_id = a.revision_id \
+             WHERE a.org_id = $1 AND a.policy_group = $2 AND a.policy = $3",
+        )
+        .bind(org_id)
+        .bind(group)
+        .bind(policy)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        sqlx::query(
+            "DELETE FROM policy_assignments WHERE org_id = $1 AND policy_group = $2 \
+             AND policy = $3",
+        )
+        .bind(org_id)
+        .bind(group)
+        .bind(policy)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.try_get("body")?)
+    }
+
+    /// The identifiers of every cookbook artifact (of `name` only, when given), by name.
+    pub async fn cookbook_artifacts(
+        &self,
+        org_id: i64,
+        name: Option<&str>,
+    ) -> StoreResult<BTreeMap<String, Vec<String>>> {
+        let rows = match name {
+            Some(name) => {
+                sqlx::query(
+                    "SELECT name, identifier FROM cookbook_artifacts WHERE org_id = $1 \
+                     AND name = $2 ORDER BY identifier",
+                )
+                .bind(org_id)
+                .bind(name)
+                .fetch_all(&self.read)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT name, identifier FROM cookbook_artifacts WHERE org_id = $1 \
+                     ORDER BY name, identifier",
+                )
+                .bind(org_id)
+                .fetch_all(&self.read)
+                .await?
+            }
+        };
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in rows {
+            out.entry(r.try_get("name")?)
+                .or_default()
+                .push(r.try_get("identifier")?);
+        }
+        Ok(out)
+    }
+
+    /// One artifact's stored document.
+    pub async fn cookbook_artifact(
+        &self,
+        org_id: i64,
+        name: &str,
+        identifier: &str,
+    ) -> StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT body FROM cookbook_artifacts WHERE org_id = $1 AND name = $2 \
+             AND identifier = $3",
+        )
+        .bind(org_id)
+        .bind(name)
+        .bind(identifier)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| r.try_get("body")).transpose()?)
+    }
+
+    /// Stores a new artifact; `Conflict` when it exists (artifacts never change),
+    /// `UnknownChecksum` when it names a file the org has not uploaded.
+    pub async fn create_cookbook_artifact(
+        &self,
+        org_id: i64,
+        name: &str,
+        identifier: &str,
+        body: &str,
+    ) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        self.lock_org(&mut tx, org_id).await?;
+        let exists = sqlx::query(
+            "SELECT 1 FROM cookbook_artifacts WHERE org_id = $1 AND name = $2 \
+             AND identifier = $3",
+        )
+        .bind(org_id)
+        .bind(name)
+        .bind(identifier)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict);
+        }
+        sqlx::query(
+            "INSERT INTO cookbook_artifacts (org_id, name, identifier, body) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org_id)
+        .bind(name)
+        .bind(identifier)
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+        let key = artifact_key(name, identifier);
+        super::cookbook_files::replace(&mut tx, org_id, &key, None, Some(body)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes an artifact, releasing the files nothing else of the org references; its
+    /// document, or `NotFound`.
+    pub async fn delete_cookbook_artifact(
+        &self,
+        org_id: i64,
+        name: &str,
+        identifier: &str,
+    ) -> StoreResult<String> {
+        let mut tx = self.write.begin().await?;
+        self.lock_org(&mut tx, org_id).await?;
+        let row = sqlx::query(
+            "SELECT body FROM cookbook_artifacts WHERE org_id = $1 AND name = $2 \
+             AND identifier = $3",
+        )
+        .bind(org_id)
+        .bind(name)
+        .bind(identifier)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let body: String = row.try_get("body")?;
+        sqlx::query(
+            "DELETE FROM cookbook_artifacts WHERE org_id = $1 AND name = $2 AND identifier = $3",
+        )
+        .bind(org_id)
+        .bind(name)
+        .bind(identifier)
+        .execute(&mut *tx)
+        .await?;
+        let key = artifact_key(name, identifier);
+        super::cookbook_files::replace(&mut tx, org_id, &key, Some(&body), None).await?;
+        tx.commit().await?;
+        Ok(body)
+    }
+}
+
+/// The key an artifact's files are recorded under (beside cookbook versions' paths).
+fn artifact_key(name: &str, identifier: &str) -> String {
+    format!("/cookbook_artifacts/{name}/{identifier}")
+}
