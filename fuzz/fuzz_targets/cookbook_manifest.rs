@@ -13,6 +13,16 @@ fn sorted(mut cookbook: CookbookVersion) -> CookbookVersion {
     cookbook
 }
 
+/// The manifest without its empty segment lists: Chef answers an all_files upload in the
+/// segment form with all nine segments and a segment upload with those it was sent; the files
+/// are the same either way.
+fn without_empty_segments(mut cookbook: CookbookVersion) -> CookbookVersion {
+    if let CookbookFiles::Segments(segments) = &mut cookbook.files {
+        segments.retain(|_, files| !files.is_empty());
+    }
+    cookbook
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(map) = serde_json::from_slice::<Map<String, Value>>(data) else {
         return;
@@ -26,9 +36,12 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(all.all_file_entries().len(), files);
     assert_eq!(segments.all_file_entries().len(), files);
     assert_eq!(cookbook.checksums(), all.checksums());
-    // The segment form (what chef-syncd reads and writes, API v1) survives a trip through
-    // all_files unchanged, so a replica serves the same v1 manifest as its primary.
-    assert_eq!(segments.to_all_files().to_segments(), segments);
+    // The segment form (API v1) survives a trip through all_files with the same files in the
+    // same segments (empty segments may appear, as in Chef's answers).
+    assert_eq!(
+        without_empty_segments(segments.to_all_files().to_segments()),
+        without_empty_segments(segments.clone())
+    );
     // all_files names that start with a segment (what knife sends) survive the other trip.
     if let CookbookFiles::AllFiles(list) = &cookbook.files
         && list.iter().all(|f| {
