@@ -18,10 +18,12 @@ pub mod metrics;
 pub mod rejection;
 pub mod routes;
 pub mod search;
+pub mod state;
 pub mod store;
 pub mod tls;
 pub mod trace;
 
-pub use app::{AppState, app, metrics_app};
+pub use app::{app, metrics_app};
 pub use config::Config;
+pub use state::AppState;
 pub use store::Store;

@@ -31,9 +31,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use crate::app::AppState;
 use crate::auth::{Actor, OrgAccess};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 pub use status::metrics_router;
 
@@ -72,10 +72,22 @@ pub fn router() -> Router<AppState> {
         })
 }
 
-/// The request with one trailing `/` taken off its path (`/roles/` is `/roles`), as Chef
-/// routes it. Signatures are unaffected: clients sign the path without it (Mixlib's
-/// canonical path drops it too).
-pub async fn without_trailing_slash(mut req: axum::extract::Request) -> axum::extract::Request {
+/// The org a request's path names (`/organizations/ORG/…`), read from the path once, by
+/// [`routed_request`], for the request's span, authentication (clients are looked up in it)
+/// and the [`OrgAccess`] extractor.
+#[derive(Debug, Clone)]
+pub struct RequestOrg(pub String);
+
+/// The org named by `/organizations/ORG/...`.
+fn org_in_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/organizations/")?;
+    rest.split('/').next().filter(|s| !s.is_empty())
+}
+
+/// The request as the routes read it: one trailing `/` taken off its path (`/roles/` is
+/// `/roles`, as Chef routes it; signatures are unaffected, Mixlib's canonical path drops it
+/// too), and the org its path names recorded as [`RequestOrg`].
+pub async fn routed_request(mut req: axum::extract::Request) -> axum::extract::Request {
     let path = req.uri().path();
     if path.len() > 1 && path.ends_with('/') && !path.ends_with("//") {
         let trimmed = &path[..path.len() - 1];
@@ -90,6 +102,9 @@ pub async fn without_trailing_slash(mut req: axum::extract::Request) -> axum::ex
                 *req.uri_mut() = uri;
             }
         }
+    }
+    if let Some(org) = org_in_path(req.uri().path()).map(str::to_owned) {
+        req.extensions_mut().insert(RequestOrg(org));
     }
     req
 }
@@ -143,9 +158,27 @@ pub(crate) fn org_url(headers: &HeaderMap, org: &str, collection: &str) -> Strin
     format!("{}/organizations/{org}/{collection}", base_url(headers))
 }
 
-/// The org access of the request's actor.
-pub(crate) async fn access(state: &AppState, actor: &Actor, org: &str) -> ApiResult<OrgAccess> {
-    OrgAccess::resolve(state, actor, org).await
+/// The signed actor's standing in the org of the request's path, resolved once per request:
+/// every org handler takes it as an argument instead of resolving it itself.
+impl axum::extract::FromRequestParts<AppState> for OrgAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let actor = parts
+            .extensions
+            .get::<Actor>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("org route reached without an actor".into()))?;
+        let org = parts
+            .extensions
+            .get::<RequestOrg>()
+            .map(|o| o.0.clone())
+            .ok_or_else(|| ApiError::Internal("org route reached without an org".into()))?;
+        OrgAccess::resolve(state, &actor, &org).await
+    }
 }
 
 /// 200 with a JSON body.
@@ -190,6 +223,33 @@ pub(crate) fn stored(body: &str) -> ApiResult<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn org_is_taken_from_the_path() {
+        assert_eq!(org_in_path("/organizations/acme/roles"), Some("acme"));
+        assert_eq!(org_in_path("/organizations/acme"), Some("acme"));
+        assert_eq!(org_in_path("/organizations/"), None);
+        assert_eq!(org_in_path("/users/x"), None);
+    }
+
+    #[tokio::test]
+    async fn routed_requests_lose_one_trailing_slash_and_name_their_org() {
+        let req = axum::extract::Request::builder()
+            .uri("/organizations/acme/roles/?x=1")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let req = routed_request(req).await;
+        assert_eq!(req.uri().path(), "/organizations/acme/roles");
+        assert_eq!(req.uri().query(), Some("x=1"));
+        assert_eq!(req.extensions().get::<RequestOrg>().unwrap().0, "acme");
+        let req = axum::extract::Request::builder()
+            .uri("/users/")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let req = routed_request(req).await;
+        assert_eq!(req.uri().path(), "/users");
+        assert!(req.extensions().get::<RequestOrg>().is_none());
+    }
 
     #[test]
     fn urls_follow_the_host_and_a_tls_proxys_scheme() {

@@ -10,12 +10,6 @@ use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{MakeSpan, OnResponse, TraceLayer};
 use tracing::Span;
 
-/// The org named by `/organizations/ORG/...`.
-pub fn org_in_path(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/organizations/")?;
-    rest.split('/').next().filter(|s| !s.is_empty())
-}
-
 /// Records the authenticated actor on the current request span.
 pub fn record_actor(name: &str) {
     Span::current().record("actor", tracing::field::display(name));
@@ -39,8 +33,8 @@ impl MakeSpan<Body> for RequestSpan {
             status = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
         );
-        if let Some(org) = org_in_path(req.uri().path()) {
-            span.record("org", tracing::field::display(org));
+        if let Some(org) = req.extensions().get::<crate::routes::RequestOrg>() {
+            span.record("org", tracing::field::display(&org.0));
         }
         span
     }
@@ -70,17 +64,4 @@ pub fn layer() -> TraceLayer<
     TraceLayer::new_for_http()
         .make_span_with(RequestSpan)
         .on_response(RecordResponse)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn org_is_taken_from_the_path() {
-        assert_eq!(org_in_path("/organizations/acme/roles"), Some("acme"));
-        assert_eq!(org_in_path("/organizations/acme"), Some("acme"));
-        assert_eq!(org_in_path("/organizations/"), None);
-        assert_eq!(org_in_path("/users/x"), None);
-    }
 }

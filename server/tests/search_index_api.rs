@@ -8,8 +8,8 @@
 mod harness;
 
 use axum::http::StatusCode;
-use chef_sync_server::app::{AppState, app};
 use chef_sync_server::store::Store;
+use chef_sync_server::{AppState, app};
 use harness::*;
 use serde_json::{Value, json};
 use tower::ServiceExt;

@@ -3,8 +3,8 @@
 //! everyone but their sync user.
 
 use super::{Actor, ActorKind};
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::OrgRow;
 
 /// What an actor may do in an org.

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use chef_sync_shared::signing::{self, HeaderSource, SignedRequest};
 
 use super::{Actor, ActorKind};
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// Requests that need no Chef signature: the health check, the metrics (scraped by
 /// Prometheus, which cannot sign), file URLs, which carry their own pre-signed query
@@ -59,7 +59,11 @@ async fn verify(state: &AppState, req: Request) -> ApiResult<Request> {
     let bytes = to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::TooLarge(limit))?;
-    let (actor, mut pems) = lookup(state, signed.user_id(), parts.uri.path()).await?;
+    let org = parts
+        .extensions
+        .get::<crate::routes::RequestOrg>()
+        .map(|o| o.0.clone());
+    let (actor, mut pems) = lookup(state, signed.user_id(), org.as_deref()).await?;
     // Chef's headers do not say which key signed, so every live key may have to be tried;
     // an actor holds at most `max_keys_per_actor` (refused beyond that when added), and keys
     // held from before that limit are not tried past it, so one request's RSA work is bounded.
@@ -90,7 +94,11 @@ async fn verify(state: &AppState, req: Request) -> ApiResult<Request> {
 }
 
 /// Finds the actor and its live keys: users first, then clients of the org in the path.
-async fn lookup(state: &AppState, name: &str, path: &str) -> ApiResult<(Actor, Vec<String>)> {
+async fn lookup(
+    state: &AppState,
+    name: &str,
+    org: Option<&str>,
+) -> ApiResult<(Actor, Vec<String>)> {
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     if let Some((user, keys)) = state.store.user_with_keys(name, &now).await? {
         let actor = Actor {
@@ -102,7 +110,7 @@ async fn lookup(state: &AppState, name: &str, path: &str) -> ApiResult<(Actor, V
         };
         return Ok((actor, keys));
     }
-    if let Some(org_name) = crate::trace::org_in_path(path)
+    if let Some(org_name) = org
         && let Some((found, keys)) = state.store.client_with_keys(org_name, name, &now).await?
     {
         let actor = Actor {

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use crate::accounts;
 use crate::api_version::ApiVersion;
-use crate::app::AppState;
-use crate::auth::{Actor, ActorKind, Level, OrgAccess};
+use crate::auth::{ActorKind, Level, OrgAccess};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::ClientRow;
 
 pub(super) fn router() -> Router<AppState> {
@@ -44,28 +44,26 @@ async fn load(state: &AppState, access: &OrgAccess, name: &str) -> ApiResult<Cli
 
 async fn list(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let names = state.store.client_names(access.org.id).await?;
     Ok(super::ok(super::listing(
-        &super::org_url(&headers, &org, "clients"),
+        &super::org_url(&headers, org, "clients"),
         &names,
     )))
 }
 
 async fn create(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    access: OrgAccess,
     Extension(api): Extension<ApiVersion>,
-    Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     let req: Value = super::parse_json(&body)?;
     let name = req
         .get("name")
@@ -104,7 +102,7 @@ async fn create(
     .await?;
     let uri = format!(
         "{}/{}",
-        super::org_url(&headers, &org, "clients"),
+        super::org_url(&headers, org, "clients"),
         client.name
     );
     let mut out = json!({ "uri": uri });
@@ -126,14 +124,14 @@ async fn create(
 
 async fn show(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    access: OrgAccess,
     Extension(api): Extension<ApiVersion>,
-    Path((org, name)): Path<(String, String)>,
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     let client = load(&state, &access, &name).await?;
     require_client_perm(&access, &client, Perm::Read)?;
-    let mut out = client_json(&client, &org);
+    let mut out = client_json(&client, org);
     if api.0 == 0 {
         out["public_key"] = default_public_key(&state, &client).await?;
     }
@@ -212,13 +210,13 @@ fn key_change(req: &Value, api: ApiVersion) -> ApiResult<Option<Option<String>>>
 
 async fn update(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    access: OrgAccess,
     Extension(api): Extension<ApiVersion>,
-    Path((org, name)): Path<(String, String)>,
+    Path((_, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     let req: Value = super::parse_json(&body)?;
     let new_key = key_change(&req, api)?;
     let mut client = load(&state, &access, &name).await?;
@@ -297,7 +295,7 @@ async fn update(
         }
         private = generated;
     }
-    let mut out = client_json(&client, &org);
+    let mut out = client_json(&client, org);
     if api.0 == 0 {
         out["public_key"] = default_public_key(&state, &client).await?;
         out["private_key"] = private.map_or(Value::Bool(false), Value::String);
@@ -306,7 +304,7 @@ async fn update(
         // Chef answers a rename with 201 and the client's new location.
         let uri = format!(
             "{}/{}",
-            super::org_url(&headers, &org, "clients"),
+            super::org_url(&headers, org, "clients"),
             client.name
         );
         return Ok(super::created_with(uri, out));
@@ -316,12 +314,12 @@ async fn update(
 
 async fn remove(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     let client = load(&state, &access, &name).await?;
     require_client_perm(&access, &client, Perm::Delete)?;
     state.store.delete_client(access.org.id, &client).await?;
-    Ok(super::respond(StatusCode::OK, client_json(&client, &org)))
+    Ok(super::respond(StatusCode::OK, client_json(&client, org)))
 }

@@ -15,10 +15,10 @@ use serde_json::{Map, Value, json};
 
 use super::policy_document::name255;
 use crate::api_version::ApiVersion;
-use crate::app::AppState;
-use crate::auth::Actor;
+use crate::auth::OrgAccess;
 use crate::body_rules::{self, Rule, required};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::StoreError;
 
 pub(super) fn router() -> Router<AppState> {
@@ -54,26 +54,25 @@ fn index(base: &str, artifacts: std::collections::BTreeMap<String, Vec<String>>)
 
 async fn list(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let artifacts = state.store.cookbook_artifacts(access.org.id, None).await?;
     Ok(super::ok(index(
-        &super::org_url(&headers, &org, "cookbook_artifacts"),
+        &super::org_url(&headers, org, "cookbook_artifacts"),
         artifacts,
     )))
 }
 
 async fn show_artifact(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let artifacts = state
         .store
@@ -83,7 +82,7 @@ async fn show_artifact(
         return Err(not_found());
     }
     Ok(super::ok(index(
-        &super::org_url(&headers, &org, "cookbook_artifacts"),
+        &super::org_url(&headers, org, "cookbook_artifacts"),
         artifacts,
     )))
 }
@@ -176,19 +175,19 @@ fn to_segments(doc: &mut Map<String, Value>) {
 
 async fn show(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    access: OrgAccess,
     Extension(api): Extension<ApiVersion>,
-    Path((org, name, identifier)): Path<(String, String, String)>,
+    Path((_, name, identifier)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let stored = state
         .store
         .cookbook_artifact(access.org.id, &name, &identifier)
         .await?
         .ok_or_else(not_found)?;
-    Ok(super::ok(rendered(&state, &stored, api, &headers, &org)?))
+    Ok(super::ok(rendered(&state, &stored, api, &headers, org)?))
 }
 
 /// erchef's checks of an artifact PUT: `name` and `identifier` present and well formed, then
@@ -229,12 +228,12 @@ fn check(body: &[u8], name: &str, identifier: &str) -> ApiResult<Map<String, Val
 
 async fn create(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name, identifier)): Path<(String, String, String)>,
+    access: OrgAccess,
+    Path((_, name, identifier)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_object_write()?;
     let doc = check(&body, &name, &identifier)?;
     state
@@ -254,18 +253,18 @@ async fn create(
         })?;
     Ok(super::created(format!(
         "{}/{name}",
-        super::org_url(&headers, &org, "cookbook_artifacts")
+        super::org_url(&headers, org, "cookbook_artifacts")
     )))
 }
 
 async fn remove(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    access: OrgAccess,
     Extension(api): Extension<ApiVersion>,
-    Path((org, name, identifier)): Path<(String, String, String)>,
+    Path((_, name, identifier)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_object_write()?;
     let stored = state
         .store
@@ -275,7 +274,7 @@ async fn remove(
             StoreError::NotFound => not_found(),
             other => other.into(),
         })?;
-    Ok(super::ok(rendered(&state, &stored, api, &headers, &org)?))
+    Ok(super::ok(rendered(&state, &stored, api, &headers, org)?))
 }
 
 #[cfg(test)]

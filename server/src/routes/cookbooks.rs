@@ -19,9 +19,9 @@ use serde_json::{Map, Value, json};
 use super::cookbook_manifest;
 use super::objects::Messages;
 use crate::api_version::ApiVersion;
-use crate::app::AppState;
-use crate::auth::Actor;
+use crate::auth::OrgAccess;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{CookbookVersionRow, StoreError, WriteMode};
 
 pub(super) fn router() -> Router<AppState> {
@@ -137,12 +137,11 @@ pub(super) fn index(rows: &[CookbookVersionRow], base: &str, per_cookbook: usize
 
 async fn list(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     Query(params): Query<ListParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let count = version_count(params.num_versions.as_deref(), 1)?;
     let rows = state
@@ -151,19 +150,19 @@ async fn list(
         .await?;
     Ok(super::ok(index(
         &rows,
-        &super::org_url(&headers, &org, "cookbooks"),
+        &super::org_url(&headers, org, "cookbooks"),
         count,
     )))
 }
 
 async fn show_cookbook(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
     Query(params): Query<ListParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let count = version_count(params.num_versions.as_deref(), usize::MAX)?;
     let rows = state
@@ -175,24 +174,23 @@ async fn show_cookbook(
     }
     Ok(super::ok(index(
         &rows,
-        &super::org_url(&headers, &org, "cookbooks"),
+        &super::org_url(&headers, org, "cookbooks"),
         count,
     )))
 }
 
 async fn latest(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let rows = state
         .store
         .cookbook_versions(access.org.id, None, false)
         .await?;
-    let base = super::org_url(&headers, &org, "cookbooks");
+    let base = super::org_url(&headers, org, "cookbooks");
     let mut out = Map::new();
     for row in rows {
         // Rows come newest first within each cookbook.
@@ -237,12 +235,7 @@ async fn newest_manifests(state: &AppState, org_id: i64) -> ApiResult<Vec<Cookbo
     Ok(newest.into_values().collect())
 }
 
-async fn recipes(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
-) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+async fn recipes(State(state): State<AppState>, access: OrgAccess) -> ApiResult<Response> {
     access.require_read()?;
     let mut names = Vec::new();
     for cb in newest_manifests(&state, access.org.id).await? {
@@ -254,17 +247,16 @@ async fn recipes(
 
 async fn universe(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let rows = state
         .store
         .cookbook_versions(access.org.id, None, true)
         .await?;
-    let base = super::org_url(&headers, &org, "cookbooks");
+    let base = super::org_url(&headers, org, "cookbooks");
     let mut out = Map::new();
     for row in rows {
         let Some(body) = &row.body else { continue };
@@ -319,12 +311,12 @@ async fn resolve(
 
 async fn show(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    access: OrgAccess,
     Extension(api): Extension<ApiVersion>,
-    Path((org, name, version)): Path<(String, String, String)>,
+    Path((_, name, version)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let (_, cb) = resolve(&state, access.org.id, &name, &version).await?;
     Ok(super::ok(for_download(
@@ -332,7 +324,7 @@ async fn show(
         &cb,
         api,
         &super::base_url(&headers),
-        &org,
+        org,
     )?))
 }
 
@@ -349,13 +341,12 @@ fn frozen_message(name: &str, version: &str) -> String {
 
 async fn upsert(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    access: OrgAccess,
     Extension(api): Extension<ApiVersion>,
-    Path((org, name, version)): Path<(String, String, String)>,
+    Path((_, name, version)): Path<(String, String, String)>,
     Query(params): Query<PutParams>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
     let path = cookbook_manifest::put_path(&name, &version)?;
     let mut stored = cookbook_manifest::prepare(&body, &name, &version, api)?;
@@ -400,11 +391,10 @@ async fn upsert(
 
 async fn remove(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    access: OrgAccess,
     Extension(api): Extension<ApiVersion>,
-    Path((org, name, version)): Path<(String, String, String)>,
+    Path((_, name, version)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
     cookbook_manifest::url_version_ok(&version)?;
     validate_name(NameKind::Cookbook, &name).map_err(|_| missing_version(&name, &version))?;

@@ -1,21 +1,21 @@
 //! `/data`: data bags and their items. Deleting a bag deletes its items, each with its own
 //! feed entry; items are stored exactly as sent (after unwrapping `raw_data`).
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Extension, Router};
 use chef_sync_shared::objects::{DataBag, DataBagItem, JsonMap};
 use chef_sync_shared::{ObjectKind, ObjectPath};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::objects::{self, Messages};
-use crate::app::AppState;
-use crate::auth::Actor;
+use crate::auth::OrgAccess;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{StoreError, WriteMode};
 
 pub(super) fn router() -> Router<AppState> {
@@ -101,18 +101,17 @@ fn parse_item(body: &[u8], url_item: Option<&str>) -> ApiResult<DataBagItem> {
 
 async fn list_bags(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let names = state
         .store
         .object_names(access.org.id, ObjectKind::DataBag, None)
         .await?;
     Ok(super::ok(super::listing(
-        &super::org_url(&headers, &org, "data"),
+        &super::org_url(&headers, org, "data"),
         &names,
     )))
 }
@@ -124,12 +123,11 @@ struct NewBag {
 
 async fn create_bag(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_object_write()?;
     let new: NewBag = super::parse_json(&body)?;
     let name = new
@@ -148,17 +146,17 @@ async fn create_bag(
     .await?;
     Ok(super::created(format!(
         "{}/{name}",
-        super::org_url(&headers, &org, "data")
+        super::org_url(&headers, org, "data")
     )))
 }
 
 async fn list_items(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, bag)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, bag)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let path = bag_path(&bag)?;
     if state.store.object(access.org.id, &path).await?.is_none() {
@@ -169,18 +167,17 @@ async fn list_items(
         .object_names(access.org.id, ObjectKind::DataBagItem, Some(&bag))
         .await?;
     Ok(super::ok(super::listing(
-        &format!("{}/{bag}", super::org_url(&headers, &org, "data")),
+        &format!("{}/{bag}", super::org_url(&headers, org, "data")),
         &names,
     )))
 }
 
 async fn create_item(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, bag)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, bag)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
     bag_path(&bag).map_err(|_| no_such_bag(&bag))?;
     let item = parse_item(&body, None)?;
@@ -208,10 +205,9 @@ async fn create_item(
 
 async fn remove_bag(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, bag)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, bag)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
     let value = objects::remove(
         &state,
@@ -225,10 +221,9 @@ async fn remove_bag(
 
 async fn show_item(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, bag, item)): Path<(String, String, String)>,
+    access: OrgAccess,
+    Path((_, bag, item)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_read()?;
     let value = objects::fetch(
         &state,
@@ -242,11 +237,10 @@ async fn show_item(
 
 async fn update_item(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, bag, id)): Path<(String, String, String)>,
+    access: OrgAccess,
+    Path((_, bag, id)): Path<(String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
     let path = item_path(&bag, &id)?;
     let item = parse_item(&body, Some(&id))?;
@@ -264,10 +258,9 @@ async fn update_item(
 
 async fn remove_item(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, bag, id)): Path<(String, String, String)>,
+    access: OrgAccess,
+    Path((_, bag, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
     // Chef words a missing item (or bag) differently on DELETE than on GET.
     let raw = objects::remove(

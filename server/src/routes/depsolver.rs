@@ -13,10 +13,10 @@ use chef_sync_shared::ObjectPath;
 use serde_json::{Map, Value};
 
 use crate::api_version::ApiVersion;
-use crate::app::AppState;
-use crate::auth::Actor;
+use crate::auth::OrgAccess;
 use crate::depsolver::{Constraint, Request, Version};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/environments/{environment}/cookbook_versions", post(solve))
@@ -104,13 +104,13 @@ fn parse_run_list(body: &[u8]) -> ApiResult<Vec<(String, Constraint)>> {
 
 async fn solve(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    access: OrgAccess,
     Extension(api): Extension<ApiVersion>,
-    Path((org, environment)): Path<(String, String)>,
+    Path((_, environment)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     let run_list = parse_run_list(&body)?;
     let environment =
         super::environments::cookbook_constraints(&state, access.org.id, &environment)
@@ -145,7 +145,7 @@ async fn solve(
             )));
         };
         let manifest = super::cookbooks::parse_stored(&stored)?;
-        let mut value = super::cookbooks::for_download(&state, &manifest, api, &base, &org)?;
+        let mut value = super::cookbooks::for_download(&state, &manifest, api, &base, org)?;
         // Chef leaves out what a run does not need from the metadata.
         if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.remove("attributes");

@@ -2,20 +2,20 @@
 //! the same list/create/show/update/delete handlers. Each type says how it is validated, what
 //! Chef calls its errors, and which names exist without being stored (`_default`).
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Extension, Router};
 use chef_sync_shared::{ObjectKind, ObjectPath, PathError};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::objects::{self, Messages};
-use crate::app::AppState;
-use crate::auth::Actor;
+use crate::auth::OrgAccess;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{StoreError, WriteMode};
 
 /// A whole-JSON Chef object type.
@@ -71,11 +71,10 @@ fn is_builtin<D: Document>(name: &str) -> bool {
 
 async fn list<D: Document>(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let mut names = state
         .store
@@ -86,19 +85,18 @@ async fn list<D: Document>(
         names.sort();
     }
     Ok(super::ok(super::listing(
-        &super::org_url(&headers, &org, D::COLLECTION),
+        &super::org_url(&headers, org, D::COLLECTION),
         &names,
     )))
 }
 
 async fn create<D: Document>(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_object_write()?;
     let doc = D::prepare(&body, None)?;
     let messages = D::messages(doc.name());
@@ -117,7 +115,7 @@ async fn create<D: Document>(
     .await?;
     Ok(super::created(format!(
         "{}/{}",
-        super::org_url(&headers, &org, D::COLLECTION),
+        super::org_url(&headers, org, D::COLLECTION),
         doc.name()
     )))
 }
@@ -144,22 +142,21 @@ pub(super) async fn load<D: Document>(
 
 async fn show<D: Document>(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_read()?;
     Ok(super::ok(load::<D>(&state, access.org.id, &name).await?))
 }
 
 async fn update<D: Document>(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_object_write()?;
     if is_builtin::<D>(&name) {
         return Err(D::builtin_is_fixed());
@@ -167,7 +164,7 @@ async fn update<D: Document>(
     let path = path_of::<D>(&name)?;
     let doc = D::prepare(&body, Some(&name))?;
     if D::renames() && doc.name() != name {
-        return rename(&state, access.org.id, (&name, &path), &doc, &headers, &org).await;
+        return rename(&state, access.org.id, (&name, &path), &doc, &headers, org).await;
     }
     let (_, json) = objects::write(
         &state,
@@ -225,10 +222,9 @@ async fn rename<D: Document>(
 
 async fn remove<D: Document>(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
     if is_builtin::<D>(&name) {
         return Err(D::builtin_is_fixed());

@@ -5,19 +5,19 @@
 
 use std::collections::HashMap;
 
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Extension, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::app::AppState;
-use crate::auth::Actor;
+use crate::auth::OrgAccess;
 use crate::depsolver::{Constraint, Version};
 use crate::error::{ApiError, ApiResult};
 use crate::search::{FieldName, IndexKind, Query as SearchQuery, ValueMatch};
+use crate::state::AppState;
 use crate::store::CookbookVersionRow;
 
 pub(super) fn router() -> Router<AppState> {
@@ -68,20 +68,20 @@ fn allowed(constraints: &HashMap<String, Constraint>, row: &CookbookVersionRow) 
 
 async fn cookbooks(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, environment)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, environment)): Path<(String, String)>,
     Query(params): Query<Versions>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let org = access.org.name.as_str();
     let count = super::cookbooks::version_count(params.num_versions.as_deref(), 1)?;
-    let access = super::access(&state, &actor, &org).await?;
     let constraints = constraints(&state, access.org.id, &environment).await?;
     access.require_read()?;
     let rows = state
         .store
         .cookbook_versions(access.org.id, None, false)
         .await?;
-    let base = super::org_url(&headers, &org, "cookbooks");
+    let base = super::org_url(&headers, org, "cookbooks");
     let kept: Vec<CookbookVersionRow> = rows
         .iter()
         .filter(|row| allowed(&constraints, row))
@@ -103,13 +103,13 @@ async fn cookbooks(
 
 async fn cookbook(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, environment, cookbook)): Path<(String, String, String)>,
+    access: OrgAccess,
+    Path((_, environment, cookbook)): Path<(String, String, String)>,
     Query(params): Query<Versions>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let org = access.org.name.as_str();
     let count = super::cookbooks::version_count(params.num_versions.as_deref(), usize::MAX)?;
-    let access = super::access(&state, &actor, &org).await?;
     let constraints = constraints(&state, access.org.id, &environment).await?;
     let rows = state
         .store
@@ -121,7 +121,7 @@ async fn cookbook(
         )));
     }
     access.require_read()?;
-    let base = super::org_url(&headers, &org, "cookbooks");
+    let base = super::org_url(&headers, org, "cookbooks");
     let versions: Vec<Value> = rows
         .iter()
         .filter(|row| allowed(&constraints, row))
@@ -137,10 +137,9 @@ async fn cookbook(
 
 async fn recipes(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, environment)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, environment)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     let constraints = constraints(&state, access.org.id, &environment).await?;
     access.require_read()?;
     let rows = state
@@ -167,11 +166,11 @@ async fn recipes(
 
 async fn nodes(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, environment)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, environment)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     if !super::environments::exists(&state, access.org.id, &environment).await? {
         return Err(ApiError::NotFound(format!(
@@ -193,14 +192,14 @@ async fn nodes(
         }
         None => Vec::new(),
     };
-    let base = super::org_url(&headers, &org, "nodes");
+    let base = super::org_url(&headers, org, "nodes");
     Ok(super::ok(super::listing(&base, &names)))
 }
 
 async fn role_run_list(
     state: State<AppState>,
-    actor: Extension<Actor>,
+    access: OrgAccess,
     Path((org, environment, role)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    super::roles::environment_run_list(state, actor, Path((org, role, environment))).await
+    super::roles::environment_run_list(state, access, Path((org, role, environment))).await
 }

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use super::documents::{self, Document};
 use super::objects::Messages;
-use crate::app::AppState;
 use crate::body_rules::{self, Field, Rule, optional, required};
 use crate::depsolver::constraint::Op;
 use crate::depsolver::{Constraint, Version};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
     documents::router::<Environment>()

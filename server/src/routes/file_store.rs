@@ -11,9 +11,9 @@ use axum::routing::{get, put};
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::blob::{self, BlobStore, UploadError, is_checksum};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::StoreError;
 
 pub(super) fn router() -> Router<AppState> {

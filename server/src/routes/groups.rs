@@ -1,19 +1,19 @@
 //! `/groups`: the org's groups. `admins` grants write access; `users` and `clients` hold the
 //! org's members. Admins change membership; every org member may read.
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Extension, Router};
 use chef_sync_shared::path::{NameKind, validate_name};
 use serde_json::{Value, json};
 
 use crate::accounts::GROUPS;
-use crate::app::AppState;
-use crate::auth::{Actor, OrgAccess};
+use crate::auth::OrgAccess;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{GroupMembers, StoreError};
 
 pub(super) fn router() -> Router<AppState> {
@@ -63,27 +63,25 @@ fn names(actors: &Value, kind: &str) -> ApiResult<Vec<String>> {
 
 async fn list(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let names = state.store.group_names(access.org.id).await?;
     Ok(super::ok(super::listing(
-        &super::org_url(&headers, &org, "groups"),
+        &super::org_url(&headers, org, "groups"),
         &names,
     )))
 }
 
 async fn create(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_admin()?;
     let req: Value = super::parse_json(&body)?;
     let name = ["groupname", "id", "name"]
@@ -101,29 +99,29 @@ async fn create(
         })?;
     Ok(super::created(format!(
         "{}/{name}",
-        super::org_url(&headers, &org, "groups")
+        super::org_url(&headers, org, "groups")
     )))
 }
 
 async fn show(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     existing(&state, &access, &name).await?;
     let members = state.store.group_members(access.org.id, &name).await?;
-    Ok(super::ok(group_json(&org, &name, &members)))
+    Ok(super::ok(group_json(org, &name, &members)))
 }
 
 async fn update(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_admin()?;
     existing(&state, &access, &name).await?;
     let req: Value = super::parse_json(&body)?;
@@ -174,15 +172,15 @@ async fn update(
         .set_group_members(access.org.id, &name, &members)
         .await?;
     let stored = state.store.group_members(access.org.id, &name).await?;
-    Ok(super::ok(group_json(&org, &name, &stored)))
+    Ok(super::ok(group_json(org, &name, &stored)))
 }
 
 async fn remove(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_admin()?;
     if GROUPS.contains(&name.as_str()) {
         return Err(ApiError::Forbidden(format!(
@@ -199,5 +197,5 @@ async fn remove(
             StoreError::NotFound => missing(&name),
             other => other.into(),
         })?;
-    Ok(super::ok(group_json(&org, &name, &members)))
+    Ok(super::ok(group_json(org, &name, &members)))
 }

@@ -15,9 +15,9 @@ use chef_sync_shared::path::{NameKind, validate_name};
 use serde_json::{Value, json};
 
 use crate::accounts;
-use crate::app::AppState;
-use crate::auth::{Actor, ActorKind};
+use crate::auth::{Actor, ActorKind, OrgAccess};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{KeyOwner, KeyRow, StoreError};
 
 pub(super) fn user_router() -> Router<AppState> {
@@ -131,7 +131,7 @@ async fn org_user_owner(
     user: &str,
     headers: &HeaderMap,
 ) -> ApiResult<Owner> {
-    let access = super::access(state, actor, org).await?;
+    let access = OrgAccess::resolve(state, actor, org).await?;
     // Only the org's own users are seen through it.
     let row = match state.store.user(user).await? {
         Some(row) if state.store.is_org_user(access.org.id, row.id).await? => row,
@@ -155,7 +155,7 @@ async fn client_owner(
     reading: bool,
     headers: &HeaderMap,
 ) -> ApiResult<Owner> {
-    let access = super::access(state, actor, org).await?;
+    let access = OrgAccess::resolve(state, actor, org).await?;
     let row = state
         .store
         .client(access.org.id, client)

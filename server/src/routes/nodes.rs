@@ -2,19 +2,19 @@
 //! log, and writable in replica orgs too, where the replicated types stay read-only. A node's
 //! own client creates and saves it; org users and admins manage every node.
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Extension, Router};
 use chef_sync_shared::objects::{Node, normalize_run_list};
 use serde_json::Value;
 
 use super::objects::{check_class, reject_unknown_keys, settle_name};
-use crate::app::AppState;
-use crate::auth::Actor;
+use crate::auth::OrgAccess;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{StoreError, WriteMode};
 
 /// Longest node, environment and policy name accepted.
@@ -138,27 +138,25 @@ fn encode(node: &Node) -> ApiResult<String> {
 
 async fn list(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let names = state.store.node_names(access.org.id).await?;
     Ok(super::ok(super::listing(
-        &super::org_url(&headers, &org, "nodes"),
+        &super::org_url(&headers, org, "nodes"),
         &names,
     )))
 }
 
 async fn create(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_node_create()?;
     let node = prepare(&body, None)?;
     state
@@ -176,17 +174,16 @@ async fn create(
         })?;
     Ok(super::created(format!(
         "{}/{}",
-        super::org_url(&headers, &org, "nodes"),
+        super::org_url(&headers, org, "nodes"),
         node.name
     )))
 }
 
 async fn show(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_read()?;
     let body = state
         .store
@@ -198,11 +195,10 @@ async fn show(
 
 async fn update(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_node_change(&name)?;
     let node = prepare(&body, Some(&name))?;
     let text = encode(&node)?;
@@ -219,10 +215,9 @@ async fn update(
 
 async fn remove(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_node_change(&name)?;
     let body = state
         .store

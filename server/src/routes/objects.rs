@@ -5,8 +5,8 @@ use chef_sync_shared::ObjectPath;
 use chef_sync_shared::objects::JsonMap;
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{StoreError, WriteMode, WriteOutcome};
 
 /// Chef's wording for one object type's failures.

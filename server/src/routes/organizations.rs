@@ -9,10 +9,11 @@ use axum::{Extension, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::RequestOrg;
 use crate::accounts;
-use crate::app::AppState;
-use crate::auth::Actor;
+use crate::auth::{Actor, OrgAccess};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::UserRow;
 
 pub(super) fn router() -> Router<AppState> {
@@ -61,12 +62,7 @@ async fn create(
     ))
 }
 
-async fn show(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
-) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+async fn show(access: OrgAccess) -> ApiResult<Response> {
     Ok(super::ok(org_json(&access.org)))
 }
 
@@ -79,13 +75,15 @@ fn org_json(org: &crate::store::OrgRow) -> Value {
 
 /// `DELETE /organizations/ORG` (superuser): the org with everything in it. 200 with the org
 /// as it was.
+/// Superuser only, checked before the org is looked at (so nobody else learns whether it
+/// exists): these two handlers resolve the org themselves instead of taking [`OrgAccess`].
 async fn remove(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    Extension(RequestOrg(org)): Extension<RequestOrg>,
 ) -> ApiResult<Response> {
     actor.require_superuser("delete organizations")?;
-    let access = super::access(&state, &actor, &org).await?;
+    let access = OrgAccess::resolve(&state, &actor, &org).await?;
     let shown = org_json(&access.org);
     state.store.delete_org(&access.org).await?;
     Ok(super::ok(shown))
@@ -96,11 +94,11 @@ async fn remove(
 async fn update(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    Extension(RequestOrg(org)): Extension<RequestOrg>,
     body: Bytes,
 ) -> ApiResult<Response> {
     actor.require_superuser("change organizations")?;
-    let access = super::access(&state, &actor, &org).await?;
+    let access = OrgAccess::resolve(&state, &actor, &org).await?;
     let req: Value = super::parse_json(&body)?;
     if let Some(name) = req.get("name").and_then(Value::as_str)
         && name != org
@@ -159,12 +157,7 @@ async fn update(
     Ok(super::ok(org_json(&updated)))
 }
 
-async fn list_users(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
-) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+async fn list_users(State(state): State<AppState>, access: OrgAccess) -> ApiResult<Response> {
     access.require_read()?;
     let names = state.store.org_usernames(access.org.id).await?;
     let list: Vec<Value> = names
@@ -181,12 +174,11 @@ struct Association {
 
 async fn add_user(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_admin()?;
     let req: Association = super::parse_json(&body)?;
     let user = state
@@ -218,23 +210,23 @@ async fn member(state: &AppState, org_id: i64, org: &str, name: &str) -> ApiResu
 
 async fn show_user(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
-    let user = member(&state, access.org.id, &org, &name).await?;
+    let user = member(&state, access.org.id, org, &name).await?;
     Ok(super::ok(super::stored(&user.body)?))
 }
 
 async fn remove_user(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_admin()?;
-    let user = member(&state, access.org.id, &org, &name).await?;
+    let user = member(&state, access.org.id, org, &name).await?;
     state.store.remove_org_user(access.org.id, &user).await?;
     Ok(super::ok(json!({"response": "ok"})))
 }

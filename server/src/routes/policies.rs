@@ -5,18 +5,18 @@
 
 use std::collections::BTreeMap;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Extension, Router};
 use serde_json::{Map, Value, json};
 
 use super::policy_document;
-use crate::app::AppState;
-use crate::auth::Actor;
+use crate::auth::OrgAccess;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{Assignment, StoreError};
 
 pub(super) fn router() -> Router<AppState> {
@@ -88,13 +88,12 @@ fn assignment_set(assignments: &BTreeMap<String, String>) -> Value {
 
 async fn list_policies(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
-    let base = super::org_url(&headers, &org, "policies");
+    let base = super::org_url(&headers, org, "policies");
     let out: Map<String, Value> = state
         .store
         .policies(access.org.id)
@@ -111,10 +110,9 @@ async fn list_policies(
 
 async fn show_policy(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_read()?;
     let revisions = state
         .store
@@ -126,10 +124,9 @@ async fn show_policy(
 
 async fn delete_policy(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
     let revisions = state
         .store
@@ -144,12 +141,12 @@ async fn delete_policy(
 
 async fn create_revision(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_object_write()?;
     let doc = policy_document::check(&body, &name)?;
     state
@@ -164,17 +161,16 @@ async fn create_revision(
             other => other.into(),
         })?;
     Ok(super::created_with(
-        format!("{}/{name}", super::org_url(&headers, &org, "policies")),
+        format!("{}/{name}", super::org_url(&headers, org, "policies")),
         Value::Object(doc.sent),
     ))
 }
 
 async fn show_revision(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name, revision)): Path<(String, String, String)>,
+    access: OrgAccess,
+    Path((_, name, revision)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_read()?;
     let stored = state
         .store
@@ -188,10 +184,9 @@ async fn show_revision(
 
 async fn delete_revision(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name, revision)): Path<(String, String, String)>,
+    access: OrgAccess,
+    Path((_, name, revision)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
     let body = state
         .store
@@ -206,13 +201,12 @@ async fn delete_revision(
 
 async fn list_groups(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
-    let base = super::org_url(&headers, &org, "policy_groups");
+    let base = super::org_url(&headers, org, "policy_groups");
     let out: Map<String, Value> = state
         .store
         .policy_groups(access.org.id)
@@ -239,27 +233,27 @@ fn group_body(headers: &HeaderMap, org: &str, group: &str, a: &BTreeMap<String, 
 
 async fn show_group(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, group)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, group)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let assignments = state
         .store
         .policy_group(access.org.id, &group)
         .await?
         .ok_or_else(|| missing_group(&group))?;
-    Ok(super::ok(group_body(&headers, &org, &group, &assignments)))
+    Ok(super::ok(group_body(&headers, org, &group, &assignments)))
 }
 
 async fn delete_group(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, group)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, group)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_object_write()?;
     let assignments = state
         .store
@@ -269,15 +263,14 @@ async fn delete_group(
             StoreError::NotFound => missing_group(&group),
             other => other.into(),
         })?;
-    Ok(super::ok(group_body(&headers, &org, &group, &assignments)))
+    Ok(super::ok(group_body(&headers, org, &group, &assignments)))
 }
 
 async fn show_assigned(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, group, name)): Path<(String, String, String)>,
+    access: OrgAccess,
+    Path((_, group, name)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_read()?;
     let body = state
         .store
@@ -292,12 +285,12 @@ async fn show_assigned(
 /// group's revision of the policy is replaced. An existing revision is never changed.
 async fn assign(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, group, name)): Path<(String, String, String)>,
+    access: OrgAccess,
+    Path((_, group, name)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_object_write()?;
     let doc = policy_document::check(&body, &name)?;
     if !policy_document::name255(&group) {
@@ -311,7 +304,7 @@ async fn assign(
         .await?;
     Ok(match outcome {
         Assignment::Created => super::created_with(
-            format!("{}/{name}", super::org_url(&headers, &org, "policies")),
+            format!("{}/{name}", super::org_url(&headers, org, "policies")),
             Value::Object(doc.sent),
         ),
         Assignment::Updated => super::respond(StatusCode::OK, Value::Object(doc.sent)),
@@ -320,10 +313,9 @@ async fn assign(
 
 async fn unassign(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, group, name)): Path<(String, String, String)>,
+    access: OrgAccess,
+    Path((_, group, name)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
     let body = state
         .store

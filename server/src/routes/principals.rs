@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::api_version::ApiVersion;
-use crate::app::AppState;
 use crate::error::ApiResult;
+use crate::state::AppState;
 use crate::store::KeyOwner;
 
 pub(super) fn router() -> Router<AppState> {

@@ -1,19 +1,19 @@
 //! `/roles`: the shared document routes plus the per-environment run-list views.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Extension, Router};
 use chef_sync_shared::objects::{Role, normalize_run_list};
 use chef_sync_shared::{ObjectKind, ObjectPath, PathError};
 use serde_json::{Value, json};
 
 use super::documents::{self, Document};
 use super::objects::{self, Messages};
-use crate::app::AppState;
-use crate::auth::Actor;
+use crate::auth::OrgAccess;
 use crate::body_rules::{self, Field, Rule, required};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
     documents::router::<Role>()
@@ -127,10 +127,9 @@ async fn load(state: &AppState, org_id: i64, name: &str) -> ApiResult<Role> {
 /// `_default` and every environment the role has a run list for (existing or not), sorted.
 async fn environments(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_read()?;
     let role = load(&state, access.org.id, &name).await?;
     let mut envs = vec!["_default".to_owned()];
@@ -144,10 +143,9 @@ async fn environments(
 /// role is looked up first, then the environment (which must exist).
 pub(super) async fn environment_run_list(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, name, env)): Path<(String, String, String)>,
+    access: OrgAccess,
+    Path((_, name, env)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_read()?;
     let role = load(&state, access.org.id, &name).await?;
     if !super::environments::exists(&state, access.org.id, &env).await? {

@@ -4,18 +4,18 @@
 
 use std::collections::BTreeSet;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{post, put};
-use axum::{Extension, Router};
 use serde_json::{Map, Value, json};
 
-use crate::app::AppState;
-use crate::auth::Actor;
+use crate::auth::OrgAccess;
 use crate::blob::is_checksum;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{SandboxRow, StoreError};
 
 pub(super) fn router() -> Router<AppState> {
@@ -61,12 +61,11 @@ pub(crate) fn upload_path(org: &str, sandbox: &str, checksum: &str) -> String {
 
 async fn create(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_object_write()?;
     let checksums = requested_checksums(&body)?;
     let known = state.store.org_blob_keys(access.org.id, &checksums).await?;
@@ -86,12 +85,12 @@ async fn create(
         let entry = if has {
             json!({"needs_upload": false})
         } else {
-            let path = upload_path(&org, &id, checksum);
+            let path = upload_path(org, &id, checksum);
             json!({"url": format!("{base}{}", state.urls.sign("PUT", &path, now_secs())), "needs_upload": true})
         };
         answer.insert(checksum.clone(), entry);
     }
-    let uri = format!("{}/{id}", super::org_url(&headers, &org, "sandboxes"));
+    let uri = format!("{}/{id}", super::org_url(&headers, org, "sandboxes"));
     Ok(super::respond(
         StatusCode::CREATED,
         json!({"sandbox_id": id, "uri": uri, "checksums": answer}),
@@ -134,11 +133,10 @@ async fn missing_checksums(state: &AppState, sandbox: &SandboxRow) -> ApiResult<
 
 async fn commit(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, id)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_object_write()?;
     let value: Value = super::parse_json(&body)?;
     let completed = value

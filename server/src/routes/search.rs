@@ -6,22 +6,22 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
 use chef_sync_shared::{ObjectKind, ObjectPath};
 use futures_util::{StreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::documents::Document;
-use crate::app::AppState;
-use crate::auth::Actor;
+use crate::auth::OrgAccess;
 use crate::error::{ApiError, ApiResult};
 use crate::search::{IndexKind, Query};
+use crate::state::AppState;
 use crate::store::{Store, client_document};
 use chef_sync_shared::objects::{Environment, Role};
 
@@ -165,13 +165,12 @@ impl Index {
 
 async fn indexes(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
-    let base = super::org_url(&headers, &org, "search");
+    let base = super::org_url(&headers, org, "search");
     let mut names: Vec<String> = ["node", "role", "environment", "client"]
         .map(str::to_owned)
         .to_vec();
@@ -444,15 +443,15 @@ fn answer(
 
 async fn search(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, index)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, index)): Path<(String, String)>,
     QueryParams(params): QueryParams<Params>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let index = Index::resolve(&state, access.org.id, &index).await?;
     let page = run(&state, access.org.id, &index, &params).await?;
-    answer(&state, access.org.id, &org, index, Shape::Full, page)
+    answer(&state, access.org.id, org, index, Shape::Full, page)
 }
 
 /// `{"result name": ["key", "path"], …}`: what partial search returns of each object.
@@ -489,17 +488,17 @@ fn dig<'a>(mut value: &'a Value, keys: &[String]) -> Option<&'a Value> {
 
 async fn partial_search(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path((org, index)): Path<(String, String)>,
+    access: OrgAccess,
+    Path((_, index)): Path<(String, String)>,
     QueryParams(params): QueryParams<Params>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
+    let org = access.org.name.as_str();
     access.require_read()?;
     let filter = parse_filter(&body)?;
     let index = Index::resolve(&state, access.org.id, &index).await?;
     let page = run(&state, access.org.id, &index, &params).await?;
-    let shape = Shape::Partial(filter, headers, org.clone());
-    answer(&state, access.org.id, &org, index, shape, page)
+    let shape = Shape::Partial(filter, headers, org.to_owned());
+    answer(&state, access.org.id, org, index, shape, page)
 }

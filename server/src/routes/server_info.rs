@@ -8,8 +8,8 @@ use axum::routing::get;
 use serde_json::json;
 
 use crate::api_version;
-use crate::app::AppState;
 use crate::error::ApiResult;
+use crate::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()

@@ -2,15 +2,15 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::Router;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
 use serde::Deserialize;
 
-use crate::app::AppState;
-use crate::auth::Actor;
+use crate::auth::OrgAccess;
 use crate::error::ApiResult;
+use crate::state::AppState;
 
 /// Entries per page when `limit` is not given.
 pub const DEFAULT_LIMIT: i64 = 1000;
@@ -38,11 +38,9 @@ struct Params {
 
 async fn updated_since(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    Path(org): Path<String>,
+    access: OrgAccess,
     Query(params): Query<Params>,
 ) -> ApiResult<Response> {
-    let access = super::access(&state, &actor, &org).await?;
     access.require_feed()?;
     let seq = super::query_number("seq", params.seq.as_deref(), 0i64, 0, i64::MAX)?;
     let limit = super::query_number(

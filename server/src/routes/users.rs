@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use crate::accounts;
 use crate::api_version::ApiVersion;
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use crate::store::{KeyOwner, UserRow};
 
 pub(super) fn router() -> Router<AppState> {
