@@ -45,10 +45,13 @@ fn accepts_json(accept: &str) -> bool {
 }
 
 /// Middleware: 406 for a request whose `Accept` admits no JSON, as Chef's resources (which
-/// provide only `application/json`) answer it. File downloads and uploads are bytes, not JSON,
-/// and are not checked.
+/// provide only `application/json`) answer it. What does not answer JSON is not checked: file
+/// downloads and uploads (bytes), `/metrics` (Prometheus text) and `/_status`.
 pub async fn accept_json(req: Request, next: Next) -> Response {
-    let refused = !req.uri().path().starts_with("/file_store/")
+    let path = req.uri().path();
+    let answers_json =
+        !path.starts_with("/file_store/") && path != "/metrics" && path != "/_status";
+    let refused = answers_json
         && req
             .headers()
             .get(axum::http::header::ACCEPT)

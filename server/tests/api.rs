@@ -694,6 +694,14 @@ async fn unknown_routes_and_large_bodies(h: &Harness) {
             .unwrap()
             .contains("application/json")
     );
+    // What does not answer JSON is not held to it.
+    let req = Request::builder()
+        .uri("/_status")
+        .header("accept", "text/plain")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, _) = h.send_raw(req).await;
+    assert_eq!(status, StatusCode::OK);
     let big = json!({"name": "big", "description": "x".repeat(200_000)});
     let (status, body) = h
         .call(

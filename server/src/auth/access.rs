@@ -1,6 +1,7 @@
-//! Authorization inside an org: superuser everything; org admins read and write; org users
-//! and clients read; validators only register clients. Replica orgs refuse object writes from
-//! everyone but their sync user.
+//! Authorization inside an org, Chef's default ACLs as a fixed model: superuser everything;
+//! org admins read and write; members of the `users` group (every user added to the org unless
+//! taken out) also write the replicated types; other org users and clients read; validators
+//! only register clients. Replica orgs refuse object writes from everyone but their sync user.
 
 use super::{Actor, ActorKind};
 use crate::error::{ApiError, ApiResult};
@@ -12,7 +13,7 @@ use crate::store::OrgRow;
 pub enum Level {
     /// The org's validator client: may register clients, nothing else.
     Validator,
-    /// Org user or client: read.
+    /// Org user outside `users`, or client: read.
     Reader,
     /// Member of the org's `users` group: read, and write the replicated types (Chef's
     /// default container ACLs for cookbooks, data, environments and roles).

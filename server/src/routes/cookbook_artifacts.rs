@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::policy_document::name255;
 use crate::api_version::ApiVersion;
 use crate::auth::OrgAccess;
-use crate::body_rules::{self, Rule, required};
+use crate::body_rules::{self, Rule, optional, required};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -133,8 +133,11 @@ fn to_all_files(doc: &mut Map<String, Value>) {
     for segment in SEGMENTS {
         if let Some(Value::Array(files)) = doc.remove(segment) {
             for mut file in files {
-                if let Some(name) = file.get("name").and_then(Value::as_str) {
-                    file["name"] = Value::String(format!("{segment}/{name}"));
+                if let Some(entry) = file.as_object_mut()
+                    && let Some(name) = entry.get("name").and_then(Value::as_str)
+                {
+                    let named = format!("{segment}/{name}");
+                    entry.insert("name".into(), Value::String(named));
                 }
                 all.push(file);
             }
@@ -165,7 +168,9 @@ fn to_segments(doc: &mut Map<String, Value>) {
             }
             _ => ("root_files".to_owned(), name.clone()),
         };
-        file["name"] = Value::String(short);
+        if let Some(entry) = file.as_object_mut() {
+            entry.insert("name".into(), Value::String(short));
+        }
         if let Some(Value::Array(list)) = segments.get_mut(&segment) {
             list.push(file);
         }
@@ -199,13 +204,20 @@ fn check(body: &[u8], name: &str, identifier: &str) -> ApiResult<Map<String, Val
             "Incorrect JSON type for request body".into(),
         ));
     };
-    let rules = [
+    let mut rules = vec![
         required(
             "name",
             Rule::Matches(|s| s.len() <= 255 && body_rules::plain_name(s)),
         ),
         required("identifier", Rule::Matches(name255)),
     ];
+    // erchef answers 500 to a malformed file list (pedant skips those cases); here it is
+    // refused in the cookbook wording, so every stored list is one of file objects.
+    rules.extend(
+        std::iter::once("all_files")
+            .chain(SEGMENTS)
+            .map(|list| optional(list, super::cookbook_manifest::file_list())),
+    );
     body_rules::check(&rules, &Value::Object(doc.clone()))?;
     for (field, url) in [("name", name), ("identifier", identifier)] {
         let sent = doc.get(field).and_then(Value::as_str).unwrap_or_default();
@@ -307,7 +319,8 @@ mod tests {
     #[test]
     fn put_checks_name_and_identifier_only() {
         let ok = json!({"name": "apt", "identifier": "1111", "version": "1.2.3.beta.5",
-                        "recipes": [{"name": "a.rb", "url": "http://elsewhere"}]});
+                        "recipes": [{"name": "a.rb", "path": "recipes/a.rb", "checksum": "0123",
+                                     "specificity": "default", "url": "http://elsewhere"}]});
         let doc = check(ok.to_string().as_bytes(), "apt", "1111").unwrap();
         assert!(doc["recipes"][0].get("url").is_none());
         let err = |v: Value, n: &str, i: &str| {

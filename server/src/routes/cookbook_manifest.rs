@@ -52,7 +52,8 @@ pub(super) fn put_path(name: &str, version: &str) -> ApiResult<ObjectPath> {
     Ok(ObjectPath::cookbook_version(name, version)?)
 }
 
-fn file_list() -> Rule {
+/// erchef's rule for a list of cookbook files.
+pub(super) fn file_list() -> Rule {
     Rule::Items(Box::new(Rule::Fields(vec![
         required("name", Rule::String),
         required("path", Rule::String),

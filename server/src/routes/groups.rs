@@ -1,5 +1,6 @@
-//! `/groups`: the org's groups. `admins` grants write access; `users` and `clients` hold the
-//! org's members. Admins change membership; every org member may read.
+//! `/groups`: the org's groups. `admins` grants every write; `users` (the org's users)
+//! grants writes to the replicated types; `clients` holds the org's clients. Admins change
+//! membership; every org member may read.
 
 use axum::Router;
 use axum::body::Bytes;

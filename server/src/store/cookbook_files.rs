@@ -86,43 +86,64 @@ pub(super) async fn replace(
 impl Store {
     /// Reads the manifests of versions stored before `cookbook_files` existed (listed by its
     /// migration) and records their files, at the first start of this release. Returns how
-    /// many versions it read.
+    /// many versions it read. Each version is read and recorded under its org's write lock, so
+    /// another server process over the same database, already serving, cannot change the
+    /// version between the read and the record.
     pub async fn record_pending_cookbook_files(&self) -> StoreResult<usize> {
         let mut done = 0;
         loop {
-            let rows = sqlx::query(
-                "SELECT p.org_id, p.path, o.body FROM cookbook_files_pending p \
-                 LEFT JOIN objects o ON o.org_id = p.org_id AND o.path = p.path LIMIT 200",
+            let pending = sqlx::query(
+                "SELECT org_id, path FROM cookbook_files_pending ORDER BY org_id, path LIMIT 200",
             )
             .fetch_all(&self.write)
             .await?;
-            if rows.is_empty() {
+            if pending.is_empty() {
                 return Ok(done);
             }
-            let mut tx = self.write.begin().await?;
-            for row in rows {
+            for row in pending {
                 let org_id: i64 = row.try_get("org_id")?;
                 let path: String = row.try_get("path")?;
-                let body: Option<String> = row.try_get("body")?;
-                for checksum in checksums(body.as_deref()) {
-                    sqlx::query(
-                        "INSERT INTO cookbook_files (org_id, checksum, path) VALUES ($1, $2, $3) \
-                         ON CONFLICT DO NOTHING",
+                let mut tx = self.write.begin().await?;
+                // An org deleted since the migration has nothing left to record.
+                if self.lock_org(&mut tx, org_id).await.is_ok() {
+                    let still_pending = sqlx::query(
+                        "SELECT 1 FROM cookbook_files_pending WHERE org_id = $1 AND path = $2",
                     )
                     .bind(org_id)
-                    .bind(&checksum)
                     .bind(&path)
-                    .execute(&mut *tx)
-                    .await?;
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+                    let body: Option<String> =
+                        sqlx::query("SELECT body FROM objects WHERE org_id = $1 AND path = $2")
+                            .bind(org_id)
+                            .bind(&path)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .map(|r| r.try_get("body"))
+                            .transpose()?;
+                    if still_pending {
+                        for checksum in checksums(body.as_deref()) {
+                            sqlx::query(
+                                "INSERT INTO cookbook_files (org_id, checksum, path) \
+                                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                            )
+                            .bind(org_id)
+                            .bind(&checksum)
+                            .bind(&path)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
                 }
                 sqlx::query("DELETE FROM cookbook_files_pending WHERE org_id = $1 AND path = $2")
                     .bind(org_id)
                     .bind(&path)
                     .execute(&mut *tx)
                     .await?;
+                tx.commit().await?;
                 done += 1;
             }
-            tx.commit().await?;
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use base64::Engine;
+use chef_sync_shared::ObjectPath;
 use chef_sync_shared::objects::{CookbookFile, CookbookVersion};
 use futures_util::{Stream, StreamExt};
 use md5::{Digest, Md5};
@@ -89,7 +90,7 @@ pub async fn copy_version(
     }
     let body = serde_json::to_value(without_urls(source.clone()))
         .map_err(|e| ChefError::Malformed(e.to_string()))?;
-    let put = format!("{rel}?force=true");
+    let put = format!("{}?force=true", put_path(cookbook, version, &source));
     match retry(&sides.retry, || sides.replica.put(&put, &body)).await {
         // A Chef server releases files no version references any more (deleting or replacing
         // the last version that had them): one the sandbox called present may have gone
@@ -103,6 +104,23 @@ pub async fn copy_version(
         }
     }
     Ok(Applied::Written)
+}
+
+/// Where the manifest is PUT: Chef checks `name` = `COOKBOOK-VERSION` against the URL's
+/// version as written, so a version uploaded as `1` or `1.2` (listed as `1.0.0`, `1.2.0`) goes
+/// back under the `metadata.version` it was written with, when that names the same version.
+fn put_path(cookbook: &str, version: &str, source: &CookbookVersion) -> String {
+    let listed = ObjectPath::cookbook_version(cookbook, version);
+    match source.metadata_version() {
+        Some(written)
+            if written != version
+                && listed.is_ok()
+                && ObjectPath::cookbook_version(cookbook, written).ok() == listed.clone().ok() =>
+        {
+            format!("/cookbooks/{cookbook}/{written}")
+        }
+        _ => format!("/cookbooks/{cookbook}/{version}"),
+    }
 }
 
 /// Chef's 400 for a manifest naming a file the server does not have (new version or update).
@@ -288,6 +306,36 @@ mod tests {
             cmp(&sent),
             cmp(&changed),
             "dependencies removed is a change"
+        );
+    }
+
+    #[test]
+    fn a_short_version_goes_back_under_the_version_it_was_written_with() {
+        let source = |written: &str| {
+            manifest(
+                json!({"name": format!("apt-{written}"), "cookbook_name": "apt",
+                       "metadata": {"version": written}}),
+                "/cookbooks/apt/1.0.0",
+            )
+            .unwrap()
+        };
+        assert_eq!(put_path("apt", "1.0.0", &source("1")), "/cookbooks/apt/1");
+        assert_eq!(
+            put_path("apt", "1.2.0", &source("1.2")),
+            "/cookbooks/apt/1.2"
+        );
+        assert_eq!(
+            put_path("apt", "1.0.0", &source("1.0.0")),
+            "/cookbooks/apt/1.0.0"
+        );
+        // A metadata version naming another version (or no version) is not followed.
+        assert_eq!(
+            put_path("apt", "1.0.0", &source("2")),
+            "/cookbooks/apt/1.0.0"
+        );
+        assert_eq!(
+            put_path("apt", "1.0.0", &source("../x")),
+            "/cookbooks/apt/1.0.0"
         );
     }
 
