@@ -199,11 +199,11 @@ async fn show(
 /// equal to the URL's. Nothing else is checked (versions such as `1.2.3.beta.5` are allowed).
 fn check(body: &[u8], name: &str, identifier: &str) -> ApiResult<Map<String, Value>> {
     let value: Value = super::parse_json(body)?;
-    let Value::Object(mut doc) = value else {
+    if !value.is_object() {
         return Err(ApiError::BadRequest(
             "Incorrect JSON type for request body".into(),
         ));
-    };
+    }
     let mut rules = vec![
         required(
             "name",
@@ -218,7 +218,10 @@ fn check(body: &[u8], name: &str, identifier: &str) -> ApiResult<Map<String, Val
             .chain(SEGMENTS)
             .map(|list| optional(list, super::cookbook_manifest::file_list())),
     );
-    body_rules::check(&rules, &Value::Object(doc.clone()))?;
+    body_rules::check(&rules, &value)?;
+    let Value::Object(mut doc) = value else {
+        return Err(ApiError::Internal("checked body is not an object".into()));
+    };
     for (field, url) in [("name", name), ("identifier", identifier)] {
         let sent = doc.get(field).and_then(Value::as_str).unwrap_or_default();
         if sent != url {

@@ -20,13 +20,14 @@ const KEYS: [&str; 7] = [
     "version",
 ];
 
-fn allowed_key(key: &str, api: ApiVersion) -> bool {
-    KEYS.contains(&key)
-        || if api.0 >= 2 {
-            key == "all_files"
-        } else {
-            SEGMENTS.contains(&key)
-        }
+/// The top-level keys of a manifest in the API version's form.
+fn allowed_keys(api: ApiVersion) -> Vec<&'static str> {
+    let files: &[&'static str] = if api.0 >= 2 {
+        &["all_files"]
+    } else {
+        &SEGMENTS
+    };
+    KEYS.iter().chain(files).copied().collect()
 }
 
 /// The version in a cookbook URL; Chef's 400 when it is not one.
@@ -119,14 +120,7 @@ pub(super) fn prepare(
             ("frozen?", json!(false)),
         ],
     );
-    if let Some(key) = value
-        .as_object()
-        .and_then(|map| map.keys().find(|k| !allowed_key(k, api)))
-    {
-        return Err(ApiError::BadRequest(format!(
-            "Invalid key {key} in request body"
-        )));
-    }
+    body_rules::only_keys(&value, &allowed_keys(api))?;
     body_rules::check(&rules(name, version, api), &value)?;
     let Value::Object(map) = value else {
         return Err(ApiError::Internal("checked body is not an object".into()));

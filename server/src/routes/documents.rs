@@ -206,18 +206,14 @@ async fn rename<D: Document>(
             StoreError::NotFound => ApiError::NotFound(missing.clone()),
             other => messages.map(other),
         })?;
-    let location = format!(
-        "{}/{}",
-        super::org_url(headers, org, D::COLLECTION),
-        doc.name()
-    );
-    let mut response = super::respond(axum::http::StatusCode::CREATED, json);
-    if let Ok(value) = axum::http::HeaderValue::from_str(&location) {
-        response
-            .headers_mut()
-            .insert(axum::http::header::LOCATION, value);
-    }
-    Ok(response)
+    Ok(super::created_with(
+        format!(
+            "{}/{}",
+            super::org_url(headers, org, D::COLLECTION),
+            doc.name()
+        ),
+        json,
+    ))
 }
 
 async fn remove<D: Document>(

@@ -28,6 +28,25 @@ fn checksums(body: Option<&str>) -> BTreeSet<String> {
         .collect()
 }
 
+/// Records that the version at `path` references the file `checksum`.
+async fn record(
+    tx: &mut Transaction<'static, Any>,
+    org_id: i64,
+    checksum: &str,
+    path: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO cookbook_files (org_id, checksum, path) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(org_id)
+    .bind(checksum)
+    .bind(path)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Records that the version at `path` now references the files of `new` instead of those of
 /// `old` (either absent: created or deleted), inside the write's transaction, and releases
 /// the org's checksums nothing references any more. A file the new manifest adds must be one
@@ -54,15 +73,7 @@ pub(super) async fn replace(
                 update: old.is_some(),
             });
         }
-        sqlx::query(
-            "INSERT INTO cookbook_files (org_id, checksum, path) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(org_id)
-        .bind(added)
-        .bind(path)
-        .execute(&mut **tx)
-        .await?;
+        record(tx, org_id, added, path).await?;
     }
     for dropped in before.difference(&after) {
         sqlx::query("DELETE FROM cookbook_files WHERE org_id = $1 AND checksum = $2 AND path = $3")
@@ -124,15 +135,7 @@ impl Store {
                             .transpose()?;
                     if still_pending {
                         for checksum in checksums(body.as_deref()) {
-                            sqlx::query(
-                                "INSERT INTO cookbook_files (org_id, checksum, path) \
-                                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                            )
-                            .bind(org_id)
-                            .bind(&checksum)
-                            .bind(&path)
-                            .execute(&mut *tx)
-                            .await?;
+                            record(&mut tx, org_id, &checksum, &path).await?;
                         }
                     }
                 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Executor, Row, Transaction};
 
 use super::{Store, StoreError, StoreResult};
 
@@ -45,23 +45,6 @@ async fn ensure_policy(
     Ok(())
 }
 
-async fn revision_exists(
-    tx: &mut Transaction<'static, Any>,
-    org_id: i64,
-    policy: &str,
-    revision: &str,
-) -> StoreResult<bool> {
-    Ok(sqlx::query(
-        "SELECT 1 FROM policy_revisions WHERE org_id = $1 AND policy = $2 AND revision_id = $3",
-    )
-    .bind(org_id)
-    .bind(policy)
-    .bind(revision)
-    .fetch_optional(&mut **tx)
-    .await?
-    .is_some())
-}
-
 async fn insert_revision(
     tx: &mut Transaction<'static, Any>,
     org_id: i64,
@@ -81,14 +64,125 @@ async fn insert_revision(
     Ok(())
 }
 
-fn assignments_of(rows: Vec<sqlx::any::AnyRow>) -> StoreResult<BTreeMap<String, String>> {
-    rows.into_iter()
-        .map(|r| Ok((r.try_get("policy")?, r.try_get("revision_id")?)))
-        .collect()
+// Each question below is asked by a read and by a write (inside its transaction): one query
+// answers both, on the pool or on the transaction's connection.
+
+/// The revision ids of `policy`, or `None` when there is no such policy.
+async fn revision_ids<'e>(
+    db: impl Executor<'e, Database = Any>,
+    org_id: i64,
+    policy: &str,
+) -> StoreResult<Option<Vec<String>>> {
+    let rows = sqlx::query(
+        "SELECT r.revision_id FROM policies p LEFT JOIN policy_revisions r \
+         ON r.org_id = p.org_id AND r.policy = p.name \
+         WHERE p.org_id = $1 AND p.name = $2 ORDER BY r.revision_id",
+    )
+    .bind(org_id)
+    .bind(policy)
+    .fetch_all(db)
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut ids = Vec::new();
+    for r in rows {
+        if let Some(id) = r.try_get::<Option<String>, _>("revision_id")? {
+            ids.push(id);
+        }
+    }
+    Ok(Some(ids))
+}
+
+/// The stored document of a revision.
+async fn revision_body<'e>(
+    db: impl Executor<'e, Database = Any>,
+    org_id: i64,
+    policy: &str,
+    revision: &str,
+) -> StoreResult<Option<String>> {
+    let row = sqlx::query(
+        "SELECT body FROM policy_revisions WHERE org_id = $1 AND policy = $2 \
+         AND revision_id = $3",
+    )
+    .bind(org_id)
+    .bind(policy)
+    .bind(revision)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| r.try_get("body")).transpose()?)
+}
+
+/// A group's assignments (policy → revision), or `None` when there is no such group.
+async fn group_assignments<'e>(
+    db: impl Executor<'e, Database = Any>,
+    org_id: i64,
+    group: &str,
+) -> StoreResult<Option<BTreeMap<String, String>>> {
+    let rows = sqlx::query(
+        "SELECT a.policy, a.revision_id FROM policy_groups g LEFT JOIN policy_assignments a \
+         ON a.org_id = g.org_id AND a.policy_group = g.name \
+         WHERE g.org_id = $1 AND g.name = $2",
+    )
+    .bind(org_id)
+    .bind(group)
+    .fetch_all(db)
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut assignments = BTreeMap::new();
+    for r in rows {
+        let policy: Option<String> = r.try_get("policy")?;
+        let revision: Option<String> = r.try_get("revision_id")?;
+        if let (Some(policy), Some(revision)) = (policy, revision) {
+            assignments.insert(policy, revision);
+        }
+    }
+    Ok(Some(assignments))
+}
+
+/// The document of the revision of `policy` assigned to `group`.
+async fn assigned_body<'e>(
+    db: impl Executor<'e, Database = Any>,
+    org_id: i64,
+    group: &str,
+    policy: &str,
+) -> StoreResult<Option<String>> {
+    let row = sqlx::query(
+        "SELECT r.body FROM policy_assignments a JOIN policy_revisions r \
+         ON r.org_id = a.org_id AND r.policy = a.policy AND r.revision_id = a.revision_id \
+         WHERE a.org_id = $1 AND a.policy_group = $2 AND a.policy = $3",
+    )
+    .bind(org_id)
+    .bind(group)
+    .bind(policy)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| r.try_get("body")).transpose()?)
+}
+
+/// The stored document of an artifact.
+async fn artifact_body<'e>(
+    db: impl Executor<'e, Database = Any>,
+    org_id: i64,
+    name: &str,
+    identifier: &str,
+) -> StoreResult<Option<String>> {
+    let row = sqlx::query(
+        "SELECT body FROM cookbook_artifacts WHERE org_id = $1 AND name = $2 \
+         AND identifier = $3",
+    )
+    .bind(org_id)
+    .bind(name)
+    .bind(identifier)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| r.try_get("body")).transpose()?)
 }
 
 impl Store {
-    /// Every policy that has revisions, with its revision ids.
+    /// Every policy that has revisions, with their revision ids.
     pub async fn policies(&self, org_id: i64) -> StoreResult<PolicyRevisions> {
         let rows = sqlx::query(
             "SELECT policy, revision_id FROM policy_revisions WHERE org_id = $1 \
@@ -108,27 +202,7 @@ impl Store {
 
     /// The revision ids of `policy`, or `None` when there is no such policy.
     pub async fn policy(&self, org_id: i64, policy: &str) -> StoreResult<Option<Vec<String>>> {
-        let exists = sqlx::query("SELECT 1 FROM policies WHERE org_id = $1 AND name = $2")
-            .bind(org_id)
-            .bind(policy)
-            .fetch_optional(&self.read)
-            .await?;
-        if exists.is_none() {
-            return Ok(None);
-        }
-        let rows = sqlx::query(
-            "SELECT revision_id FROM policy_revisions WHERE org_id = $1 AND policy = $2 \
-             ORDER BY revision_id",
-        )
-        .bind(org_id)
-        .bind(policy)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(Some(
-            rows.iter()
-                .map(|r| r.try_get("revision_id"))
-                .collect::<Result<_, _>>()?,
-        ))
+        revision_ids(&self.read, org_id, policy).await
     }
 
     /// Deletes `policy` with its revisions and their assignments; its revision ids, or
@@ -136,26 +210,9 @@ impl Store {
     pub async fn delete_policy(&self, org_id: i64, policy: &str) -> StoreResult<Vec<String>> {
         let mut tx = self.write.begin().await?;
         self.lock_org(&mut tx, org_id).await?;
-        let exists = sqlx::query("SELECT 1 FROM policies WHERE org_id = $1 AND name = $2")
-            .bind(org_id)
-            .bind(policy)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        let rows = sqlx::query(
-            "SELECT revision_id FROM policy_revisions WHERE org_id = $1 AND policy = $2 \
-             ORDER BY revision_id",
-        )
-        .bind(org_id)
-        .bind(policy)
-        .fetch_all(&mut *tx)
-        .await?;
-        let revisions = rows
-            .iter()
-            .map(|r| r.try_get("revision_id"))
-            .collect::<Result<_, _>>()?;
+        let revisions = revision_ids(&mut *tx, org_id, policy)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         sqlx::query("DELETE FROM policies WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(policy)
@@ -176,7 +233,10 @@ impl Store {
     ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         self.lock_org(&mut tx, org_id).await?;
-        if revision_exists(&mut tx, org_id, policy, revision).await? {
+        if revision_body(&mut *tx, org_id, policy, revision)
+            .await?
+            .is_some()
+        {
             return Err(StoreError::Conflict);
         }
         ensure_policy(&mut tx, org_id, policy).await?;
@@ -192,16 +252,7 @@ impl Store {
         policy: &str,
         revision: &str,
     ) -> StoreResult<Option<StoredRevision>> {
-        let Some(row) = sqlx::query(
-            "SELECT body FROM policy_revisions WHERE org_id = $1 AND policy = $2 \
-             AND revision_id = $3",
-        )
-        .bind(org_id)
-        .bind(policy)
-        .bind(revision)
-        .fetch_optional(&self.read)
-        .await?
-        else {
+        let Some(body) = revision_body(&self.read, org_id, policy, revision).await? else {
             return Ok(None);
         };
         let groups = sqlx::query(
@@ -216,10 +267,7 @@ impl Store {
         .iter()
         .map(|r| r.try_get("policy_group"))
         .collect::<Result<_, _>>()?;
-        Ok(Some(StoredRevision {
-            body: row.try_get("body")?,
-            groups,
-        }))
+        Ok(Some(StoredRevision { body, groups }))
     }
 
     /// Deletes a revision and its assignments (the policy stays); its document, or
@@ -232,16 +280,9 @@ impl Store {
     ) -> StoreResult<String> {
         let mut tx = self.write.begin().await?;
         self.lock_org(&mut tx, org_id).await?;
-        let row = sqlx::query(
-            "SELECT body FROM policy_revisions WHERE org_id = $1 AND policy = $2 \
-             AND revision_id = $3",
-        )
-        .bind(org_id)
-        .bind(policy)
-        .bind(revision)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+        let body = revision_body(&mut *tx, org_id, policy, revision)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         sqlx::query(
             "DELETE FROM policy_revisions WHERE org_id = $1 AND policy = $2 AND revision_id = $3",
         )
@@ -251,29 +292,27 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(row.try_get("body")?)
+        Ok(body)
     }
 
     /// Every policy group with its assignments (empty for a group without any).
     pub async fn policy_groups(&self, org_id: i64) -> StoreResult<GroupAssignments> {
-        let mut out = GroupAssignments::new();
-        for r in sqlx::query("SELECT name FROM policy_groups WHERE org_id = $1 ORDER BY name")
-            .bind(org_id)
-            .fetch_all(&self.read)
-            .await?
-        {
-            out.insert(r.try_get("name")?, BTreeMap::new());
-        }
-        for r in sqlx::query(
-            "SELECT policy_group, policy, revision_id FROM policy_assignments WHERE org_id = $1",
+        let rows = sqlx::query(
+            "SELECT g.name, a.policy, a.revision_id FROM policy_groups g \
+             LEFT JOIN policy_assignments a ON a.org_id = g.org_id AND a.policy_group = g.name \
+             WHERE g.org_id = $1",
         )
         .bind(org_id)
         .fetch_all(&self.read)
-        .await?
-        {
-            out.entry(r.try_get("policy_group")?)
-                .or_default()
-                .insert(r.try_get("policy")?, r.try_get("revision_id")?);
+        .await?;
+        let mut out = GroupAssignments::new();
+        for r in rows {
+            let assignments = out.entry(r.try_get("name")?).or_default();
+            let policy: Option<String> = r.try_get("policy")?;
+            let revision: Option<String> = r.try_get("revision_id")?;
+            if let (Some(policy), Some(revision)) = (policy, revision) {
+                assignments.insert(policy, revision);
+            }
         }
         Ok(out)
     }
@@ -284,23 +323,7 @@ impl Store {
         org_id: i64,
         group: &str,
     ) -> StoreResult<Option<BTreeMap<String, String>>> {
-        let exists = sqlx::query("SELECT 1 FROM policy_groups WHERE org_id = $1 AND name = $2")
-            .bind(org_id)
-            .bind(group)
-            .fetch_optional(&self.read)
-            .await?;
-        if exists.is_none() {
-            return Ok(None);
-        }
-        let rows = sqlx::query(
-            "SELECT policy, revision_id FROM policy_assignments WHERE org_id = $1 \
-             AND policy_group = $2",
-        )
-        .bind(org_id)
-        .bind(group)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(Some(assignments_of(rows)?))
+        group_assignments(&self.read, org_id, group).await
     }
 
     /// Deletes a group and its assignments (policies and revisions stay); its assignments, or
@@ -312,23 +335,9 @@ impl Store {
     ) -> StoreResult<BTreeMap<String, String>> {
         let mut tx = self.write.begin().await?;
         self.lock_org(&mut tx, org_id).await?;
-        let exists = sqlx::query("SELECT 1 FROM policy_groups WHERE org_id = $1 AND name = $2")
-            .bind(org_id)
-            .bind(group)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        let rows = sqlx::query(
-            "SELECT policy, revision_id FROM policy_assignments WHERE org_id = $1 \
-             AND policy_group = $2",
-        )
-        .bind(org_id)
-        .bind(group)
-        .fetch_all(&mut *tx)
-        .await?;
-        let assignments = assignments_of(rows)?;
+        let assignments = group_assignments(&mut *tx, org_id, group)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         sqlx::query("DELETE FROM policy_groups WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(group)
@@ -345,17 +354,7 @@ impl Store {
         group: &str,
         policy: &str,
     ) -> StoreResult<Option<String>> {
-        let row = sqlx::query(
-            "SELECT r.body FROM policy_assignments a JOIN policy_revisions r \
-             ON r.org_id = a.org_id AND r.policy = a.policy AND r.revision_id = a.revision_id \
-             WHERE a.org_id = $1 AND a.policy_group = $2 AND a.policy = $3",
-        )
-        .bind(org_id)
-        .bind(group)
-        .bind(policy)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(row.map(|r| r.try_get("body")).transpose()?)
+        assigned_body(&self.read, org_id, group, policy).await
     }
 
     /// Assigns revision `revision` of `policy` to `group`, creating the policy, the group and
@@ -378,57 +377,30 @@ impl Store {
         .bind(group)
         .execute(&mut *tx)
         .await?;
-        if !revision_exists(&mut tx, org_id, policy, revision).await? {
+        if revision_body(&mut *tx, org_id, policy, revision)
+            .await?
+            .is_none()
+        {
             insert_revision(&mut tx, org_id, policy, revision, body).await?;
         }
-        let current = sqlx::query(
-            "SELECT revision_id FROM policy_assignments WHERE org_id = $1 AND policy_group = $2 \
-             AND policy = $3",
+        let outcome = match group_assignments(&mut *tx, org_id, group).await? {
+            Some(current) if current.contains_key(policy) => Assignment::Updated,
+            _ => Assignment::Created,
+        };
+        // `assigned` orders a revision's groups by when they were last assigned it.
+        sqlx::query(
+            "INSERT INTO policy_assignments (org_id, policy_group, policy, revision_id, assigned) \
+             SELECT $1, $2, $3, $4, COALESCE(MAX(assigned), 0) + 1 FROM policy_assignments \
+             WHERE org_id = $1 \
+             ON CONFLICT (org_id, policy_group, policy) \
+             DO UPDATE SET revision_id = excluded.revision_id, assigned = excluded.assigned",
         )
         .bind(org_id)
         .bind(group)
         .bind(policy)
-        .fetch_optional(&mut *tx)
+        .bind(revision)
+        .execute(&mut *tx)
         .await?;
-        let next: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(assigned), 0) + 1 AS next FROM policy_assignments \
-             WHERE org_id = $1",
-        )
-        .bind(org_id)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("next")?;
-        let outcome = match current {
-            None => {
-                sqlx::query(
-                    "INSERT INTO policy_assignments \
-                     (org_id, policy_group, policy, revision_id, assigned) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(org_id)
-                .bind(group)
-                .bind(policy)
-                .bind(revision)
-                .bind(next)
-                .execute(&mut *tx)
-                .await?;
-                Assignment::Created
-            }
-            Some(_) => {
-                sqlx::query(
-                    "UPDATE policy_assignments SET revision_id = $4, assigned = $5 \
-                     WHERE org_id = $1 AND policy_group = $2 AND policy = $3",
-                )
-                .bind(org_id)
-                .bind(group)
-                .bind(policy)
-                .bind(revision)
-                .bind(next)
-                .execute(&mut *tx)
-                .await?;
-                Assignment::Updated
-            }
-        };
         tx.commit().await?;
         Ok(outcome)
     }
@@ -443,17 +415,9 @@ impl Store {
     ) -> StoreResult<String> {
         let mut tx = self.write.begin().await?;
         self.lock_org(&mut tx, org_id).await?;
-        let row = sqlx::query(
-            "SELECT r.body FROM policy_assignments a JOIN policy_revisions r \
-             ON r.org_id = a.org_id AND r.policy = a.policy AND r.revision_id = a.revision_id \
-             WHERE a.org_id = $1 AND a.policy_group = $2 AND a.policy = $3",
-        )
-        .bind(org_id)
-        .bind(group)
-        .bind(policy)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+        let body = assigned_body(&mut *tx, org_id, group, policy)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         sqlx::query(
             "DELETE FROM policy_assignments WHERE org_id = $1 AND policy_group = $2 \
              AND policy = $3",
@@ -464,9 +428,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(row.try_get("body")?)
+        Ok(body)
     }
-
     /// The identifiers of every cookbook artifact (of `name` only, when given), by name.
     pub async fn cookbook_artifacts(
         &self,
@@ -510,16 +473,7 @@ impl Store {
         name: &str,
         identifier: &str,
     ) -> StoreResult<Option<String>> {
-        let row = sqlx::query(
-            "SELECT body FROM cookbook_artifacts WHERE org_id = $1 AND name = $2 \
-             AND identifier = $3",
-        )
-        .bind(org_id)
-        .bind(name)
-        .bind(identifier)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(row.map(|r| r.try_get("body")).transpose()?)
+        artifact_body(&self.read, org_id, name, identifier).await
     }
 
     /// Stores a new artifact; `Conflict` when it exists (artifacts never change),
@@ -533,16 +487,10 @@ impl Store {
     ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         self.lock_org(&mut tx, org_id).await?;
-        let exists = sqlx::query(
-            "SELECT 1 FROM cookbook_artifacts WHERE org_id = $1 AND name = $2 \
-             AND identifier = $3",
-        )
-        .bind(org_id)
-        .bind(name)
-        .bind(identifier)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if exists.is_some() {
+        if artifact_body(&mut *tx, org_id, name, identifier)
+            .await?
+            .is_some()
+        {
             return Err(StoreError::Conflict);
         }
         sqlx::query(
@@ -571,17 +519,9 @@ impl Store {
     ) -> StoreResult<String> {
         let mut tx = self.write.begin().await?;
         self.lock_org(&mut tx, org_id).await?;
-        let row = sqlx::query(
-            "SELECT body FROM cookbook_artifacts WHERE org_id = $1 AND name = $2 \
-             AND identifier = $3",
-        )
-        .bind(org_id)
-        .bind(name)
-        .bind(identifier)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        let body: String = row.try_get("body")?;
+        let body = artifact_body(&mut *tx, org_id, name, identifier)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         sqlx::query(
             "DELETE FROM cookbook_artifacts WHERE org_id = $1 AND name = $2 AND identifier = $3",
         )
