@@ -363,5 +363,14 @@ mod tests {
             err(json!({"identifier": "1"}), "apt", "1"),
             "Field 'name' missing"
         );
+        let long = "a".repeat(256);
+        assert_eq!(
+            err(json!({"name": "apt", "identifier": long}), "apt", &long),
+            "Field 'identifier' invalid"
+        );
+        assert_eq!(
+            err(json!({"name": long, "identifier": "1"}), &long, "1"),
+            "Field 'name' invalid"
+        );
     }
 }
