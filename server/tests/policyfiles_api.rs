@@ -19,6 +19,27 @@ const POLICIES: &str = "/organizations/acme/policies";
 const GROUPS: &str = "/organizations/acme/policy_groups";
 const BASE: &str = "http://chef.test/organizations/acme";
 
+/// The org's feed as `ACTION PATH` lines, ids checked to ascend.
+async fn feed(h: &Harness) -> Vec<String> {
+    let (status, body) = h
+        .as_pivotal("GET", "/organizations/acme/updated_since?seq=0", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let entries = body.as_array().unwrap();
+    let ids: Vec<i64> = entries.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["action"].as_str().unwrap(),
+                e["path"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 fn revision(name: &str, revision_id: &str) -> Value {
     json!({
         "revision_id": revision_id,
@@ -178,6 +199,49 @@ async fn policies_and_groups_as_chef_push_leaves_them(h: &Harness) {
                "prod": {"uri": format!("{BASE}/policy_groups/prod")}}),
         "the groups remain, without assignments"
     );
+
+    // Every change is in the feed, in the order a replica applies it: what is pointed at
+    // before what points at it, and the other way round on removal. Refused writes and an
+    // assignment that changed nothing left no entry.
+    let rev = |r: &str| format!("/policies/app/revisions/{r}");
+    let expected: Vec<String> = [
+        ("create", "/policies/app".to_owned()),
+        ("create", "/policy_groups/dev".to_owned()),
+        ("create", rev(&r1)),
+        ("create", "/policy_groups/dev/policies/app".to_owned()),
+        ("create", rev(&r2)),
+        ("update", "/policy_groups/dev/policies/app".to_owned()),
+        ("create", "/policy_groups/prod".to_owned()),
+        ("create", "/policy_groups/prod/policies/app".to_owned()),
+        ("create", "/policy_groups/test".to_owned()),
+        ("create", "/policy_groups/test/policies/app".to_owned()),
+        ("update", "/policy_groups/dev/policies/app".to_owned()),
+        ("delete", "/policy_groups/prod/policies/app".to_owned()),
+        ("delete", "/policy_groups/test/policies/app".to_owned()),
+        ("delete", rev(&r2)),
+        ("delete", "/policy_groups/test".to_owned()),
+        ("delete", "/policy_groups/dev/policies/app".to_owned()),
+        ("delete", rev(&r1)),
+        ("delete", "/policies/app".to_owned()),
+    ]
+    .into_iter()
+    .map(|(action, path)| format!("{action} {path}"))
+    .collect();
+    assert_eq!(feed(h).await, expected);
+    let (status, _) = alice.put(&assign, revision("app", &r1)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = alice.put(&assign, revision("app", &r1)).await;
+    assert_eq!(status, StatusCode::OK);
+    let after = feed(h).await;
+    assert_eq!(
+        after[expected.len()..],
+        [
+            "create /policies/app".to_owned(),
+            format!("create {}", rev(&r1)),
+            "create /policy_groups/dev/policies/app".to_owned(),
+        ],
+        "the same revision assigned again is not a change"
+    );
 }
 
 fn artifact(identifier: &str, recipe: &[u8]) -> Value {
@@ -275,5 +339,12 @@ async fn cookbook_artifacts_are_immutable_and_release_their_files(h: &Harness) {
     assert_eq!(
         alice.get("/organizations/acme/cookbook_artifacts").await.1,
         json!({})
+    );
+    assert_eq!(
+        feed(h).await,
+        [
+            format!("create /cookbook_artifacts/app/{id}"),
+            format!("delete /cookbook_artifacts/app/{id}"),
+        ]
     );
 }

@@ -1,5 +1,7 @@
 //! The org-relative object path grammar used by the change feed and the replicator:
-//! `/roles/R`, `/environments/E`, `/data/BAG`, `/data/BAG/ITEM`, `/cookbooks/NAME/VERSION`.
+//! `/roles/R`, `/environments/E`, `/data/BAG`, `/data/BAG/ITEM`, `/cookbooks/NAME/VERSION`,
+//! and the Policyfile objects `/policies/P`, `/policies/P/revisions/REV`, `/policy_groups/G`,
+//! `/policy_groups/G/policies/P`, `/cookbook_artifacts/NAME/IDENTIFIER`.
 //!
 //! Parsing is strict: anything that is not exactly one of these shapes with names that obey
 //! Chef's rules is refused with an error that says what is wrong.
@@ -30,7 +32,7 @@ pub enum PathError {
     PercentEncoded(String),
     /// The first segment is not a replicated object type.
     #[error(
-        "object path '{path}' has unknown object type '{kind}' (expected roles, environments, data or cookbooks)"
+        "object path '{path}' has unknown object type '{kind}' (expected roles, environments, data, cookbooks, policies, policy_groups or cookbook_artifacts)"
     )]
     UnknownType {
         /// The whole path.
@@ -83,6 +85,16 @@ pub enum ObjectKind {
     DataBagItem,
     /// `/cookbooks/NAME/VERSION`
     CookbookVersion,
+    /// `/policies/P`
+    Policy,
+    /// `/policies/P/revisions/REV`
+    PolicyRevision,
+    /// `/policy_groups/G`
+    PolicyGroup,
+    /// `/policy_groups/G/policies/P`
+    PolicyAssignment,
+    /// `/cookbook_artifacts/NAME/IDENTIFIER`
+    CookbookArtifact,
 }
 
 impl ObjectKind {
@@ -94,6 +106,11 @@ impl ObjectKind {
             ObjectKind::DataBag => "data_bag",
             ObjectKind::DataBagItem => "data_bag_item",
             ObjectKind::CookbookVersion => "cookbook_version",
+            ObjectKind::Policy => "policy",
+            ObjectKind::PolicyRevision => "policy_revision",
+            ObjectKind::PolicyGroup => "policy_group",
+            ObjectKind::PolicyAssignment => "policy_assignment",
+            ObjectKind::CookbookArtifact => "cookbook_artifact",
         }
     }
 }
@@ -129,6 +146,37 @@ pub enum ObjectPath {
         cookbook: String,
         /// Version.
         version: CookbookVersionNumber,
+    },
+    /// A Policyfile policy (what its deletion removes: every revision and assignment).
+    Policy {
+        /// Policy name.
+        name: String,
+    },
+    /// One immutable revision of a policy.
+    PolicyRevision {
+        /// Policy name.
+        policy: String,
+        /// Revision id.
+        revision: String,
+    },
+    /// A policy group (what its deletion removes: every assignment in it).
+    PolicyGroup {
+        /// Group name.
+        group: String,
+    },
+    /// The revision of a policy a group is assigned.
+    PolicyAssignment {
+        /// Group name.
+        group: String,
+        /// Policy name.
+        policy: String,
+    },
+    /// One immutable cookbook artifact.
+    CookbookArtifact {
+        /// Cookbook name.
+        name: String,
+        /// Content identifier.
+        identifier: String,
     },
 }
 
@@ -176,6 +224,52 @@ impl ObjectPath {
         })
     }
 
+    /// A policy path, validating the name.
+    pub fn policy(name: &str) -> Result<Self, PathError> {
+        validate_name(NameKind::Policy, name)?;
+        Ok(ObjectPath::Policy {
+            name: name.to_owned(),
+        })
+    }
+
+    /// A policy revision path, validating both parts.
+    pub fn policy_revision(policy: &str, revision: &str) -> Result<Self, PathError> {
+        validate_name(NameKind::Policy, policy)?;
+        validate_name(NameKind::PolicyRevision, revision)?;
+        Ok(ObjectPath::PolicyRevision {
+            policy: policy.to_owned(),
+            revision: revision.to_owned(),
+        })
+    }
+
+    /// A policy group path, validating the name.
+    pub fn policy_group(group: &str) -> Result<Self, PathError> {
+        validate_name(NameKind::PolicyGroup, group)?;
+        Ok(ObjectPath::PolicyGroup {
+            group: group.to_owned(),
+        })
+    }
+
+    /// A policy assignment path, validating both names.
+    pub fn policy_assignment(group: &str, policy: &str) -> Result<Self, PathError> {
+        validate_name(NameKind::PolicyGroup, group)?;
+        validate_name(NameKind::Policy, policy)?;
+        Ok(ObjectPath::PolicyAssignment {
+            group: group.to_owned(),
+            policy: policy.to_owned(),
+        })
+    }
+
+    /// A cookbook artifact path, validating both parts.
+    pub fn cookbook_artifact(name: &str, identifier: &str) -> Result<Self, PathError> {
+        validate_name(NameKind::CookbookArtifact, name)?;
+        validate_name(NameKind::ArtifactIdentifier, identifier)?;
+        Ok(ObjectPath::CookbookArtifact {
+            name: name.to_owned(),
+            identifier: identifier.to_owned(),
+        })
+    }
+
     /// The object's type.
     pub fn kind(&self) -> ObjectKind {
         match self {
@@ -184,6 +278,11 @@ impl ObjectPath {
             ObjectPath::DataBag { .. } => ObjectKind::DataBag,
             ObjectPath::DataBagItem { .. } => ObjectKind::DataBagItem,
             ObjectPath::CookbookVersion { .. } => ObjectKind::CookbookVersion,
+            ObjectPath::Policy { .. } => ObjectKind::Policy,
+            ObjectPath::PolicyRevision { .. } => ObjectKind::PolicyRevision,
+            ObjectPath::PolicyGroup { .. } => ObjectKind::PolicyGroup,
+            ObjectPath::PolicyAssignment { .. } => ObjectKind::PolicyAssignment,
+            ObjectPath::CookbookArtifact { .. } => ObjectKind::CookbookArtifact,
         }
     }
 
@@ -205,6 +304,17 @@ impl fmt::Display for ObjectPath {
             ObjectPath::DataBagItem { bag, item } => write!(f, "/data/{bag}/{item}"),
             ObjectPath::CookbookVersion { cookbook, version } => {
                 write!(f, "/cookbooks/{cookbook}/{version}")
+            }
+            ObjectPath::Policy { name } => write!(f, "/policies/{name}"),
+            ObjectPath::PolicyRevision { policy, revision } => {
+                write!(f, "/policies/{policy}/revisions/{revision}")
+            }
+            ObjectPath::PolicyGroup { group } => write!(f, "/policy_groups/{group}"),
+            ObjectPath::PolicyAssignment { group, policy } => {
+                write!(f, "/policy_groups/{group}/policies/{policy}")
+            }
+            ObjectPath::CookbookArtifact { name, identifier } => {
+                write!(f, "/cookbook_artifacts/{name}/{identifier}")
             }
         }
     }
@@ -242,6 +352,29 @@ impl FromStr for ObjectPath {
             ["data", ..] => Err(shape("data bags", "/data/BAG or /data/BAG/ITEM")),
             ["cookbooks", name, version] => ObjectPath::cookbook_version(name, version),
             ["cookbooks", ..] => Err(shape("cookbooks", "/cookbooks/NAME/VERSION")),
+            ["policies", name] => ObjectPath::policy(name),
+            ["policies", name, "revisions", revision] => {
+                ObjectPath::policy_revision(name, revision)
+            }
+            ["policies", ..] => Err(shape(
+                "policies",
+                "/policies/NAME or /policies/NAME/revisions/REV",
+            )),
+            ["policy_groups", group] => ObjectPath::policy_group(group),
+            ["policy_groups", group, "policies", name] => {
+                ObjectPath::policy_assignment(group, name)
+            }
+            ["policy_groups", ..] => Err(shape(
+                "policy groups",
+                "/policy_groups/GROUP or /policy_groups/GROUP/policies/NAME",
+            )),
+            ["cookbook_artifacts", name, identifier] => {
+                ObjectPath::cookbook_artifact(name, identifier)
+            }
+            ["cookbook_artifacts", ..] => Err(shape(
+                "cookbook artifacts",
+                "/cookbook_artifacts/NAME/IDENTIFIER",
+            )),
             [kind, ..] => Err(PathError::UnknownType {
                 path: path.to_owned(),
                 kind: (*kind).to_owned(),
@@ -277,6 +410,17 @@ mod tests {
             ("/data/users", ObjectKind::DataBag),
             ("/data/users/alice", ObjectKind::DataBagItem),
             ("/cookbooks/nginx/1.2.3", ObjectKind::CookbookVersion),
+            ("/policies/app", ObjectKind::Policy),
+            ("/policies/app/revisions/0f1e2d", ObjectKind::PolicyRevision),
+            ("/policy_groups/prod", ObjectKind::PolicyGroup),
+            (
+                "/policy_groups/prod/policies/app",
+                ObjectKind::PolicyAssignment,
+            ),
+            (
+                "/cookbook_artifacts/nginx/0f1e2d3c",
+                ObjectKind::CookbookArtifact,
+            ),
         ];
         for (text, kind) in cases {
             let p: ObjectPath = text.parse().unwrap();
@@ -338,9 +482,29 @@ mod tests {
             err("/cookbooks/nginx/9223372036854775808"),
             PathError::InvalidVersion { .. }
         ));
+        assert!(matches!(
+            err("/policies/app/revision/1"),
+            PathError::WrongShape { .. }
+        ));
+        assert!(matches!(
+            err("/policy_groups/prod/policy/app"),
+            PathError::WrongShape { .. }
+        ));
+        assert!(matches!(
+            err("/cookbook_artifacts/nginx"),
+            PathError::WrongShape { .. }
+        ));
+        assert!(matches!(
+            err("/policy_groups/a b"),
+            PathError::InvalidName { .. }
+        ));
+        assert!(matches!(
+            err(&format!("/cookbook_artifacts/a/{}", "f".repeat(256))),
+            PathError::InvalidName { .. }
+        ));
         assert_eq!(
             err("/nodes/n1").to_string(),
-            "object path '/nodes/n1' has unknown object type 'nodes' (expected roles, environments, data or cookbooks)"
+            "object path '/nodes/n1' has unknown object type 'nodes' (expected roles, environments, data, cookbooks, policies, policy_groups or cookbook_artifacts)"
         );
     }
 

@@ -221,13 +221,7 @@ impl Metrics {
 
 /// `type` of an object path.
 fn type_of(path: &ObjectPath) -> &'static str {
-    match path {
-        ObjectPath::Role { .. } => "role",
-        ObjectPath::Environment { .. } => "environment",
-        ObjectPath::DataBag { .. } => "data_bag",
-        ObjectPath::DataBagItem { .. } => "data_bag_item",
-        ObjectPath::CookbookVersion { .. } => "cookbook_version",
-    }
+    path.kind().as_str()
 }
 
 /// One org's view of the metrics.

@@ -38,14 +38,15 @@ struct Placement {
     version: Option<(i64, i64, i64)>,
 }
 
-fn placement(path: &ObjectPath) -> Placement {
+/// Policyfile objects live in tables of their own (`store::policyfiles`), never here.
+fn placement(path: &ObjectPath) -> StoreResult<Placement> {
     let plain = |kind, name: &String| Placement {
         kind,
         parent: None,
         name: name.clone(),
         version: None,
     };
-    match path {
+    Ok(match path {
         ObjectPath::Role { name } => plain(ObjectKind::Role.as_str(), name),
         ObjectPath::Environment { name } => plain(ObjectKind::Environment.as_str(), name),
         ObjectPath::DataBag { bag } => plain(ObjectKind::DataBag.as_str(), bag),
@@ -61,7 +62,16 @@ fn placement(path: &ObjectPath) -> Placement {
             name: version.to_string(),
             version: Some((version.major, version.minor, version.patch)),
         },
-    }
+        ObjectPath::Policy { .. }
+        | ObjectPath::PolicyRevision { .. }
+        | ObjectPath::PolicyGroup { .. }
+        | ObjectPath::PolicyAssignment { .. }
+        | ObjectPath::CookbookArtifact { .. } => {
+            return Err(StoreError::Refused(format!(
+                "{path} is a Policyfile object, not a replicated document"
+            )));
+        }
+    })
 }
 
 /// The search index and document name of an object, if it is searchable.
@@ -70,7 +80,7 @@ fn search_entry(path: &ObjectPath) -> Option<(IndexKind, &str)> {
         ObjectPath::Role { name } => Some((IndexKind::Role, name)),
         ObjectPath::Environment { name } => Some((IndexKind::Environment, name)),
         ObjectPath::DataBagItem { bag, item } => Some((IndexKind::DataBag(bag.clone()), item)),
-        ObjectPath::DataBag { .. } | ObjectPath::CookbookVersion { .. } => None,
+        _ => None,
     }
 }
 
@@ -480,7 +490,7 @@ async fn insert_row(
     body: &str,
 ) -> StoreResult<()> {
     let key = path.to_string();
-    let p = placement(path);
+    let p = placement(path)?;
     let (major, minor, patch) = match p.version {
         Some((a, b, c)) => (Some(a), Some(b), Some(c)),
         None => (None, None, None),
@@ -519,7 +529,7 @@ async fn delete_row(
 }
 
 /// Appends entry `last_seq + 1` and records it as the org's last id.
-async fn append_change(
+pub(super) async fn append_change(
     tx: &mut Transaction<'static, Any>,
     org_id: i64,
     last_seq: i64,

@@ -1,12 +1,85 @@
 //! Policyfile objects: policies and their immutable revisions, policy groups and the revision
 //! of each policy assigned to them, and cookbook artifacts. Writes take the org's lock, as
-//! every other object write does.
+//! every other object write does, and append their feed entries in the same transaction, in
+//! the order a replica applies them: a policy or group before what goes into it, an artifact
+//! or revision before what points at it, and on removal the pointing things first.
 
 use std::collections::BTreeMap;
 
+use chef_sync_shared::{ObjectPath, PathError};
 use sqlx::{Any, Executor, Row, Transaction};
 
+use super::objects::append_change;
 use super::{Store, StoreError, StoreResult};
+
+/// The feed entries of one write, numbered from the org's counter locked by `start`.
+struct Entries {
+    org_id: i64,
+    seq: i64,
+    appended: bool,
+}
+
+impl Entries {
+    async fn start(
+        store: &Store,
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+    ) -> StoreResult<Self> {
+        let seq = store.lock_org(tx, org_id).await?;
+        Ok(Entries {
+            org_id,
+            seq,
+            appended: false,
+        })
+    }
+
+    async fn add(
+        &mut self,
+        tx: &mut Transaction<'static, Any>,
+        action: &str,
+        path: Result<ObjectPath, PathError>,
+    ) -> StoreResult<()> {
+        // Routes check every name before it is stored, so this refuses only what an earlier
+        // release might have let in: the write is refused rather than logged unreadably.
+        let path = path.map_err(|e| StoreError::Refused(e.to_string()))?;
+        self.seq = append_change(tx, self.org_id, self.seq, action, &path.to_string()).await?;
+        self.appended = true;
+        Ok(())
+    }
+
+    /// After the commit: wakes the feed's long-polls.
+    fn published(self, store: &Store) {
+        if self.appended {
+            store.feed_notifier().notify(self.org_id, self.seq);
+        }
+    }
+}
+
+/// The groups assigned a revision of `policy` (`revision` only, when given), each with the
+/// policy's revision there.
+async fn assigned_groups(
+    tx: &mut Transaction<'static, Any>,
+    org_id: i64,
+    policy: &str,
+    revision: Option<&str>,
+) -> StoreResult<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT policy_group, revision_id FROM policy_assignments \
+         WHERE org_id = $1 AND policy = $2 ORDER BY policy_group",
+    )
+    .bind(org_id)
+    .bind(policy)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut groups = Vec::new();
+    for r in rows {
+        let assigned: String = r.try_get("revision_id")?;
+        if revision.is_none_or(|wanted| wanted == assigned) {
+            groups.push(r.try_get("policy_group")?);
+        }
+    }
+    Ok(groups)
+}
 
 /// The policies that have revisions, with their revision ids.
 pub type PolicyRevisions = BTreeMap<String, Vec<String>>;
@@ -32,26 +105,32 @@ pub enum Assignment {
     Updated,
 }
 
+/// Creates `policy` (with its feed entry) unless it exists.
 async fn ensure_policy(
     tx: &mut Transaction<'static, Any>,
-    org_id: i64,
+    entries: &mut Entries,
     policy: &str,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO policies (org_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+    let org_id = entries.org_id;
+    if revision_ids(&mut **tx, org_id, policy).await?.is_some() {
+        return Ok(());
+    }
+    sqlx::query("INSERT INTO policies (org_id, name) VALUES ($1, $2)")
         .bind(org_id)
         .bind(policy)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    entries.add(tx, "create", ObjectPath::policy(policy)).await
 }
 
 async fn insert_revision(
     tx: &mut Transaction<'static, Any>,
-    org_id: i64,
+    entries: &mut Entries,
     policy: &str,
     revision: &str,
     body: &str,
 ) -> StoreResult<()> {
+    let org_id = entries.org_id;
     sqlx::query(
         "INSERT INTO policy_revisions (org_id, policy, revision_id, body) VALUES ($1, $2, $3, $4)",
     )
@@ -61,7 +140,8 @@ async fn insert_revision(
     .bind(body)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    let path = ObjectPath::policy_revision(policy, revision);
+    entries.add(tx, "create", path).await
 }
 
 // Each question below is asked by a read and by a write (inside its transaction): one query
@@ -209,16 +289,28 @@ impl Store {
     /// `NotFound`.
     pub async fn delete_policy(&self, org_id: i64, policy: &str) -> StoreResult<Vec<String>> {
         let mut tx = self.write.begin().await?;
-        self.lock_org(&mut tx, org_id).await?;
+        let mut entries = Entries::start(self, &mut tx, org_id).await?;
         let revisions = revision_ids(&mut *tx, org_id, policy)
             .await?
             .ok_or(StoreError::NotFound)?;
+        for group in assigned_groups(&mut tx, org_id, policy, None).await? {
+            let path = ObjectPath::policy_assignment(&group, policy);
+            entries.add(&mut tx, "delete", path).await?;
+        }
+        for revision in &revisions {
+            let path = ObjectPath::policy_revision(policy, revision);
+            entries.add(&mut tx, "delete", path).await?;
+        }
+        entries
+            .add(&mut tx, "delete", ObjectPath::policy(policy))
+            .await?;
         sqlx::query("DELETE FROM policies WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(policy)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        entries.published(self);
         Ok(revisions)
     }
 
@@ -232,16 +324,17 @@ impl Store {
         body: &str,
     ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
-        self.lock_org(&mut tx, org_id).await?;
+        let mut entries = Entries::start(self, &mut tx, org_id).await?;
         if revision_body(&mut *tx, org_id, policy, revision)
             .await?
             .is_some()
         {
             return Err(StoreError::Conflict);
         }
-        ensure_policy(&mut tx, org_id, policy).await?;
-        insert_revision(&mut tx, org_id, policy, revision, body).await?;
+        ensure_policy(&mut tx, &mut entries, policy).await?;
+        insert_revision(&mut tx, &mut entries, policy, revision, body).await?;
         tx.commit().await?;
+        entries.published(self);
         Ok(())
     }
 
@@ -279,10 +372,16 @@ impl Store {
         revision: &str,
     ) -> StoreResult<String> {
         let mut tx = self.write.begin().await?;
-        self.lock_org(&mut tx, org_id).await?;
+        let mut entries = Entries::start(self, &mut tx, org_id).await?;
         let body = revision_body(&mut *tx, org_id, policy, revision)
             .await?
             .ok_or(StoreError::NotFound)?;
+        for group in assigned_groups(&mut tx, org_id, policy, Some(revision)).await? {
+            let path = ObjectPath::policy_assignment(&group, policy);
+            entries.add(&mut tx, "delete", path).await?;
+        }
+        let path = ObjectPath::policy_revision(policy, revision);
+        entries.add(&mut tx, "delete", path).await?;
         sqlx::query(
             "DELETE FROM policy_revisions WHERE org_id = $1 AND policy = $2 AND revision_id = $3",
         )
@@ -292,6 +391,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        entries.published(self);
         Ok(body)
     }
 
@@ -334,16 +434,24 @@ impl Store {
         group: &str,
     ) -> StoreResult<BTreeMap<String, String>> {
         let mut tx = self.write.begin().await?;
-        self.lock_org(&mut tx, org_id).await?;
+        let mut entries = Entries::start(self, &mut tx, org_id).await?;
         let assignments = group_assignments(&mut *tx, org_id, group)
             .await?
             .ok_or(StoreError::NotFound)?;
+        for policy in assignments.keys() {
+            let path = ObjectPath::policy_assignment(group, policy);
+            entries.add(&mut tx, "delete", path).await?;
+        }
+        entries
+            .add(&mut tx, "delete", ObjectPath::policy_group(group))
+            .await?;
         sqlx::query("DELETE FROM policy_groups WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(group)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        entries.published(self);
         Ok(assignments)
     }
 
@@ -368,24 +476,28 @@ impl Store {
         body: &str,
     ) -> StoreResult<Assignment> {
         let mut tx = self.write.begin().await?;
-        self.lock_org(&mut tx, org_id).await?;
-        ensure_policy(&mut tx, org_id, policy).await?;
-        sqlx::query(
-            "INSERT INTO policy_groups (org_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(org_id)
-        .bind(group)
-        .execute(&mut *tx)
-        .await?;
+        let mut entries = Entries::start(self, &mut tx, org_id).await?;
+        ensure_policy(&mut tx, &mut entries, policy).await?;
+        let current = group_assignments(&mut *tx, org_id, group).await?;
+        if current.is_none() {
+            sqlx::query("INSERT INTO policy_groups (org_id, name) VALUES ($1, $2)")
+                .bind(org_id)
+                .bind(group)
+                .execute(&mut *tx)
+                .await?;
+            let path = ObjectPath::policy_group(group);
+            entries.add(&mut tx, "create", path).await?;
+        }
         if revision_body(&mut *tx, org_id, policy, revision)
             .await?
             .is_none()
         {
-            insert_revision(&mut tx, org_id, policy, revision, body).await?;
+            insert_revision(&mut tx, &mut entries, policy, revision, body).await?;
         }
-        let outcome = match group_assignments(&mut *tx, org_id, group).await? {
-            Some(current) if current.contains_key(policy) => Assignment::Updated,
-            _ => Assignment::Created,
+        let was = current.as_ref().and_then(|c| c.get(policy));
+        let outcome = match was {
+            Some(_) => Assignment::Updated,
+            None => Assignment::Created,
         };
         // `assigned` orders a revision's groups by when they were last assigned it.
         sqlx::query(
@@ -401,7 +513,13 @@ impl Store {
         .bind(revision)
         .execute(&mut *tx)
         .await?;
+        if was.map(String::as_str) != Some(revision) {
+            let action = if was.is_some() { "update" } else { "create" };
+            let path = ObjectPath::policy_assignment(group, policy);
+            entries.add(&mut tx, action, path).await?;
+        }
         tx.commit().await?;
+        entries.published(self);
         Ok(outcome)
     }
 
@@ -414,10 +532,12 @@ impl Store {
         policy: &str,
     ) -> StoreResult<String> {
         let mut tx = self.write.begin().await?;
-        self.lock_org(&mut tx, org_id).await?;
+        let mut entries = Entries::start(self, &mut tx, org_id).await?;
         let body = assigned_body(&mut *tx, org_id, group, policy)
             .await?
             .ok_or(StoreError::NotFound)?;
+        let path = ObjectPath::policy_assignment(group, policy);
+        entries.add(&mut tx, "delete", path).await?;
         sqlx::query(
             "DELETE FROM policy_assignments WHERE org_id = $1 AND policy_group = $2 \
              AND policy = $3",
@@ -428,6 +548,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        entries.published(self);
         Ok(body)
     }
     /// The identifiers of every cookbook artifact (of `name` only, when given), by name.
@@ -486,7 +607,7 @@ impl Store {
         body: &str,
     ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
-        self.lock_org(&mut tx, org_id).await?;
+        let mut entries = Entries::start(self, &mut tx, org_id).await?;
         if artifact_body(&mut *tx, org_id, name, identifier)
             .await?
             .is_some()
@@ -505,7 +626,10 @@ impl Store {
         .await?;
         let key = artifact_key(name, identifier);
         super::cookbook_files::replace(&mut tx, org_id, &key, None, Some(body)).await?;
+        let path = ObjectPath::cookbook_artifact(name, identifier);
+        entries.add(&mut tx, "create", path).await?;
         tx.commit().await?;
+        entries.published(self);
         Ok(())
     }
 
@@ -518,7 +642,7 @@ impl Store {
         identifier: &str,
     ) -> StoreResult<String> {
         let mut tx = self.write.begin().await?;
-        self.lock_org(&mut tx, org_id).await?;
+        let mut entries = Entries::start(self, &mut tx, org_id).await?;
         let body = artifact_body(&mut *tx, org_id, name, identifier)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -532,7 +656,10 @@ impl Store {
         .await?;
         let key = artifact_key(name, identifier);
         super::cookbook_files::replace(&mut tx, org_id, &key, Some(&body), None).await?;
+        let path = ObjectPath::cookbook_artifact(name, identifier);
+        entries.add(&mut tx, "delete", path).await?;
         tx.commit().await?;
+        entries.published(self);
         Ok(body)
     }
 }

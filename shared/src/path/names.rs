@@ -25,6 +25,16 @@ pub enum NameKind {
     User,
     /// Organization: `[a-z0-9][a-z0-9_-]{0,254}`.
     Organization,
+    /// Policy (Policyfile): `[.[:alnum:]_:-]+`.
+    Policy,
+    /// Policy revision id: `[.[:alnum:]_:-]+`.
+    PolicyRevision,
+    /// Policy group: `[.[:alnum:]_:-]+`.
+    PolicyGroup,
+    /// Cookbook artifact name: `[.[:alnum:]_:-]+`.
+    CookbookArtifact,
+    /// Cookbook artifact identifier: `[.[:alnum:]_:-]+`.
+    ArtifactIdentifier,
 }
 
 impl NameKind {
@@ -40,6 +50,11 @@ impl NameKind {
             NameKind::Key => "key",
             NameKind::User => "user",
             NameKind::Organization => "organization",
+            NameKind::Policy => "policy",
+            NameKind::PolicyRevision => "policy revision",
+            NameKind::PolicyGroup => "policy group",
+            NameKind::CookbookArtifact => "cookbook artifact",
+            NameKind::ArtifactIdentifier => "cookbook artifact identifier",
         }
     }
 
@@ -49,7 +64,12 @@ impl NameKind {
             | NameKind::DataBag
             | NameKind::DataBagItem
             | NameKind::Node
-            | NameKind::Key => "1 to 255 letters, digits, '.', '_', ':' and '-'",
+            | NameKind::Key
+            | NameKind::Policy
+            | NameKind::PolicyRevision
+            | NameKind::PolicyGroup
+            | NameKind::CookbookArtifact
+            | NameKind::ArtifactIdentifier => "1 to 255 letters, digits, '.', '_', ':' and '-'",
             NameKind::Environment | NameKind::Cookbook | NameKind::Client => {
                 "1 to 255 letters, digits, '.', '_' and '-'"
             }
@@ -66,7 +86,14 @@ impl NameKind {
             | NameKind::DataBag
             | NameKind::DataBagItem
             | NameKind::Node
-            | NameKind::Key => c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'),
+            | NameKind::Key
+            | NameKind::Policy
+            | NameKind::PolicyRevision
+            | NameKind::PolicyGroup
+            | NameKind::CookbookArtifact
+            | NameKind::ArtifactIdentifier => {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')
+            }
             NameKind::Environment | NameKind::Cookbook | NameKind::Client => {
                 c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
             }
