@@ -98,6 +98,19 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
+    /// Whether the object is part of Policyfiles (policies, revisions, groups, artifacts),
+    /// which Chef servers before 12.1 and goiardi do not serve.
+    pub fn is_policyfile(self) -> bool {
+        matches!(
+            self,
+            ObjectKind::Policy
+                | ObjectKind::PolicyRevision
+                | ObjectKind::PolicyGroup
+                | ObjectKind::PolicyAssignment
+                | ObjectKind::CookbookArtifact
+        )
+    }
+
     /// A short lowercase label, e.g. for metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {

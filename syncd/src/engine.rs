@@ -7,6 +7,7 @@ pub mod compare;
 pub mod cookbooks;
 pub mod feed;
 pub mod plan;
+pub mod policyfiles;
 pub mod progress;
 pub mod reconcile;
 pub mod worker;

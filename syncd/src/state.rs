@@ -520,7 +520,8 @@ impl State {
     pub async fn reconciled(&self, destination: &str) -> StateResult<()> {
         let now = timestamp(chrono::Utc::now());
         sqlx::query(
-            "UPDATE org_state SET last_reconcile = ?2, last_sync = ?2 WHERE destination = ?1",
+            "UPDATE org_state SET last_reconcile = ?2, last_sync = ?2, reconcile_owed = 0 \
+             WHERE destination = ?1",
         )
         .bind(destination)
         .bind(&now)
@@ -539,6 +540,18 @@ impl State {
             .map(|r| r.try_get("last_reconcile"))
             .transpose()?
             .flatten())
+    }
+
+    /// Whether the org is owed a full reconcile by an upgrade (see migration 0004).
+    pub async fn reconcile_owed(&self, destination: &str) -> StateResult<bool> {
+        let row = sqlx::query("SELECT reconcile_owed FROM org_state WHERE destination = ?1")
+            .bind(destination)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64, _>("reconcile_owed"))
+            .transpose()?
+            .is_some_and(|owed| owed != 0))
     }
 
     /// The org's parked objects, oldest first.
@@ -696,6 +709,59 @@ async fn count_unappliable(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A state database of the release before Policyfiles were replicated (migrations up to
+    /// 0003), with one org following the feed and one never started.
+    async fn previous_release_state(path: &Path) {
+        let old = tempfile::tempdir().unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/syncd");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.as_str() < "0004" {
+                std::fs::copy(entry.path(), old.path().join(&name)).unwrap();
+            }
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .unwrap()
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new().connect_with(options).await.unwrap();
+        sqlx::migrate::Migrator::new(old.path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO org_state (destination, source, started, status, applied_seq) \
+             VALUES ('following', 'src', 1, 'synced', 42), ('new', 'src', 0, 'stopped', NULL)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+
+    #[tokio::test]
+    async fn an_upgrade_owes_each_replicating_org_one_reconcile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        previous_release_state(&path).await;
+        let state = State::open(&path).await.unwrap();
+        let org = state.org("following").await.unwrap().unwrap();
+        assert_eq!(org.applied_seq, Some(42), "the feed position is kept");
+        assert!(state.reconcile_owed("following").await.unwrap());
+        assert!(
+            !state.reconcile_owed("new").await.unwrap(),
+            "its bootstrap copies everything anyway"
+        );
+        state.reconciled("following").await.unwrap();
+        assert!(!state.reconcile_owed("following").await.unwrap());
+        assert_eq!(
+            state.org("following").await.unwrap().unwrap().applied_seq,
+            Some(42)
+        );
+    }
 
     #[tokio::test]
     async fn checkpoints_and_parking() {
@@ -913,8 +979,16 @@ mod tests {
         let path: chef_sync_shared::ObjectPath = longest.parse().unwrap();
         assert!(path.to_string().len() < MAX_STORED_PATH);
         let cookbook = format!("/cookbooks/{}/{m}.{m}.{m}", "c".repeat(255), m = i64::MAX);
-        let path: chef_sync_shared::ObjectPath = cookbook.parse().unwrap();
-        assert!(path.to_string().len() < MAX_STORED_PATH);
+        let (a, b) = ("a".repeat(255), "b".repeat(255));
+        for text in [
+            cookbook,
+            format!("/policy_groups/{a}/policies/{b}"),
+            format!("/policies/{a}/revisions/{b}"),
+            format!("/cookbook_artifacts/{a}/{b}"),
+        ] {
+            let path: chef_sync_shared::ObjectPath = text.parse().unwrap();
+            assert!(path.to_string().len() < MAX_STORED_PATH, "{text}");
+        }
     }
 
     #[tokio::test]

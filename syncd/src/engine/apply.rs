@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::backoff::{RetryPolicy, retry};
 use super::cookbooks;
+use super::policyfiles;
 use super::plan::{Action, Change, phases};
 use super::progress::Progress;
 use crate::chef_client::{ChefError, ChefServer};
@@ -62,18 +63,18 @@ impl Sides {
         self.get(&self.replica, rel).await
     }
 
-    async fn replica_delete(&self, rel: &str) -> Result<Applied, ChefError> {
+    pub(super) async fn replica_delete(&self, rel: &str) -> Result<Applied, ChefError> {
         retry(&self.retry, || self.replica.delete(rel)).await?;
         Ok(Applied::Deleted)
     }
 
-    async fn replica_put(&self, rel: &str, body: &Value) -> Result<(), ChefError> {
+    pub(super) async fn replica_put(&self, rel: &str, body: &Value) -> Result<(), ChefError> {
         retry(&self.retry, || self.replica.put(rel, body))
             .await
             .map(|_| ())
     }
 
-    async fn replica_post(&self, rel: &str, body: &Value) -> Result<(), ChefError> {
+    pub(super) async fn replica_post(&self, rel: &str, body: &Value) -> Result<(), ChefError> {
         retry(&self.retry, || self.replica.post(rel, body))
             .await
             .map(|_| ())
@@ -185,8 +186,14 @@ pub async fn apply(
     {
         return Ok(Applied::Unchanged);
     }
-    if change.action == Action::Delete {
-        return sides.replica_delete(&rel).await;
+    let policyfile = change.path.kind().is_policyfile();
+    match change.action {
+        Action::Delete if policyfile => return policyfiles::remove(sides, &change.path).await,
+        Action::Delete => return sides.replica_delete(&rel).await,
+        Action::Write if policyfile => {
+            return policyfiles::copy(sides, &change.path, replica_has).await;
+        }
+        Action::Write => {}
     }
     match &change.path {
         ObjectPath::CookbookVersion { cookbook, version } => {

@@ -12,7 +12,8 @@ use serde_json::Value;
 use super::apply::Sides;
 use super::bulk::{Index, Pages, Unsupported};
 use super::cookbooks::comparable_manifest;
-use super::reconcile::list;
+use super::policyfiles::{not_served, revision_document};
+use super::reconcile::list_both;
 use crate::chef_client::{ChefError, ChefServer};
 
 /// What the replica needs for a path.
@@ -66,30 +67,53 @@ async fn current(
     sides.get(server, &path.to_string()).await
 }
 
+/// What is known of each side before comparing one path.
+#[derive(Clone, Copy)]
+struct Known<'a> {
+    primary: &'a HashMap<ObjectPath, Value>,
+    replica: &'a HashMap<ObjectPath, Value>,
+}
+
 /// What a sync would do to `path` (`None`: the replica already equals the primary).
 async fn compare_one(
     sides: &Sides,
     path: &ObjectPath,
-    primary_known: Option<&HashMap<ObjectPath, Value>>,
-    replica_known: Option<&HashMap<ObjectPath, Value>>,
+    known: Known<'_>,
 ) -> Result<Option<Difference>, ChefError> {
     if let ObjectPath::Environment { name } = path
         && name == chef_sync_shared::objects::Environment::DEFAULT
     {
         return Ok(None);
     }
-    let primary = current(sides, &sides.primary, path, primary_known).await?;
-    let replica = current(sides, &sides.replica, path, replica_known).await?;
+    let primary = current(sides, &sides.primary, path, Some(known.primary)).await?;
+    let replica = match current(sides, &sides.replica, path, Some(known.replica)).await {
+        // A replica without Policyfile endpoints has none of them.
+        Err(e) if path.kind().is_policyfile() && not_served(&e) => None,
+        other => other?,
+    };
+    let rel = path.to_string();
     let equal = match (&primary, &replica) {
         (None, None) => return Ok(None),
         (None, Some(_)) => return Ok(Some(Difference::Delete)),
+        // A policy or group comes with its first revision or assignment: not an object a
+        // sync creates by itself (an empty group stays on the primary only).
+        (Some(_), None)
+            if matches!(
+                path,
+                ObjectPath::Policy { .. } | ObjectPath::PolicyGroup { .. }
+            ) =>
+        {
+            return Ok(None);
+        }
         (Some(_), None) => return Ok(Some(Difference::Create)),
         (Some(p), Some(r)) => match path {
-            // A bag's listing is all it has.
-            ObjectPath::DataBag { .. } => true,
-            ObjectPath::CookbookVersion { .. } => {
-                let rel = path.to_string();
+            // A bag's listing is all it has; a policy's and a group's are their contents.
+            ObjectPath::DataBag { .. } | ObjectPath::Policy { .. } | ObjectPath::PolicyGroup { .. } => true,
+            ObjectPath::CookbookVersion { .. } | ObjectPath::CookbookArtifact { .. } => {
                 comparable_manifest(p.clone(), &rel)? == comparable_manifest(r.clone(), &rel)?
+            }
+            ObjectPath::PolicyRevision { .. } => {
+                revision_document(p.clone(), &rel)? == revision_document(r.clone(), &rel)?
             }
             _ => p == r,
         },
@@ -101,15 +125,13 @@ async fn compare_one(
 async fn compare_paths(
     sides: &Sides,
     paths: Vec<ObjectPath>,
-    primary_known: &HashMap<ObjectPath, Value>,
-    replica_known: &HashMap<ObjectPath, Value>,
+    known: Known<'_>,
     concurrency: usize,
 ) -> Result<Vec<Drift>, ChefError> {
     use futures_util::StreamExt;
     let results: Vec<Result<Option<Drift>, ChefError>> = futures_util::stream::iter(paths)
         .map(|path| async move {
-            let difference =
-                compare_one(sides, &path, Some(primary_known), Some(replica_known)).await?;
+            let difference = compare_one(sides, &path, known).await?;
             Ok(difference.map(|action| Drift {
                 path: path.to_string(),
                 action,
@@ -134,8 +156,8 @@ pub async fn compare_all(
     bulk_reads: bool,
     concurrency: usize,
 ) -> Result<(usize, Vec<Drift>), ChefError> {
-    let on_primary = list(&sides.primary, sides).await?;
-    let on_replica = list(&sides.replica, sides).await?;
+    let (primary, replica) = list_both(sides).await.map_err(|u| u.error)?;
+    let (on_primary, on_replica) = (primary.paths, replica.paths);
     let mut primary_known = HashMap::new();
     let mut replica_known = HashMap::new();
     if bulk_reads {
@@ -160,7 +182,11 @@ pub async fn compare_all(
     }
     let paths: Vec<ObjectPath> = on_primary.union(&on_replica).cloned().collect();
     let compared = paths.len();
-    let drift = compare_paths(sides, paths, &primary_known, &replica_known, concurrency).await?;
+    let known = Known {
+        primary: &primary_known,
+        replica: &replica_known,
+    };
+    let drift = compare_paths(sides, paths, known, concurrency).await?;
     Ok((compared, drift))
 }
 
@@ -170,5 +196,10 @@ pub async fn compare_some(
     paths: Vec<ObjectPath>,
     concurrency: usize,
 ) -> Result<Vec<Drift>, ChefError> {
-    compare_paths(sides, paths, &HashMap::new(), &HashMap::new(), concurrency).await
+    let none = HashMap::new();
+    let known = Known {
+        primary: &none,
+        replica: &none,
+    };
+    compare_paths(sides, paths, known, concurrency).await
 }

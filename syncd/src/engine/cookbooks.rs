@@ -21,7 +21,7 @@ use crate::chef_client::ChefError;
 /// Files transferred at once within one cookbook version.
 const FILES_IN_FLIGHT: usize = 4;
 
-fn manifest(value: Value, rel: &str) -> Result<CookbookVersion, ChefError> {
+pub(super) fn manifest(value: Value, rel: &str) -> Result<CookbookVersion, ChefError> {
     let Value::Object(map) = value else {
         return Err(ChefError::Malformed(format!(
             "{rel}: manifest is not an object"
@@ -77,7 +77,23 @@ pub async fn copy_version(
         return Ok(Applied::Unchanged);
     }
     let files: Vec<&CookbookFile> = source.all_file_entries();
-    for file in &files {
+    let body = serde_json::to_value(without_urls(source.clone()))
+        .map_err(|e| ChefError::Malformed(e.to_string()))?;
+    let put = format!("{}?force=true", put_path(cookbook, version, &source));
+    put_with_files(sides, &rel, &put, &body, &files).await?;
+    Ok(Applied::Written)
+}
+
+/// Gives the replica the files of `files` it lacks, then PUTs `body` (a cookbook version's or
+/// artifact's manifest) at `put`.
+pub(super) async fn put_with_files(
+    sides: &Sides,
+    rel: &str,
+    put: &str,
+    body: &Value,
+    files: &[&CookbookFile],
+) -> Result<(), ChefError> {
+    for file in files {
         if !is_md5(&file.checksum) {
             return Err(ChefError::Malformed(format!(
                 "{rel}: file {} has checksum '{}'",
@@ -86,24 +102,21 @@ pub async fn copy_version(
         }
     }
     if !files.is_empty() {
-        upload_missing(sides, &rel, &files).await?;
+        upload_missing(sides, rel, files).await?;
     }
-    let body = serde_json::to_value(without_urls(source.clone()))
-        .map_err(|e| ChefError::Malformed(e.to_string()))?;
-    let put = format!("{}?force=true", put_path(cookbook, version, &source));
-    match retry(&sides.retry, || sides.replica.put(&put, &body)).await {
-        // A Chef server releases files no version references any more (deleting or replacing
-        // the last version that had them): one the sandbox called present may have gone
-        // before the manifest arrived. Asked again, the sandbox wants it uploaded.
+    match retry(&sides.retry, || sides.replica.put(put, body)).await {
+        // A Chef server releases files nothing references any more (deleting or replacing
+        // the last version or artifact that had them): one the sandbox called present may
+        // have gone before the manifest arrived. Asked again, the sandbox wants it uploaded.
         Err(e) if names_a_missing_file(&e) && !files.is_empty() => {
-            upload_missing(sides, &rel, &files).await?;
-            retry(&sides.retry, || sides.replica.put(&put, &body)).await?;
+            upload_missing(sides, rel, files).await?;
+            retry(&sides.retry, || sides.replica.put(put, body)).await?;
         }
         other => {
             other?;
         }
     }
-    Ok(Applied::Written)
+    Ok(())
 }
 
 /// Where the manifest is PUT: Chef checks `name` = `COOKBOOK-VERSION` against the URL's

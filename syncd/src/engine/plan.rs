@@ -1,6 +1,8 @@
 //! From feed entries to an order of work: entries for the same path coalesce (last wins);
-//! data bags are written before anything that may go into them and deleted after their items;
-//! everything else is independent and runs concurrently.
+//! what other objects need is written before them and deleted after them (a data bag before
+//! its items; a cookbook artifact, then a policy revision, before the group assignment that
+//! points at it; on removal the other way round); everything else is independent and runs
+//! concurrently.
 
 use chef_sync_shared::ObjectPath;
 use serde::Serialize;
@@ -40,22 +42,29 @@ pub fn coalesce(changes: Vec<Change>) -> Vec<Change> {
         .collect()
 }
 
+/// When a change may run: phases run one after another, each concurrently within itself.
+fn phase_of(change: &Change) -> usize {
+    use ObjectPath as P;
+    match (&change.path, change.action) {
+        // Policies and groups are no more than their contents: writing one only checks that
+        // the primary still has it, deleting one removes everything in it.
+        (P::DataBag { .. } | P::CookbookArtifact { .. }, Action::Write) => 0,
+        (P::Policy { .. } | P::PolicyGroup { .. }, Action::Write) => 0,
+        (P::PolicyRevision { .. }, Action::Write) => 1,
+        (P::PolicyRevision { .. } | P::PolicyGroup { .. }, Action::Delete) => 3,
+        (P::DataBag { .. } | P::Policy { .. } | P::CookbookArtifact { .. }, Action::Delete) => 4,
+        _ => 2,
+    }
+}
+
 /// Splits coalesced changes into phases run one after another; each phase runs concurrently.
 pub fn phases(changes: Vec<Change>) -> Vec<Vec<Change>> {
-    let mut bag_writes = Vec::new();
-    let mut middle = Vec::new();
-    let mut bag_deletes = Vec::new();
+    let mut phases: [Vec<Change>; 5] = Default::default();
     for c in changes {
-        match (&c.path, c.action) {
-            (ObjectPath::DataBag { .. }, Action::Write) => bag_writes.push(c),
-            (ObjectPath::DataBag { .. }, Action::Delete) => bag_deletes.push(c),
-            _ => middle.push(c),
-        }
+        phases[phase_of(&c)].push(c);
     }
-    [bag_writes, interleave_bags(middle), bag_deletes]
-        .into_iter()
-        .filter(|p| !p.is_empty())
-        .collect()
+    phases[2] = interleave_bags(std::mem::take(&mut phases[2]));
+    phases.into_iter().filter(|p| !p.is_empty()).collect()
 }
 
 /// Orders items so that neighbours are in different bags (first item of every bag, then the
@@ -124,6 +133,57 @@ mod tests {
         assert_eq!(out[0], vec![c("/data/b", Action::Write, 2)]);
         assert_eq!(out[1].len(), 3);
         assert_eq!(out[2], vec![c("/data/old", Action::Delete, 5)]);
+    }
+
+    #[test]
+    fn policyfile_objects_come_after_what_they_point_at_and_go_before_it() {
+        let rev = "/policies/app/revisions/r1";
+        let out = phases(vec![
+            c("/policy_groups/dev/policies/app", Action::Write, 1),
+            c(rev, Action::Write, 2),
+            c("/cookbook_artifacts/app/abc", Action::Write, 3),
+            c("/policy_groups/old", Action::Write, 4),
+            c("/policy_groups/prod/policies/app", Action::Delete, 5),
+            c("/policies/app/revisions/r0", Action::Delete, 6),
+            c("/cookbook_artifacts/app/old", Action::Delete, 7),
+            c("/policies/gone", Action::Delete, 8),
+            c("/policy_groups/test", Action::Delete, 9),
+        ]);
+        let order: Vec<Vec<String>> = out
+            .iter()
+            .map(|phase| phase.iter().map(|c| c.path.to_string()).collect())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                vec!["/cookbook_artifacts/app/abc", "/policy_groups/old"],
+                vec![rev],
+                vec![
+                    "/policy_groups/dev/policies/app",
+                    "/policy_groups/prod/policies/app"
+                ],
+                vec!["/policies/app/revisions/r0", "/policy_groups/test"],
+                vec!["/cookbook_artifacts/app/old", "/policies/gone"],
+            ]
+        );
+    }
+
+    #[test]
+    fn a_policy_deleted_and_pushed_again_is_not_deleted_after_the_push() {
+        // The server logs a new policy's `create /policies/P`: it coalesces with the deletion,
+        // so no deletion runs after the new revision and assignment.
+        let out = phases(coalesce(vec![
+            c("/policies/app", Action::Delete, 1),
+            c("/policies/app", Action::Write, 2),
+            c("/policies/app/revisions/r2", Action::Write, 3),
+            c("/policy_groups/dev/policies/app", Action::Write, 4),
+        ]));
+        assert!(
+            out.iter()
+                .flatten()
+                .all(|c| c.action == Action::Write),
+            "{out:?}"
+        );
     }
 
     #[test]

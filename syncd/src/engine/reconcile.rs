@@ -12,6 +12,7 @@ use super::apply::{Outcome, Sides, apply_batch, apply_known};
 use super::backoff::retry;
 use super::bulk::{Index, Pages, Unsupported};
 use super::plan::{Action, Change};
+use super::policyfiles;
 use crate::chef_client::{ChefError, ChefServer};
 
 fn names(listing: &Value, what: &str) -> Result<Vec<String>, ChefError> {
@@ -22,7 +23,16 @@ fn names(listing: &Value, what: &str) -> Result<Vec<String>, ChefError> {
 }
 
 /// Every replicated object on one side.
-pub async fn list(server: &ChefServer, sides: &Sides) -> Result<BTreeSet<ObjectPath>, ChefError> {
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The objects.
+    pub paths: BTreeSet<ObjectPath>,
+    /// Whether the server serves Policyfiles (goiardi and Chef servers before 12.1 do not).
+    pub policyfiles: bool,
+}
+
+/// Every replicated object on one side.
+pub async fn list(server: &ChefServer, sides: &Sides) -> Result<Listing, ChefError> {
     let get = |rel: &'static str| async move { retry(&sides.retry, || server.get(rel)).await };
     let mut paths = BTreeSet::new();
     for name in names(&get("/roles").await?, "roles")? {
@@ -75,7 +85,31 @@ pub async fn list(server: &ChefServer, sides: &Sides) -> Result<BTreeSet<ObjectP
             }
         }
     }
-    Ok(paths)
+    let policyfiles = match policyfiles::list(server, sides).await? {
+        Some(found) => {
+            paths.extend(found);
+            true
+        }
+        None => false,
+    };
+    Ok(Listing { paths, policyfiles })
+}
+
+/// Both sides listed: what the primary has, and what the replica has that a copy may
+/// change. A primary without Policyfile endpoints says nothing about Policyfile objects, so
+/// the replica's are then left as they are instead of deleted.
+pub async fn list_both(sides: &Sides) -> Result<(Listing, Listing), Unlisted> {
+    let unlisted = |side: &'static str| move |error| Unlisted { side, error };
+    let primary = list(&sides.primary, sides)
+        .await
+        .map_err(unlisted("primary"))?;
+    let mut replica = list(&sides.replica, sides)
+        .await
+        .map_err(unlisted("replica"))?;
+    if !primary.policyfiles {
+        replica.paths.retain(|p| !p.kind().is_policyfile());
+    }
+    Ok((primary, replica))
 }
 
 /// A side whose objects could not be listed, so nothing was compared: the caller names that
@@ -97,13 +131,8 @@ pub async fn reconcile(
     concurrency: usize,
     bulk_reads: bool,
 ) -> Result<Vec<Outcome>, Unlisted> {
-    let unlisted = |side: &'static str| move |error| Unlisted { side, error };
-    let on_primary = list(&sides.primary, sides)
-        .await
-        .map_err(unlisted("primary"))?;
-    let on_replica = list(&sides.replica, sides)
-        .await
-        .map_err(unlisted("replica"))?;
+    let (primary, replica) = list_both(sides).await?;
+    let (on_primary, on_replica) = (primary.paths, replica.paths);
     let extra = on_replica.difference(&on_primary).count();
     sides.progress.begin((on_primary.len() + extra) as u64);
     let outcomes = copy(sides, concurrency, bulk_reads, &on_primary, &on_replica).await;

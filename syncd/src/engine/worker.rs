@@ -978,20 +978,26 @@ impl Worker {
     }
 
     async fn periodic_reconcile(&mut self, sides: &Sides) -> Result<(), CycleError> {
-        if self.settings.reconcile_interval.is_zero() {
+        let owed = self.state.reconcile_owed(&self.destination).await?;
+        if self.settings.reconcile_interval.is_zero() && !owed {
             return Ok(());
         }
         let last = self.state.last_reconcile(&self.destination).await?;
-        let due = last
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-            .is_none_or(|t| {
-                let age = chrono::Utc::now().signed_duration_since(t);
-                age.to_std().unwrap_or_default() >= self.settings.reconcile_interval
-            });
+        let due = owed
+            || last
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .is_none_or(|t| {
+                    let age = chrono::Utc::now().signed_duration_since(t);
+                    age.to_std().unwrap_or_default() >= self.settings.reconcile_interval
+                });
         if !due {
             return Ok(());
         }
-        self.info("periodic full reconcile started");
+        self.info(if owed {
+            "full reconcile started: this release copies objects the previous one did not (Policyfiles)"
+        } else {
+            "periodic full reconcile started"
+        });
         let started = Instant::now();
         let outcomes = reconcile(sides, self.settings.concurrency, self.settings.bulk_reads)
             .await
