@@ -117,13 +117,36 @@ impl Chef {
         files: &[(&str, &[u8])],
         frozen: bool,
     ) {
+        let bytes: Vec<&[u8]> = files.iter().map(|(_, b)| *b).collect();
+        self.upload_files(&bytes).await;
+        let mut manifest = json!({
+            "name": format!("{name}-{version}"), "cookbook_name": name, "version": version,
+            "json_class": "Chef::CookbookVersion", "chef_type": "cookbook_version", "frozen?": frozen,
+            "metadata": {"name": name, "version": version, "dependencies": {}},
+        });
+        add_segments(&mut manifest, files);
+        let (status, reply) = self
+            .call(
+                "PUT",
+                &format!("/cookbooks/{name}/{version}"),
+                Some(&manifest),
+            )
+            .await;
+        assert!(
+            status == 200 || status == 201,
+            "cookbook PUT: {status} {reply}"
+        );
+    }
+
+    /// Uploads file contents through a sandbox (what the server lacks) and commits it.
+    pub async fn upload_files(&self, files: &[&[u8]]) {
         let md5 = |b: &[u8]| hex::encode(Md5::digest(b));
         let checksums: serde_json::Map<String, Value> =
-            files.iter().map(|(_, b)| (md5(b), Value::Null)).collect();
+            files.iter().map(|b| (md5(b), Value::Null)).collect();
         let sandbox = self
             .must("POST", "/sandboxes", json!({ "checksums": checksums }), 201)
             .await;
-        for (_, bytes) in files {
+        for bytes in files {
             let entry = &sandbox["checksums"][md5(bytes)];
             if entry["needs_upload"] == true {
                 let url = entry["url"].as_str().expect("upload url");
@@ -150,41 +173,57 @@ impl Chef {
             200,
         )
         .await;
-        let mut segments: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for (path, bytes) in files {
-            let (segment, file) = match path.split_once('/') {
-                Some((s, f))
-                    if ["recipes", "templates", "files", "attributes", "libraries"]
-                        .contains(&s) =>
-                {
-                    (s, f)
-                }
-                _ => ("root_files", *path),
-            };
-            segments.entry(segment.to_owned()).or_default().push(json!({
-                "name": file.rsplit('/').next().unwrap_or(file), "path": path,
-                "checksum": md5(bytes), "specificity": "default",
-            }));
+    }
+
+    /// What `chef push GROUP` does: uploads the artifacts the server lacks (files through a
+    /// sandbox, then the artifact), then assigns `revision` of `policy` to `group`.
+    pub async fn push_policy(
+        &self,
+        group: &str,
+        policy: &str,
+        revision: &str,
+        artifacts: &[Artifact<'_>],
+    ) {
+        let mut locks = serde_json::Map::new();
+        for a in artifacts {
+            let rel = format!("/cookbook_artifacts/{}/{}", a.name, a.identifier);
+            if self.call("GET", &rel, None).await.0 == 404 {
+                let bytes: Vec<&[u8]> = a.files.iter().map(|(_, b)| *b).collect();
+                self.upload_files(&bytes).await;
+                let mut manifest = json!({
+                    "name": a.name, "identifier": a.identifier, "version": a.version,
+                    "chef_type": "cookbook_version", "frozen?": false,
+                    "metadata": {"name": a.name, "version": a.version,
+                                 "providing": {format!("{}::default", a.name): ">= 0.0.0"}},
+                });
+                add_segments(&mut manifest, a.files);
+                self.must("PUT", &rel, manifest, 201).await;
+            }
+            locks.insert(
+                a.name.to_owned(),
+                json!({"identifier": a.identifier, "version": a.version,
+                       "dotted_decimal_identifier": "1.2.3", "source_options": {"path": "."},
+                       "cache_key": null}),
+            );
         }
-        let mut manifest = json!({
-            "name": format!("{name}-{version}"), "cookbook_name": name, "version": version,
-            "json_class": "Chef::CookbookVersion", "chef_type": "cookbook_version", "frozen?": frozen,
-            "metadata": {"name": name, "version": version, "dependencies": {}},
+        let run_list: Vec<String> = artifacts
+            .iter()
+            .map(|a| format!("recipe[{}::default]", a.name))
+            .collect();
+        let document = json!({
+            "revision_id": revision, "name": policy, "run_list": run_list,
+            "named_run_lists": {}, "cookbook_locks": locks,
+            "default_attributes": {}, "override_attributes": {"pushed_to": group},
+            "solution_dependencies": {"Policyfile": [], "dependencies": {}},
         });
-        for (segment, list) in segments {
-            manifest[segment] = Value::Array(list);
-        }
         let (status, reply) = self
             .call(
                 "PUT",
-                &format!("/cookbooks/{name}/{version}"),
-                Some(&manifest),
+                &format!("/policy_groups/{group}/policies/{policy}"),
+                Some(&document),
             )
             .await;
-        assert!(
-            status == 200 || status == 201,
-            "cookbook PUT: {status} {reply}"
-        );
+        assert!(status == 200 || status == 201, "push: {status} {reply}");
     }
 
     async fn names(&self, rel: &str) -> Vec<String> {
@@ -224,36 +263,117 @@ impl Chef {
                 let version = v["version"].as_str().unwrap_or_default().to_owned();
                 let rel = format!("/cookbooks/{name}/{version}");
                 let mut manifest = self.get(&rel).await;
-                for (segment, files) in manifest.as_object_mut().into_iter().flatten() {
-                    let Some(files) = files.as_array_mut() else {
-                        continue;
-                    };
-                    for file in files {
-                        let url = file["url"].as_str().unwrap_or_default().to_owned();
-                        let bytes = self
-                            .http
-                            .get(&url)
-                            .send()
-                            .await
-                            .expect("download")
-                            .bytes()
-                            .await
-                            .expect("bytes");
-                        out.insert(
-                            format!(
-                                "{rel}#{segment}/{}",
-                                file["path"].as_str().unwrap_or_default()
-                            ),
-                            // Exact bytes: a lossy text form would hide binary differences.
-                            json!(base64::engine::general_purpose::STANDARD.encode(&bytes)),
-                        );
-                        file.as_object_mut().map(|f| f.remove("url"));
-                    }
-                }
+                self.take_files(&rel, &mut manifest, &mut out).await;
                 out.insert(rel, manifest);
             }
         }
+        self.snapshot_policyfiles(&mut out).await;
         out
+    }
+
+    /// Moves a manifest's file URLs into `out` as the files' bytes, keyed `REL#SEGMENT/PATH`.
+    async fn take_files(&self, rel: &str, manifest: &mut Value, out: &mut BTreeMap<String, Value>) {
+        for (segment, files) in manifest.as_object_mut().into_iter().flatten() {
+            let Some(files) = files.as_array_mut() else {
+                continue;
+            };
+            for file in files {
+                let url = file["url"].as_str().unwrap_or_default().to_owned();
+                let bytes = self
+                    .http
+                    .get(&url)
+                    .send()
+                    .await
+                    .expect("download")
+                    .bytes()
+                    .await
+                    .expect("bytes");
+                out.insert(
+                    format!(
+                        "{rel}#{segment}/{}",
+                        file["path"].as_str().unwrap_or_default()
+                    ),
+                    // Exact bytes: a lossy text form would hide binary differences.
+                    json!(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+                );
+                file.as_object_mut().map(|f| f.remove("url"));
+            }
+        }
+    }
+
+    /// Policies' revisions, groups with their assignments and what each serves, cookbook
+    /// artifacts with their files; nothing from a server without Policyfile endpoints.
+    async fn snapshot_policyfiles(&self, out: &mut BTreeMap<String, Value>) {
+        let listing = |rel: &'static str| async move {
+            match self.call("GET", rel, None).await {
+                (200, Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            }
+        };
+        for (policy, entry) in listing("/policies").await {
+            for revision in entry["revisions"].as_object().into_iter().flatten() {
+                let rel = format!("/policies/{policy}/revisions/{}", revision.0);
+                let mut doc = self.get(&rel).await;
+                // Groups in the order they were last assigned: the replica's assignments
+                // of one batch run concurrently, so only the set is compared.
+                if let Some(groups) = doc["policy_group_list"].as_array_mut() {
+                    groups.sort_by_key(|g| g.to_string());
+                }
+                out.insert(rel, doc);
+            }
+        }
+        for (group, entry) in listing("/policy_groups").await {
+            out.insert(format!("/policy_groups/{group}"), entry["policies"].clone());
+            for policy in entry["policies"].as_object().into_iter().flatten() {
+                let rel = format!("/policy_groups/{group}/policies/{}", policy.0);
+                out.insert(rel.clone(), self.get(&rel).await);
+            }
+        }
+        for (name, entry) in listing("/cookbook_artifacts").await {
+            for version in entry["versions"].as_array().into_iter().flatten() {
+                let id = version["identifier"].as_str().unwrap_or_default();
+                let rel = format!("/cookbook_artifacts/{name}/{id}");
+                let mut manifest = self.get(&rel).await;
+                self.take_files(&rel, &mut manifest, out).await;
+                out.insert(rel, manifest);
+            }
+        }
+    }
+}
+
+/// One cookbook artifact of a `chef push`: files as `(path, bytes)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Artifact<'a> {
+    /// Cookbook name.
+    pub name: &'a str,
+    /// Content identifier.
+    pub identifier: &'a str,
+    /// Cookbook version.
+    pub version: &'a str,
+    /// Its files.
+    pub files: &'a [(&'a str, &'a [u8])],
+}
+
+/// Puts `files` into `manifest` as segment lists (`recipes/x.rb` under `recipes`, …).
+fn add_segments(manifest: &mut Value, files: &[(&str, &[u8])]) {
+    let md5 = |b: &[u8]| hex::encode(Md5::digest(b));
+    let mut segments: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (path, bytes) in files {
+        let (segment, file) = match path.split_once('/') {
+            Some((s, f))
+                if ["recipes", "templates", "files", "attributes", "libraries"].contains(&s) =>
+            {
+                (s, f)
+            }
+            _ => ("root_files", *path),
+        };
+        segments.entry(segment.to_owned()).or_default().push(json!({
+            "name": file.rsplit('/').next().unwrap_or(file), "path": path,
+            "checksum": md5(bytes), "specificity": "default",
+        }));
+    }
+    for (segment, list) in segments {
+        manifest[segment] = Value::Array(list);
     }
 }
 

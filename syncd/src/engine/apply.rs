@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::backoff::{RetryPolicy, retry};
 use super::cookbooks;
-use super::policyfiles;
 use super::plan::{Action, Change, phases};
+use super::policyfiles;
 use super::progress::Progress;
 use crate::chef_client::{ChefError, ChefServer};
 use crate::metrics::OrgMetrics;

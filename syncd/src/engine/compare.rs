@@ -108,7 +108,9 @@ async fn compare_one(
         (Some(_), None) => return Ok(Some(Difference::Create)),
         (Some(p), Some(r)) => match path {
             // A bag's listing is all it has; a policy's and a group's are their contents.
-            ObjectPath::DataBag { .. } | ObjectPath::Policy { .. } | ObjectPath::PolicyGroup { .. } => true,
+            ObjectPath::DataBag { .. }
+            | ObjectPath::Policy { .. }
+            | ObjectPath::PolicyGroup { .. } => true,
             ObjectPath::CookbookVersion { .. } | ObjectPath::CookbookArtifact { .. } => {
                 comparable_manifest(p.clone(), &rel)? == comparable_manifest(r.clone(), &rel)?
             }

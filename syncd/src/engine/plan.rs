@@ -179,9 +179,7 @@ mod tests {
             c("/policy_groups/dev/policies/app", Action::Write, 4),
         ]));
         assert!(
-            out.iter()
-                .flatten()
-                .all(|c| c.action == Action::Write),
+            out.iter().flatten().all(|c| c.action == Action::Write),
             "{out:?}"
         );
     }

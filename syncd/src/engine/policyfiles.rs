@@ -313,7 +313,10 @@ mod tests {
     fn a_revision_is_compared_without_its_group_list() {
         let read = json!({"revision_id": "1", "name": "app", "policy_group_list": ["dev"]});
         let doc = revision_document(read, "/policies/app/revisions/1").unwrap();
-        assert_eq!(Value::Object(doc), json!({"revision_id": "1", "name": "app"}));
+        assert_eq!(
+            Value::Object(doc),
+            json!({"revision_id": "1", "name": "app"})
+        );
         assert!(revision_document(json!([1]), "/x").is_err());
     }
 
