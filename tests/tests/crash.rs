@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chef_sync_tests::chef::Chef;
+use chef_sync_tests::chef::{Artifact, Chef};
 use chef_sync_tests::postgres::TempDatabase;
 use chef_sync_tests::process::ChefSyncServer;
 use chef_sync_tests::replica::{Replication, Tuning};
@@ -49,14 +49,40 @@ async fn integrity(db: &Path) -> String {
     rows.join("; ")
 }
 
+/// `chef push GROUP` of revision `k` of `policy`, locking one of 20 artifacts (the same
+/// identifier always with the same content, so later pushes share earlier uploads).
+async fn push(chef: &Chef, group: &str, policy: &str, k: u32) {
+    let id = format!("{:040x}", k % 20);
+    let recipe = format!("log 'artifact {}'\n", k % 20);
+    let files = [("recipes/default.rb", recipe.as_bytes())];
+    let artifact = Artifact {
+        name: "pcb",
+        identifier: &id,
+        version: "1.0.0",
+        files: &files,
+    };
+    chef.push_policy(group, policy, &format!("{k:040x}"), &[artifact])
+        .await;
+}
+
 /// Random writes on the primary until `stop`: roles and items created, changed and deleted,
-/// and now and then a new cookbook version.
+/// now and then a new cookbook version, and Policyfiles pushed, unassigned and deleted.
 async fn churn(chef: Chef, stop: Arc<AtomicBool>, mut rng: StdRng) {
     let mut k = 0u32;
     while !stop.load(Ordering::Relaxed) {
         k += 1;
         let n = rng.gen_range(0..40);
-        match rng.gen_range(0..10) {
+        let (policy, group) = (format!("pol{}", n % 5), format!("g{}", n % 3));
+        match rng.gen_range(0..13) {
+            10 => push(&chef, &group, &policy, 1000 + k).await,
+            11 => {
+                chef.call("DELETE", &format!("/policies/{policy}"), None)
+                    .await;
+            }
+            12 => {
+                let rel = format!("/policy_groups/{group}/policies/{policy}");
+                chef.call("DELETE", &rel, None).await;
+            }
             0..=3 => {
                 let body = json!({"name": format!("churn{n}"), "default_attributes": {"k": k}});
                 let (code, _) = chef
@@ -107,6 +133,9 @@ async fn syncd_killed_at_random_moments_converges_to_an_exact_copy() {
     alice
         .must("POST", "/data", json!({"name": "churn"}), 201)
         .await;
+    for k in 0..30u32 {
+        push(&alice, &format!("g{}", k % 3), &format!("pol{}", k % 5), k).await;
+    }
     let roles = if full() { 3_000 } else { 800 };
     let bodies: Vec<Value> = (0..roles)
         .map(|i| json!({"name": format!("r{i:04}"), "description": "x".repeat(i % 300)}))
