@@ -189,6 +189,57 @@ async fn our_primary_replicates_into_goiardi() {
     );
     let rows: Value = serde_json::from_str(&ok(&ctl(&config, &["sync-status", "--json"]))).unwrap();
     assert_eq!(rows[0]["unsynced"], 0, "{rows}");
+
+    // goiardi has no Policyfile endpoints: what `chef push` leaves on the primary is parked,
+    // each object with that reason, and the org goes on replicating everything else.
+    let files: &[(&str, &[u8])] = &[("recipes/default.rb", b"log 'app'\n")];
+    let app = chef_sync_tests::chef::Artifact {
+        name: "app",
+        identifier: "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1",
+        version: "1.0.0",
+        files,
+    };
+    alice
+        .push_policy("prod", "app", &"1".repeat(40), &[app])
+        .await;
+    alice
+        .must("POST", "/roles", json!({"name": "after-policies"}), 201)
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let parked = loop {
+        let parked: Value =
+            serde_json::from_str(&ok(&ctl(&config, &["unsynced-objects", "acme", "--json"])))
+                .unwrap();
+        let arrived = pythonchef_try("snapshot", &goiardi.url, &goiardi.admin_key, "admin")
+            .is_ok_and(|v| v.to_string().contains("after-policies"));
+        if parked.as_array().unwrap().len() >= 3 && arrived {
+            break parked;
+        }
+        assert!(Instant::now() < deadline, "{parked}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let paths: Vec<&str> = parked
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    for wanted in [
+        "/cookbook_artifacts/app/a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1",
+        "/policy_groups/prod/policies/app",
+    ] {
+        assert!(paths.contains(&wanted), "{parked}");
+    }
+    for p in parked.as_array().unwrap() {
+        let error = p["error"].as_str().unwrap();
+        assert!(
+            error.contains("has no Policyfile endpoints"),
+            "{}: {error}",
+            p["path"]
+        );
+    }
+    let rows: Value = serde_json::from_str(&ok(&ctl(&config, &["sync-status", "--json"]))).unwrap();
+    assert_ne!(rows[0]["status"], "error", "{rows}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,6 +300,17 @@ async fn goiardi_without_a_feed_replicates_into_our_server_by_reconcile() {
         ],
     ));
 
+    // Policyfiles on the replica: a primary without Policyfile endpoints says nothing about
+    // them, so they are left alone rather than deleted.
+    let sync_user = chef_sync_tests::chef::Chef::new(
+        &format!("{}/organizations/acme", replica.url),
+        "ec_sync_user",
+        chef_sync_tests::chef::Chef::key_file(&sync_key),
+    );
+    sync_user
+        .push_policy("prod", "local", &"5".repeat(40), &[])
+        .await;
+
     let _daemon = syncd(&config);
     ok(&ctl(&config, &["sync-start", "acme"]));
     let goiardi_view = || pythonchef("snapshot", &goiardi.url, &goiardi.admin_key, "admin");
@@ -287,4 +349,5 @@ async fn goiardi_without_a_feed_replicates_into_our_server_by_reconcile() {
         assert!(Instant::now() < deadline, "never synced: {rows}");
         std::thread::sleep(Duration::from_millis(300));
     }
+    sync_user.get("/policy_groups/prod/policies/local").await;
 }
