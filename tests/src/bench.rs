@@ -10,6 +10,7 @@ pub mod idle;
 pub mod lag;
 pub mod load;
 pub mod ohai;
+pub mod policyfiles;
 pub mod proc_stats;
 pub mod region;
 pub mod report;

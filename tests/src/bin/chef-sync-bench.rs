@@ -2,12 +2,14 @@
 //! deterministically, measures, and writes `bench.json` and `bench.md` (see
 //! docs/BENCHMARKS.md for the command and the latest figures).
 //!
-//!   chef-sync-bench [--out DIR] [--seconds N] [--scale F] [--only read,feed,lag,delta,bootstrap,region,idle,search,runs]
+//!   chef-sync-bench [--out DIR] [--seconds N] [--scale F] [--only read,feed,lag,delta,bootstrap,region,idle,search,runs,policyfiles]
 
 use std::path::PathBuf;
 
 use chef_sync_tests::bench::report::Report;
-use chef_sync_tests::bench::{bootstrap, delta, feed, idle, lag, region, runs, search, throughput};
+use chef_sync_tests::bench::{
+    bootstrap, delta, feed, idle, lag, policyfiles, region, runs, search, throughput,
+};
 
 struct Options {
     out: PathBuf,
@@ -121,6 +123,9 @@ async fn main() {
         }
         if wanted("runs") {
             runs::run(&mut report, dir, seconds).await;
+        }
+        if wanted("policyfiles") {
+            policyfiles::run(&mut report, dir, seconds * 3, options.scale).await;
         }
     };
     tokio::select! {
