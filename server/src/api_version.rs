@@ -12,6 +12,15 @@ pub const MIN: i64 = 0;
 /// Newest API version served.
 pub const MAX: i64 = 2;
 
+/// The 406 for a version outside [`MIN`]..=[`MAX`].
+fn unsupported(requested: String) -> ApiError {
+    ApiError::UnsupportedApiVersion {
+        requested,
+        min: MIN,
+        max: MAX,
+    }
+}
+
 /// The negotiated API version of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiVersion(pub i64);
@@ -82,12 +91,12 @@ pub async fn negotiate(mut req: Request, next: Next) -> Response {
             tag(next.run(req).await, &text, &text)
         }
         Some(v) => tag(
-            ApiError::UnsupportedApiVersion(v.to_string()).into_response(),
+            unsupported(v.to_string()).into_response(),
             &v.to_string(),
             "-1",
         ),
         None => tag(
-            ApiError::UnsupportedApiVersion(raw.unwrap_or_default()).into_response(),
+            unsupported(raw.unwrap_or_default()).into_response(),
             "-1",
             "-1",
         ),

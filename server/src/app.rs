@@ -17,7 +17,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(api_version::negotiate))
         .layer(middleware::from_fn(rejection::chef_error_bodies))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             crate::metrics::record,
         ))
         .layer(trace::layer())

@@ -25,9 +25,16 @@ pub enum ApiError {
     /// 405.
     #[error("{0}")]
     MethodNotAllowed(String),
-    /// 406 for an unsupported `X-Ops-Server-API-Version`.
-    #[error("Specified version {0} not supported")]
-    UnsupportedApiVersion(String),
+    /// 406 for an unsupported `X-Ops-Server-API-Version`, with the versions served.
+    #[error("Specified version {requested} not supported")]
+    UnsupportedApiVersion {
+        /// The version asked for, as sent.
+        requested: String,
+        /// The oldest version served.
+        min: i64,
+        /// The newest version served.
+        max: i64,
+    },
     /// 406 for an `Accept` header that admits no JSON.
     #[error("{0}")]
     NotAcceptable(String),
@@ -68,7 +75,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::UnsupportedApiVersion(_) | ApiError::NotAcceptable(_) => {
+            ApiError::UnsupportedApiVersion { .. } | ApiError::NotAcceptable(_) => {
                 StatusCode::NOT_ACCEPTABLE
             }
             ApiError::Conflict(_) | ApiError::ConflictText(_) => StatusCode::CONFLICT,
@@ -89,11 +96,15 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %detail, "internal error");
                 serde_json::json!({"error": ["internal server error"]})
             }
-            ApiError::UnsupportedApiVersion(v) => serde_json::json!({
+            ApiError::UnsupportedApiVersion {
+                requested,
+                min,
+                max,
+            } => serde_json::json!({
                 "error": "invalid-x-ops-server-api-version",
-                "message": format!("Specified version {v} not supported"),
-                "min_version": crate::api_version::MIN,
-                "max_version": crate::api_version::MAX,
+                "message": format!("Specified version {requested} not supported"),
+                "min_version": min,
+                "max_version": max,
             }),
             ApiError::PreconditionFailed(detail) => serde_json::json!({"error": [detail]}),
             ApiError::ConflictText(text) => serde_json::json!({ "error": text }),

@@ -6,6 +6,7 @@
 //! the standard ones or `other`, the status one this server produced. An unauthenticated peer
 //! can therefore not grow the registry, nor the `/metrics` body, by inventing methods or paths.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -17,8 +18,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::state::AppState;
 
 /// `route`, `method`, `status`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -146,7 +145,7 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 }
 
 /// Middleware: counts and times every request.
-pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn record(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -159,9 +158,8 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
         method,
         status: response.status().as_u16(),
     };
-    state.metrics.requests.get_or_create(&labels).inc();
-    state
-        .metrics
+    metrics.requests.get_or_create(&labels).inc();
+    metrics
         .latency
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());

@@ -1,5 +1,8 @@
 //! Every request chef-syncd makes to a Chef server: signed (Mixlib::Authentication), with a
-//! timeout, and with each failure classified once, here, into what the engine does with it.
+//! timeout, retried here when it failed for a reason that may pass, and with each failure
+//! classified once, here, into what the engine does with it, naming the side it came from.
+
+pub mod retry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +15,32 @@ use serde_json::Value;
 use crate::bag_writes::BagWrites;
 use crate::metrics::OrgMetrics;
 use crate::tls_trust::Http;
+use retry::{Persistence, RetryPolicy};
+
+/// Which end of an org pair a server is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// Where objects come from.
+    Primary,
+    /// Where they go.
+    Replica,
+}
+
+impl Peer {
+    /// `primary` or `replica`, for messages and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Peer::Primary => "primary",
+            Peer::Replica => "replica",
+        }
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The API version we read and write with: v1 (segment manifests) is what every Chef server,
 /// goiardi included, understands.
@@ -32,6 +61,8 @@ pub enum ChefError {
         retry_after: Option<Duration>,
         /// The server could not be reached at all (connection refused, DNS, TLS).
         unreachable: bool,
+        /// The server that failed, set by the [`ChefServer`] that made the request.
+        peer: Option<Peer>,
     },
     /// 404.
     #[error("not found")]
@@ -54,9 +85,47 @@ pub enum ChefError {
 }
 
 impl ChefError {
+    /// A transient failure not yet tied to a server.
+    pub fn transient(message: impl Into<String>, unreachable: bool) -> ChefError {
+        ChefError::Transient {
+            message: message.into(),
+            retry_after: None,
+            unreachable,
+            peer: None,
+        }
+    }
+
     /// Whether retrying may help.
     pub fn is_transient(&self) -> bool {
         matches!(self, ChefError::Transient { .. })
+    }
+
+    /// The server that could not be reached at all, when that is the failure.
+    pub fn unreachable_peer(&self) -> Option<Peer> {
+        match self {
+            ChefError::Transient {
+                unreachable: true,
+                peer,
+                ..
+            } => Some(peer.unwrap_or(Peer::Primary)),
+            _ => None,
+        }
+    }
+
+    /// The server a transient failure came from.
+    pub fn peer(&self) -> Option<Peer> {
+        match self {
+            ChefError::Transient { peer, .. } => *peer,
+            _ => None,
+        }
+    }
+
+    /// The same failure, tied to `peer` (a transient one not yet tied to a server).
+    fn tied_to(mut self, from: Peer) -> ChefError {
+        if let ChefError::Transient { peer, .. } = &mut self {
+            peer.get_or_insert(from);
+        }
+        self
     }
 
     fn from_reqwest(mut e: reqwest::Error) -> ChefError {
@@ -71,11 +140,7 @@ impl ChefError {
             message.push_str(&format!(": {cause}"));
             source = cause.source();
         }
-        ChefError::Transient {
-            message,
-            retry_after: None,
-            unreachable,
-        }
+        ChefError::transient(message, unreachable)
     }
 }
 
@@ -89,8 +154,12 @@ pub struct ChefServer {
     http: Http,
     version: SigningVersion,
     timeout: Duration,
-    /// Where requests are counted, and as which peer (`primary`, `replica`).
-    observer: Option<(OrgMetrics, &'static str)>,
+    /// Which end of the org pair this server is.
+    peer: Peer,
+    /// How failed requests are retried.
+    retry: RetryPolicy,
+    /// Where requests and retries are counted.
+    metrics: Option<OrgMetrics>,
     /// Whether writes into one data bag must wait for each other on this server.
     bag_writes: Arc<BagWrites>,
 }
@@ -158,6 +227,7 @@ pub fn classify(
             message: format!("{}: {message}", status.as_u16()),
             retry_after: retry_after(headers),
             unreachable: false,
+            peer: None,
         },
         code => ChefError::Rejected {
             status: code,
@@ -191,8 +261,9 @@ pub fn parse_json(body: &[u8]) -> Result<Value, ChefError> {
 }
 
 impl ChefServer {
-    /// An org at `base` (no trailing slash), signing as `user` with `key`.
-    pub fn new(base: &str, user: &str, key: Arc<PrivateKey>, http: Http) -> ChefServer {
+    /// The `peer` end of an org pair at `base` (no trailing slash), signing as `user` with
+    /// `key`; failed requests are retried as [`RetryPolicy::default`] says.
+    pub fn new(peer: Peer, base: &str, user: &str, key: Arc<PrivateKey>, http: Http) -> ChefServer {
         ChefServer {
             base: base.trim_end_matches('/').to_owned(),
             user: user.to_owned(),
@@ -200,21 +271,57 @@ impl ChefServer {
             http,
             version: SigningVersion::V1_3,
             timeout: Duration::from_secs(60),
-            observer: None,
+            peer,
+            retry: RetryPolicy::default(),
+            metrics: None,
             bag_writes: Arc::default(),
         }
     }
 
-    /// Records every request in `metrics` as made to `peer`.
-    pub fn with_metrics(mut self, metrics: OrgMetrics, peer: &'static str) -> ChefServer {
-        self.observer = Some((metrics, peer));
+    /// Records every request and retry in `metrics`.
+    pub fn with_metrics(mut self, metrics: OrgMetrics) -> ChefServer {
+        self.metrics = Some(metrics);
         self
     }
 
+    /// Retries failed requests as `policy` says.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> ChefServer {
+        self.retry = policy;
+        self
+    }
+
+    /// Which end of the org pair this server is.
+    pub fn peer(&self) -> Peer {
+        self.peer
+    }
+
     fn observe(&self, status: Option<u16>, took: Option<Duration>, sent: usize, received: usize) {
-        if let Some((metrics, peer)) = &self.observer {
-            metrics.request(peer, status, took, sent, received);
+        if let Some(metrics) = &self.metrics {
+            metrics.request(self.peer.as_str(), status, took, sent, received);
         }
+    }
+
+    /// Runs `op` (requests to this server, or an exchange it leads, such as a file streamed
+    /// from it) with this server's retries, counting each in its metrics.
+    pub async fn retrying<T, F, Fut>(&self, op: F) -> Result<T, ChefError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ChefError>>,
+    {
+        self.retrying_as(Persistence::Always, op).await
+    }
+
+    async fn retrying_as<T, F, Fut>(&self, persistence: Persistence, op: F) -> Result<T, ChefError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ChefError>>,
+    {
+        let retried = || {
+            if let Some(m) = &self.metrics {
+                m.retried();
+            }
+        };
+        retry::retry(&self.retry, persistence, op, retried).await
     }
 
     /// Abandons a request (and lets the caller retry it) after `timeout`.
@@ -325,7 +432,8 @@ impl ChefServer {
         let took = || (wait.is_zero()).then(|| started.elapsed());
         let result = self
             .exchange(method, rel, body.is_some(), bytes, wait)
-            .await;
+            .await
+            .map_err(|e| e.tied_to(self.peer));
         match &result {
             Ok((status, _, received)) => {
                 self.observe(Some(status.as_u16()), took(), sent, received.len())
@@ -374,7 +482,7 @@ impl ChefServer {
         Ok((status, headers, body))
     }
 
-    /// Signed JSON call; non-2xx becomes a classified error.
+    /// Signed JSON call, once; non-2xx becomes a classified error.
     pub async fn call(
         &self,
         method: Method,
@@ -383,34 +491,48 @@ impl ChefServer {
     ) -> Result<Value, ChefError> {
         let (status, headers, bytes) = self.request(method, rel, body).await?;
         if !status.is_success() {
-            return Err(classify(status, &headers, &bytes));
+            return Err(classify(status, &headers, &bytes).tied_to(self.peer));
         }
         parse_json(&bytes)
     }
 
-    /// GET `rel` as JSON.
+    /// GET `rel` as JSON, retried.
     pub async fn get(&self, rel: &str) -> Result<Value, ChefError> {
-        self.call(Method::GET, rel, None).await
+        self.retrying(|| self.call(Method::GET, rel, None)).await
     }
 
-    /// PUT JSON.
+    /// GET `rel` as JSON, retried, except that a refused connection is answered at once (see
+    /// [`Persistence::UnlessRefused`]).
+    pub async fn get_unless_refused(&self, rel: &str) -> Result<Value, ChefError> {
+        self.retrying_as(Persistence::UnlessRefused, || {
+            self.call(Method::GET, rel, None)
+        })
+        .await
+    }
+
+    /// PUT JSON, retried.
     pub async fn put(&self, rel: &str, body: &Value) -> Result<Value, ChefError> {
-        self.call(Method::PUT, rel, Some(body)).await
+        self.retrying(|| self.call(Method::PUT, rel, Some(body)))
+            .await
     }
 
-    /// POST JSON.
+    /// POST JSON, retried.
     pub async fn post(&self, rel: &str, body: &Value) -> Result<Value, ChefError> {
-        self.call(Method::POST, rel, Some(body)).await
+        self.retrying(|| self.call(Method::POST, rel, Some(body)))
+            .await
     }
 
-    /// DELETE; a 404 counts as done.
+    /// DELETE, retried; a 404 counts as done.
     pub async fn delete(&self, rel: &str) -> Result<(), ChefError> {
-        let (status, headers, bytes) = self.request(Method::DELETE, rel, None).await?;
-        if status.is_success() || status == StatusCode::NOT_FOUND {
-            Ok(())
-        } else {
-            Err(classify(status, &headers, &bytes))
-        }
+        self.retrying(|| async {
+            let (status, headers, bytes) = self.request(Method::DELETE, rel, None).await?;
+            if status.is_success() || status == StatusCode::NOT_FOUND {
+                Ok(())
+            } else {
+                Err(classify(status, &headers, &bytes).tied_to(self.peer))
+            }
+        })
+        .await
     }
 
     /// A request to a file URL the server handed out: signed when it points at this server
@@ -436,7 +558,7 @@ impl ChefServer {
         let started = std::time::Instant::now();
         let resp = req.send().await.map_err(|e| {
             self.observe(None, Some(started.elapsed()), 0, 0);
-            ChefError::from_reqwest(e)
+            ChefError::from_reqwest(e).tied_to(self.peer)
         })?;
         // The file's bytes are counted by their announced length; they stream to the caller.
         let length = resp.content_length().unwrap_or(0);
@@ -452,7 +574,7 @@ impl ChefServer {
             let status = resp.status();
             let headers = resp.headers().clone();
             let body = resp.bytes().await.unwrap_or_default();
-            Err(classify(status, &headers, &body))
+            Err(classify(status, &headers, &body).tied_to(self.peer))
         }
     }
 
@@ -475,7 +597,7 @@ impl ChefServer {
         let sent = usize::try_from(length.unwrap_or(0)).unwrap_or(usize::MAX);
         let resp = req.body(body).send().await.map_err(|e| {
             self.observe(None, Some(started.elapsed()), sent, 0);
-            ChefError::from_reqwest(e)
+            ChefError::from_reqwest(e).tied_to(self.peer)
         })?;
         self.observe(
             Some(resp.status().as_u16()),
@@ -489,7 +611,7 @@ impl ChefServer {
             let status = resp.status();
             let headers = resp.headers().clone();
             let body = resp.bytes().await.unwrap_or_default();
-            Err(classify(status, &headers, &body))
+            Err(classify(status, &headers, &body).tied_to(self.peer))
         }
     }
 }
@@ -573,6 +695,7 @@ mod tests {
     async fn requests_to_another_origin_are_never_signed() {
         let key = Arc::new(PrivateKey::generate(2048).unwrap());
         let server = ChefServer::new(
+            Peer::Primary,
             "http://127.0.0.1:9/organizations/acme",
             "sync",
             key,

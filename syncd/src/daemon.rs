@@ -6,17 +6,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chef_sync_shared::PrivateKey;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
-use crate::chef_client::{ChefServer, http_client};
-use crate::config::{Config, ConfigError, OrgPair};
-use crate::engine::backoff::RetryPolicy;
-use crate::engine::worker::{Handle, Settings, Worker};
+use crate::config::{Config, ConfigError};
+use crate::engine::handle::Handle;
+use crate::engine::worker::{Settings, Worker};
 use crate::logs::{RotatingFile, org_log_path};
 use crate::metrics::Metrics;
-use crate::state::{State, StateError};
+use crate::org_pair::{KeyProblem, Servers, Wiring, load_key};
+use crate::state::{OrgState, State, StateError, StateResult};
 
 /// Why the daemon cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -28,13 +27,8 @@ pub enum DaemonError {
     #[error("{0}")]
     WrongRole(String),
     /// The sync key cannot be used.
-    #[error("sync_key {path}: {problem}")]
-    Key {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        problem: String,
-    },
+    #[error(transparent)]
+    Key(#[from] KeyProblem),
     /// The new configuration moves what only a restart can move.
     #[error("{0}")]
     NeedsRestart(String),
@@ -75,59 +69,6 @@ pub fn load_config(path: &Path) -> Result<Config, DaemonError> {
     Ok(config)
 }
 
-/// Reads the sync user's private key. Like ssh, refuses one that group or others may use (it
-/// signs as an admin of every replicated org on both servers), unless `insecure_permissions`
-/// (`insecure_key_permissions = true`) says to go on, with a warning.
-pub fn load_key(path: &Path, insecure_permissions: bool) -> Result<PrivateKey, DaemonError> {
-    use std::os::unix::fs::PermissionsExt;
-    let problem = |problem: String| DaemonError::Key {
-        path: path.display().to_string(),
-        problem,
-    };
-    let mode = std::fs::metadata(path)
-        .map_err(|e| problem(e.to_string()))?
-        .permissions()
-        .mode()
-        & 0o777;
-    if mode & 0o077 != 0 {
-        let why = format!("group or others may read it (mode {mode:o})");
-        if !insecure_permissions {
-            return Err(problem(format!(
-                "{why}; run chmod 600 {} (or set insecure_key_permissions = true)",
-                path.display()
-            )));
-        }
-        tracing::warn!(
-            "sync_key {}: {why}; accepted because insecure_key_permissions = true",
-            path.display()
-        );
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
-    PrivateKey::from_pem(&text).map_err(|e| problem(e.to_string()))
-}
-
-/// The URLs of a pair: primaries in failover order, and the replica org.
-pub fn endpoints(config: &Config, pair: &OrgPair) -> (Vec<String>, String) {
-    let primaries = match &pair.source_url {
-        Some(url) => vec![url.trim_end_matches('/').to_owned()],
-        None => config
-            .master
-            .iter()
-            .map(|m| format!("{}/organizations/{}", m.trim_end_matches('/'), pair.source))
-            .collect(),
-    };
-    let replica = match (&pair.destination_url, &config.replica) {
-        (Some(url), _) => url.trim_end_matches('/').to_owned(),
-        (None, Some(r)) => format!(
-            "{}/organizations/{}",
-            r.trim_end_matches('/'),
-            pair.destination
-        ),
-        (None, None) => String::new(),
-    };
-    (primaries, replica)
-}
-
 struct Running {
     config: Config,
     handles: HashMap<String, Arc<Handle>>,
@@ -157,10 +98,8 @@ impl std::fmt::Debug for Daemon {
 
 fn spawn(config: &Config, state: &State, metrics: &Arc<Metrics>) -> Result<Running, DaemonError> {
     let client = &config.ec_sync_client;
-    let key = Arc::new(load_key(&client.sync_key, client.insecure_key_permissions)?);
+    let wiring = Wiring::load(config, LONG_POLL)?;
     let state = &state.clone().with_max_parked(client.max_parked_objects);
-    let http = http_client(LONG_POLL + Duration::from_secs(client.request_timeout));
-    let timeout = Duration::from_secs(client.request_timeout);
     let settings = Settings {
         poll_interval: Duration::from_secs(client.poll_interval),
         reconcile_interval: Duration::from_secs(client.reconcile_interval),
@@ -171,7 +110,6 @@ fn spawn(config: &Config, state: &State, metrics: &Arc<Metrics>) -> Result<Runni
             Duration::ZERO
         },
         bulk_reads: client.bulk_reads,
-        retry: RetryPolicy::default(),
         metrics: None,
         max_org_backoff: Duration::from_secs(300),
     };
@@ -179,15 +117,8 @@ fn spawn(config: &Config, state: &State, metrics: &Arc<Metrics>) -> Result<Runni
     let mut handles = HashMap::new();
     let mut tasks = Vec::new();
     for pair in &config.organizations {
-        let (primaries, replica) = endpoints(config, pair);
         let org_metrics = metrics.org(&pair.destination);
-        let server = |base: &str, peer: &'static str| {
-            ChefServer::new(base, &client.sync_user, key.clone(), http.clone())
-                .with_timeout(timeout)
-                .with_metrics(org_metrics.clone(), peer)
-        };
-        let primaries: Vec<ChefServer> = primaries.iter().map(|p| server(p, "primary")).collect();
-        let replica = server(&replica, "replica");
+        let Servers { primaries, replica } = wiring.servers(config, pair, Some(&org_metrics));
         let handle = Arc::new(Handle::new(primaries.clone(), replica.clone()));
         let worker = Worker::new(
             pair.destination.clone(),
@@ -200,10 +131,6 @@ fn spawn(config: &Config, state: &State, metrics: &Arc<Metrics>) -> Result<Runni
                 client.log_rotation.clone(),
             ),
             Settings {
-                retry: RetryPolicy {
-                    metrics: Some(org_metrics.clone()),
-                    ..settings.retry.clone()
-                },
                 metrics: Some(org_metrics.clone()),
                 ..settings.clone()
             },
@@ -289,8 +216,24 @@ impl Daemon {
         }
     }
 
+    /// What the org's worker is doing now (nothing, without a worker).
+    pub async fn live(&self, org: &str) -> crate::status::Live {
+        self.handle(org).await.map(|h| h.live()).unwrap_or_default()
+    }
+
+    /// The org's state row as it stands now: what its last cycle recorded, with what its
+    /// worker is doing shown over it.
+    pub async fn org(&self, org: &str) -> StateResult<Option<OrgState>> {
+        let live = self.live(org).await;
+        let mut row = self.state.org(org).await?;
+        if let Some(row) = row.as_mut() {
+            live.show(row);
+        }
+        Ok(row)
+    }
+
     /// Entries the org's worker has in flight.
-    pub async fn pending(&self, org: &str) -> Vec<crate::engine::worker::Pending> {
+    pub async fn pending(&self, org: &str) -> Vec<crate::engine::handle::Pending> {
         self.running
             .lock()
             .await

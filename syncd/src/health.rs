@@ -3,60 +3,15 @@
 //! An org that is behind but still getting work done is `behind` (slow, ready); one that has got
 //! nothing done for `stall_timeout` while the primary has entries is `stalled` (not ready).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::chef_client::{ChefError, ChefServer};
 use crate::daemon::Daemon;
-use crate::engine::worker::Handle;
+use crate::engine::handle::Handle;
+pub use crate::probe::{Check, PROBE_REUSE, Probes};
+use crate::probe::{probe, probe_primaries};
 use crate::state::{OrgState, Status};
-
-/// How long a probe request may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long an org's probe results answer `/readyz` before both servers are asked again: a
-/// flood of `/readyz` must not become a flood of signed requests to the Chef servers.
-pub const PROBE_REUSE: Duration = Duration::from_secs(2);
-
-/// An org's last probe of its primaries and its replica, and when it was made.
-#[derive(Debug, Clone)]
-pub struct Probes {
-    at: Instant,
-    primary: Check,
-    replica: Check,
-}
-
-/// One check's result.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    /// Healthy.
-    pub ok: bool,
-    /// What was checked (a URL, a path), when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// Why not, when not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl Check {
-    fn pass(target: Option<String>) -> Check {
-        Check {
-            ok: true,
-            target,
-            error: None,
-        }
-    }
-
-    fn fail(target: Option<String>, error: String) -> Check {
-        Check {
-            ok: false,
-            target,
-            error: Some(error),
-        }
-    }
-}
 
 /// Where an org's sync stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -118,49 +73,16 @@ impl Readiness {
     }
 }
 
-/// Whether `server` answers a signed request: any answer but a refused signature counts (a
-/// Chef 11 style server answers its root with 404).
-async fn probe(server: &ChefServer) -> Check {
-    let target = Some(server.base().to_owned());
-    match server.clone().with_timeout(PROBE_TIMEOUT).get("").await {
-        Ok(_) | Err(ChefError::NotFound) | Err(ChefError::Malformed(_)) => Check::pass(target),
-        Err(
-            e @ ChefError::Rejected {
-                status: 401 | 403, ..
-            },
-        ) => Check::fail(target, format!("the signed request was refused: {e}")),
-        Err(ChefError::Rejected { .. }) | Err(ChefError::Gone(_)) => Check::pass(target),
-        Err(e) => Check::fail(target, e.to_string()),
-    }
-}
-
-/// The first primary that answers, else the first one's failure.
-async fn probe_primaries(primaries: &[ChefServer]) -> Check {
-    let mut first_failure = None;
-    for server in primaries {
-        let check = probe(server).await;
-        if check.ok {
-            return check;
-        }
-        first_failure.get_or_insert(check);
-    }
-    first_failure.unwrap_or_else(|| Check::fail(None, "no primary configured".into()))
-}
-
 /// The org's probe results, made now or reused from the last [`PROBE_REUSE`]. The lock is
 /// held while probing, so concurrent `/readyz` requests wait for one probe and share it.
 async fn probes(handle: &Handle) -> (Check, Check) {
     let mut last = handle.probes.lock().await;
-    if let Some(p) = last.as_ref().filter(|p| p.at.elapsed() < PROBE_REUSE) {
-        return (p.primary.clone(), p.replica.clone());
+    if let Some(recent) = last.as_ref().and_then(Probes::recent) {
+        return recent;
     }
     let (primary, replica) =
         tokio::join!(probe_primaries(&handle.primaries), probe(&handle.replica));
-    *last = Some(Probes {
-        at: Instant::now(),
-        primary: primary.clone(),
-        replica: replica.clone(),
-    });
+    *last = Some(Probes::new(primary.clone(), replica.clone()));
     (primary, replica)
 }
 
@@ -192,7 +114,7 @@ pub async fn readiness(daemon: &Daemon, config_path: &str) -> Readiness {
     let mut organizations = Vec::new();
     for pair in &config.organizations {
         let org = &pair.destination;
-        let row = match daemon.state().org(org).await {
+        let row = match daemon.org(org).await {
             Ok(Some(row)) => row,
             Ok(None) | Err(_) => continue,
         };
@@ -239,6 +161,7 @@ pub async fn readiness(daemon: &Daemon, config_path: &str) -> Readiness {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chef_client::{ChefServer, Peer};
 
     #[tokio::test]
     async fn a_flood_of_readiness_checks_probes_each_server_once() {
@@ -255,15 +178,19 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await });
         let key = Arc::new(chef_sync_shared::PrivateKey::generate(2048).unwrap());
         let http = crate::tls_trust::Http::new(Duration::from_secs(5));
-        let server = |org: &str| {
+        let server = |peer, org: &str| {
             ChefServer::new(
+                peer,
                 &format!("{url}/organizations/{org}"),
                 "sync",
                 key.clone(),
                 http.clone(),
             )
         };
-        let handle = Handle::new(vec![server("src")], server("dst"));
+        let handle = Handle::new(
+            vec![server(Peer::Primary, "src")],
+            server(Peer::Replica, "dst"),
+        );
         let answers = futures_util::future::join_all((0..50).map(|_| probes(&handle))).await;
         assert!(answers.iter().all(|(p, r)| p.ok && r.ok));
         assert_eq!(hits.load(Ordering::SeqCst), 2, "one probe of each server");

@@ -12,6 +12,8 @@ pub mod health;
 pub mod logs;
 pub mod metrics;
 pub mod monitoring;
+pub mod org_pair;
+pub mod probe;
 pub mod state;
 pub mod status;
 pub mod text;

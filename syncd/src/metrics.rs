@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use chef_sync_shared::ObjectPath;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -15,8 +14,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::engine::apply::{Applied, Outcome};
-use crate::engine::plan::Action;
 use crate::state::OrgState;
 
 /// `org`.
@@ -111,6 +108,14 @@ impl Metrics {
             reconciles: Family::default(),
             reconcile_seconds: Family::new_with_constructor(reconcile_histogram),
         };
+        m.register_positions();
+        m.register_work();
+        m
+    }
+
+    /// Where each org stands: feed positions, lag, parked objects.
+    fn register_positions(&mut self) {
+        let m = self;
         m.registry.register(
             "applied_seq",
             "Newest primary feed id applied to the replica",
@@ -136,6 +141,11 @@ impl Metrics {
             "Objects that failed and wait for a retry",
             m.parked.clone(),
         );
+    }
+
+    /// What the workers did: objects, bytes, requests, retries, reconciles.
+    fn register_work(&mut self) {
+        let m = self;
         m.registry.register(
             "objects_applied",
             "Objects applied to the replica, by type and action",
@@ -171,7 +181,6 @@ impl Metrics {
             "Duration of full reconciles",
             m.reconcile_seconds.clone(),
         );
-        m
     }
 
     /// The handle an org's worker and its servers record through.
@@ -219,11 +228,6 @@ impl Metrics {
     }
 }
 
-/// `type` of an object path.
-fn type_of(path: &ObjectPath) -> &'static str {
-    path.kind().as_str()
-}
-
 /// One org's view of the metrics.
 #[derive(Debug, Clone)]
 pub struct OrgMetrics {
@@ -232,22 +236,18 @@ pub struct OrgMetrics {
 }
 
 impl OrgMetrics {
-    /// Records what applying one change ended in.
-    pub fn outcome(&self, outcome: &Outcome) {
-        let kind = type_of(&outcome.change.path).to_owned();
-        let planned = match outcome.change.action {
-            Action::Write => "write",
-            Action::Delete => "delete",
-        };
-        let (family, action) = match &outcome.result {
-            Ok(Applied::Unchanged) => (&self.metrics.applied, "unchanged"),
-            Ok(_) => (&self.metrics.applied, planned),
-            Err(_) => (&self.metrics.failed, planned),
+    /// Counts one object applied (`action`: `write`, `delete` or `unchanged`) or, with `ok`
+    /// false, one that failed (`action`: what was attempted), of type `kind`.
+    pub fn outcome(&self, kind: &str, action: &str, ok: bool) {
+        let family = if ok {
+            &self.metrics.applied
+        } else {
+            &self.metrics.failed
         };
         family
             .get_or_create(&ObjectLabels {
                 org: self.org.clone(),
-                r#type: kind,
+                r#type: kind.to_owned(),
                 action: action.to_owned(),
             })
             .inc();
@@ -318,28 +318,13 @@ impl OrgMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::plan::Change;
 
     #[test]
     fn outcomes_requests_and_reconciles_show_in_the_exposition() {
         let metrics = Arc::new(Metrics::new());
         let acme = metrics.org("acme");
-        acme.outcome(&Outcome {
-            change: Change {
-                path: "/roles/web".parse().unwrap(),
-                action: Action::Write,
-                seq: Some(3),
-            },
-            result: Ok(Applied::Written),
-        });
-        acme.outcome(&Outcome {
-            change: Change {
-                path: "/data/b/i".parse().unwrap(),
-                action: Action::Delete,
-                seq: None,
-            },
-            result: Err(crate::chef_client::ChefError::NotFound),
-        });
+        acme.outcome("role", "write", true);
+        acme.outcome("data_bag_item", "delete", false);
         acme.request("primary", Some(200), Some(Duration::from_millis(3)), 0, 120);
         acme.request("replica", None, Some(Duration::from_secs(2)), 50, 0);
         acme.request("primary", Some(200), None, 0, 10);

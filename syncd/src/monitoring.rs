@@ -43,10 +43,9 @@ pub fn router(monitoring: Monitoring) -> Router {
 async fn metrics(State(m): State<Monitoring>) -> Response {
     let config = m.daemon.config().await;
     for pair in &config.organizations {
-        let state = m.daemon.state();
         if let (Ok(Some(row)), Ok(parked)) = (
-            state.org(&pair.destination).await,
-            state.parked_summary(&pair.destination).await,
+            m.daemon.org(&pair.destination).await,
+            m.daemon.state().parked_summary(&pair.destination).await,
         ) {
             let parked = parked.stored + parked.counted;
             m.metrics

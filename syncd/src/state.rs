@@ -10,6 +10,10 @@ use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+mod report;
+
+pub use report::{Head, Position, Primary, Report, Standing};
+
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/syncd");
 
 /// Longest error and `last_error` stored, in bytes; longer text is cut with a marker
@@ -166,7 +170,7 @@ pub struct State {
     max_parked: usize,
 }
 
-/// What a [`State::commit`] did beyond what it was asked.
+/// What a [`State::record`] did beyond what it was asked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Committed {
     /// Unappliable entries only counted in the [`OVERFLOW_PATH`] row, not stored one by one.
@@ -286,17 +290,6 @@ fn org_state(r: &sqlx::sqlite::SqliteRow) -> StateResult<OrgState> {
     })
 }
 
-/// The checkpoint after a batch: the new applied id and what to park or release with it.
-#[derive(Debug, Clone, Default)]
-pub struct Checkpoint {
-    /// New applied id (`None` leaves it).
-    pub applied_seq: Option<i64>,
-    /// Objects that failed: parked (or their attempt count raised).
-    pub park: Vec<Parked>,
-    /// Paths that succeeded or were superseded: released.
-    pub release: Vec<String>,
-}
-
 impl State {
     /// Opens (creating if needed) `path` and applies migrations.
     pub async fn open(path: &Path) -> StateResult<State> {
@@ -365,168 +358,6 @@ impl State {
             .bind(status)
             .execute(&self.pool)
             .await?;
-        Ok(())
-    }
-
-    /// Records status, error and the next planned sync.
-    pub async fn set_status(
-        &self,
-        destination: &str,
-        status: Status,
-        last_error: Option<&str>,
-        next_sync: Option<&str>,
-    ) -> StateResult<()> {
-        let last_error = last_error.map(|e| crate::text::bounded(e, MAX_STORED_TEXT));
-        sqlx::query("UPDATE org_state SET status = ?2, last_error = ?3, next_sync = ?4 WHERE destination = ?1")
-            .bind(destination)
-            .bind(status.as_str())
-            .bind(last_error.as_deref())
-            .bind(next_sync)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Records the primary's newest id (heard now) and the sync mode.
-    pub async fn set_primary_seq(
-        &self,
-        destination: &str,
-        primary_seq: Option<i64>,
-        mode: &str,
-    ) -> StateResult<()> {
-        sqlx::query("UPDATE org_state SET primary_seq = ?2, mode = ?3, primary_seq_at = ?4 WHERE destination = ?1")
-            .bind(destination)
-            .bind(primary_seq)
-            .bind(mode)
-            .bind(timestamp(chrono::Utc::now()))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Records when the daemon's current wait ends (`None`: it is not waiting, but working).
-    pub async fn set_next_sync(
-        &self,
-        destination: &str,
-        next_sync: Option<&str>,
-    ) -> StateResult<()> {
-        sqlx::query("UPDATE org_state SET next_sync = ?2 WHERE destination = ?1")
-            .bind(destination)
-            .bind(next_sync)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// A started org is being retried now because the server it failed on accepts
-    /// connections again: the failure is no longer what it is doing. `bootstrapping` without a
-    /// checkpoint (unless the primary has no feed: then every pass is a reconcile), `syncing`
-    /// otherwise; no error, no wait.
-    pub async fn resume(&self, destination: &str) -> StateResult<()> {
-        sqlx::query(
-            "UPDATE org_state SET status = CASE WHEN applied_seq IS NULL AND mode IS NOT 'reconcile' \
-             THEN 'bootstrapping' ELSE 'syncing' END, last_error = NULL, next_sync = NULL \
-             WHERE destination = ?1 AND started = 1",
-        )
-        .bind(destination)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Binds the checkpoint to a primary identity; a different identity drops the checkpoint.
-    pub async fn bind_primary(
-        &self,
-        destination: &str,
-        guid: &str,
-        url: &str,
-    ) -> StateResult<bool> {
-        let current = self.org(destination).await?;
-        let same = current
-            .as_ref()
-            .and_then(|o| o.primary_guid.as_deref())
-            .is_some_and(|g| g == guid);
-        if !same {
-            sqlx::query("UPDATE org_state SET primary_guid = ?2, primary_url = ?3, applied_seq = NULL WHERE destination = ?1")
-                .bind(destination)
-                .bind(guid)
-                .bind(url)
-                .execute(&self.pool)
-                .await?;
-        } else {
-            sqlx::query("UPDATE org_state SET primary_url = ?2 WHERE destination = ?1")
-                .bind(destination)
-                .bind(url)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(same)
-    }
-
-    /// Forgets the checkpoint (a full reconcile follows).
-    pub async fn drop_checkpoint(&self, destination: &str) -> StateResult<()> {
-        sqlx::query("UPDATE org_state SET applied_seq = NULL WHERE destination = ?1")
-            .bind(destination)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Moves the checkpoint and records parked/released objects, in one transaction. Each row
-    /// is cut to [`MAX_STORED_PATH`] and [`MAX_STORED_TEXT`]; unappliable entries beyond
-    /// [`UNAPPLIABLE_KEPT`] are only counted; and a new appliable object beyond
-    /// `max_parked_objects` fails the whole commit with [`StateError::ParkedFull`], so that the
-    /// entries it covers are read again later instead of being lost.
-    pub async fn commit(&self, destination: &str, cp: &Checkpoint) -> StateResult<Committed> {
-        let mut tx = self.pool.begin().await?;
-        let now = timestamp(chrono::Utc::now());
-        if let Some(seq) = cp.applied_seq {
-            sqlx::query(
-                "UPDATE org_state SET applied_seq = ?2, last_sync = ?3 WHERE destination = ?1",
-            )
-            .bind(destination)
-            .bind(seq)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for path in &cp.release {
-            sqlx::query("DELETE FROM parked WHERE destination = ?1 AND path = ?2")
-                .bind(destination)
-                .bind(path)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let mut counts = parked_counts(&mut tx, destination).await?;
-        let mut over = Vec::new();
-        for p in cp.park.iter().map(stored) {
-            let known = is_parked(&mut tx, destination, &p.path).await?;
-            if known || counts.admit(&p, self.max_parked)? {
-                upsert_parked(&mut tx, destination, &p).await?;
-            } else {
-                over.push(p);
-            }
-        }
-        if let Some(last) = over.last() {
-            count_unappliable(&mut tx, destination, last, over.len()).await?;
-        }
-        tx.commit().await?;
-        Ok(Committed {
-            counted: over.len(),
-        })
-    }
-
-    /// Records the end of a full reconcile.
-    pub async fn reconciled(&self, destination: &str) -> StateResult<()> {
-        let now = timestamp(chrono::Utc::now());
-        sqlx::query(
-            "UPDATE org_state SET last_reconcile = ?2, last_sync = ?2, reconcile_owed = 0 \
-             WHERE destination = ?1",
-        )
-        .bind(destination)
-        .bind(&now)
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 
@@ -710,6 +541,17 @@ async fn count_unappliable(
 mod tests {
     use super::*;
 
+    async fn bind(state: &State, identity: &str, url: &str) {
+        let bound = Report {
+            primary: Some(Primary {
+                identity: identity.into(),
+                url: url.into(),
+            }),
+            ..Report::default()
+        };
+        state.record("dst", &bound).await.unwrap();
+    }
+
     /// A state database of the release before Policyfiles were replicated (migrations up to
     /// 0003), with one org following the feed and one never started.
     async fn previous_release_state(path: &Path) {
@@ -758,7 +600,11 @@ mod tests {
             !state.reconcile_owed("new").await.unwrap(),
             "its bootstrap copies everything anyway"
         );
-        state.reconciled("following").await.unwrap();
+        let reconciled = Report {
+            reconciled: true,
+            ..Report::default()
+        };
+        state.record("following", &reconciled).await.unwrap();
         assert!(!state.reconcile_owed("following").await.unwrap());
         assert_eq!(
             state.org("following").await.unwrap().unwrap().applied_seq,
@@ -779,7 +625,7 @@ mod tests {
 
         state.set_started("dst", true).await.unwrap();
         assert!(state.org("dst").await.unwrap().unwrap().started);
-        assert!(!state.bind_primary("dst", "g1", "http://a").await.unwrap());
+        bind(&state, "g1", "http://a").await;
         let parked = Parked {
             path: "/roles/x".into(),
             action: "update".into(),
@@ -789,23 +635,25 @@ mod tests {
             next_retry: "2000-01-01T00:00:00Z".into(),
         };
         state
-            .commit(
+            .record(
                 "dst",
-                &Checkpoint {
-                    applied_seq: Some(5),
+                &Report {
+                    position: Position::At(5),
                     park: vec![parked.clone()],
                     release: vec![],
+                    ..Report::default()
                 },
             )
             .await
             .unwrap();
         state
-            .commit(
+            .record(
                 "dst",
-                &Checkpoint {
-                    applied_seq: None,
+                &Report {
+                    position: Position::Kept,
                     park: vec![parked.clone()],
                     release: vec![],
+                    ..Report::default()
                 },
             )
             .await
@@ -834,21 +682,21 @@ mod tests {
         assert!(org.last_sync.is_some());
 
         // Same identity keeps the checkpoint; a different one drops it.
-        assert!(state.bind_primary("dst", "g1", "http://b").await.unwrap());
-        assert_eq!(
-            state.org("dst").await.unwrap().unwrap().applied_seq,
-            Some(5)
-        );
-        assert!(!state.bind_primary("dst", "g2", "http://b").await.unwrap());
+        bind(&state, "g1", "http://b").await;
+        let org = state.org("dst").await.unwrap().unwrap();
+        assert_eq!(org.applied_seq, Some(5));
+        assert_eq!(org.primary_url.as_deref(), Some("http://b"));
+        bind(&state, "g2", "http://b").await;
         assert_eq!(state.org("dst").await.unwrap().unwrap().applied_seq, None);
 
         state
-            .commit(
+            .record(
                 "dst",
-                &Checkpoint {
-                    applied_seq: None,
+                &Report {
+                    position: Position::Kept,
                     park: vec![],
                     release: vec!["/roles/x".into()],
+                    ..Report::default()
                 },
             )
             .await
@@ -884,65 +732,18 @@ mod tests {
             None
         );
         let before = timestamp(chrono::Utc::now());
-        state.set_primary_seq("dst", Some(7), "feed").await.unwrap();
+        let heard = Report {
+            head: Some(Head {
+                seq: Some(7),
+                mode: "feed",
+            }),
+            ..Report::default()
+        };
+        state.record("dst", &heard).await.unwrap();
         let org = state.org("dst").await.unwrap().unwrap();
         assert_eq!(org.primary_seq, Some(7));
         let at = org.primary_seq_at.unwrap();
         assert!(at >= before, "{at} < {before}");
-    }
-
-    #[tokio::test]
-    async fn resuming_clears_the_error_and_the_wait() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = State::open(&dir.path().join("state.db")).await.unwrap();
-        state.ensure_org("dst", "src").await.unwrap();
-        // A stopped org is not touched.
-        state.resume("dst").await.unwrap();
-        assert_eq!(
-            state.org("dst").await.unwrap().unwrap().status,
-            Status::Stopped
-        );
-        state.set_started("dst", true).await.unwrap();
-        let down = Some("primary unavailable: Connection refused");
-        let at = Some("2030-01-01T00:00:00Z");
-        state
-            .set_status("dst", Status::Error, down, at)
-            .await
-            .unwrap();
-        state.resume("dst").await.unwrap();
-        let org = state.org("dst").await.unwrap().unwrap();
-        // No checkpoint yet: the bootstrap is what runs again.
-        assert_eq!(
-            (org.status, org.last_error, org.next_sync),
-            (Status::Bootstrapping, None, None)
-        );
-        let cp = Checkpoint {
-            applied_seq: Some(3),
-            ..Checkpoint::default()
-        };
-        state.commit("dst", &cp).await.unwrap();
-        state
-            .set_status("dst", Status::Error, down, at)
-            .await
-            .unwrap();
-        state.resume("dst").await.unwrap();
-        assert_eq!(
-            state.org("dst").await.unwrap().unwrap().status,
-            Status::Syncing
-        );
-        state.set_next_sync("dst", at).await.unwrap();
-        assert_eq!(
-            state
-                .org("dst")
-                .await
-                .unwrap()
-                .unwrap()
-                .next_sync
-                .as_deref(),
-            at
-        );
-        state.set_next_sync("dst", None).await.unwrap();
-        assert_eq!(state.org("dst").await.unwrap().unwrap().next_sync, None);
     }
 
     fn never_appliable(i: usize, path: String) -> Parked {
@@ -968,12 +769,12 @@ mod tests {
     }
 
     async fn park(state: &State, park: Vec<Parked>) -> StateResult<Committed> {
-        let cp = Checkpoint {
-            applied_seq: Some(7),
+        let cp = Report {
+            position: Position::At(7),
             park,
-            release: vec![],
+            ..Report::default()
         };
-        state.commit("dst", &cp).await
+        state.record("dst", &cp).await
     }
 
     #[test]
@@ -1057,12 +858,12 @@ mod tests {
         park(&state, vec![appliable("a"), appliable("b")])
             .await
             .unwrap();
-        let cp = Checkpoint {
-            applied_seq: Some(9),
+        let cp = Report {
+            position: Position::At(9),
             park: vec![appliable("a"), appliable("c")],
-            release: vec![],
+            ..Report::default()
         };
-        let err = state.commit("dst", &cp).await.unwrap_err();
+        let err = state.record("dst", &cp).await.unwrap_err();
         assert!(
             matches!(err, StateError::ParkedFull { parked: 2, cap: 2 }),
             "{err}"
@@ -1085,12 +886,13 @@ mod tests {
         park(&state, vec![never_appliable(3, "/bad/../x".into())])
             .await
             .unwrap();
-        let cp = Checkpoint {
-            applied_seq: Some(9),
+        let cp = Report {
+            position: Position::At(9),
             park: vec![appliable("c")],
             release: vec!["/roles/b".into()],
+            ..Report::default()
         };
-        state.commit("dst", &cp).await.unwrap();
+        state.record("dst", &cp).await.unwrap();
         assert_eq!(
             state.org("dst").await.unwrap().unwrap().applied_seq,
             Some(9)

@@ -1,10 +1,42 @@
-//! What `sync-status` and `unsynced-objects` print, built from the state database plus, when
-//! the daemon runs, the batch it has in flight.
+//! What `sync-status` and `unsynced-objects` print, built from the state database (what each
+//! sync cycle recorded) plus, when the daemon runs, what its workers are doing now.
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::state::{ParkedSummary, State, StateResult, Status};
+use crate::state::{OrgState, ParkedSummary, State, StateResult, Status};
+
+/// What a running worker is doing now, shown over what its org's last cycle recorded: the
+/// database holds results, this holds work in progress (a bootstrap under way, a page being
+/// applied, the wait before the next request).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Live {
+    /// The status of the work in progress (`None`: as recorded).
+    pub status: Option<Status>,
+    /// The recorded error no longer holds: the server it named accepts connections again and
+    /// the org is being retried.
+    pub error_cleared: bool,
+    /// When the current wait ends (RFC 3339; `None`: working, not waiting).
+    pub next_sync: Option<String>,
+    /// Feed entries of the batch in flight.
+    pub in_flight: i64,
+}
+
+impl Live {
+    /// `row` as it stands now.
+    pub fn show(&self, row: &mut OrgState) {
+        if !row.started {
+            return;
+        }
+        if let Some(status) = self.status {
+            row.status = status;
+        }
+        if self.error_cleared {
+            row.last_error = None;
+        }
+        row.next_sync.clone_from(&self.next_sync);
+    }
+}
 
 /// One org in `sync-status --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,15 +79,19 @@ pub struct UnsyncedRow {
     pub error: Option<String>,
 }
 
-/// Status of every configured org; `in_flight(org)` counts the daemon's pending entries.
+/// Status of every configured org; `live(org)` is what the daemon's worker is doing now.
 pub async fn rows(
     config: &Config,
     state: &State,
-    in_flight: impl Fn(&str) -> i64,
+    live: impl Fn(&str) -> Live,
 ) -> StateResult<Vec<StatusRow>> {
     let mut out = Vec::new();
     for pair in &config.organizations {
-        let org = state.org(&pair.destination).await?;
+        let now = live(&pair.destination);
+        let mut org = state.org(&pair.destination).await?;
+        if let Some(row) = org.as_mut() {
+            now.show(row);
+        }
         let summary = state.parked_summary(&pair.destination).await?;
         let parked = summary.stored + summary.counted;
         let parked_error = parked_error(&summary);
@@ -74,7 +110,7 @@ pub async fn rows(
                 applied_seq: o.applied_seq,
                 primary_seq: o.primary_seq,
                 primary_seq_at: o.primary_seq_at,
-                unsynced: parked + in_flight(&pair.destination),
+                unsynced: parked + now.in_flight,
                 last_error: o.last_error.or(parked_error),
             },
             None => StatusRow {
@@ -125,4 +161,64 @@ pub async fn parked_rows(state: &State, org: &str) -> StateResult<Vec<UnsyncedRo
             error: Some(p.error),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: Status, started: bool) -> OrgState {
+        OrgState {
+            destination: "dst".into(),
+            source: "src".into(),
+            started,
+            status,
+            applied_seq: None,
+            primary_guid: None,
+            primary_url: None,
+            primary_seq: None,
+            primary_seq_at: None,
+            mode: None,
+            last_sync: None,
+            next_sync: None,
+            last_error: Some("primary unavailable: Connection refused".into()),
+        }
+    }
+
+    #[test]
+    fn work_in_progress_shows_over_the_recorded_state() {
+        // Retrying after a failure: bootstrapping again, the error still shown.
+        let retrying = Live {
+            status: Some(Status::Bootstrapping),
+            ..Live::default()
+        };
+        let mut shown = row(Status::Error, true);
+        retrying.show(&mut shown);
+        assert_eq!(shown.status, Status::Bootstrapping);
+        assert!(shown.last_error.is_some());
+        // The server is back: the error is no longer what the org is doing.
+        let back = Live {
+            status: Some(Status::Syncing),
+            error_cleared: true,
+            next_sync: None,
+            in_flight: 0,
+        };
+        let mut shown = row(Status::Error, true);
+        back.show(&mut shown);
+        assert_eq!((shown.status, shown.last_error), (Status::Syncing, None));
+        // Waiting: the end of the wait; working: none.
+        let waiting = Live {
+            next_sync: Some("2030-01-01T00:00:00Z".into()),
+            ..Live::default()
+        };
+        let mut shown = row(Status::Synced, true);
+        waiting.show(&mut shown);
+        assert_eq!(shown.status, Status::Synced);
+        assert_eq!(shown.next_sync.as_deref(), Some("2030-01-01T00:00:00Z"));
+        // A stopped org is shown as recorded.
+        let mut shown = row(Status::Stopped, false);
+        back.show(&mut shown);
+        assert_eq!(shown.status, Status::Stopped);
+        assert!(shown.last_error.is_some());
+    }
 }

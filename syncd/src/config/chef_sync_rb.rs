@@ -93,6 +93,40 @@ impl Lexer<'_> {
         Err(err(path, start, "unterminated string"))
     }
 
+    /// Skips to the end of the line.
+    fn skip_comment(&mut self) {
+        while let Some(&(_, n)) = self.chars.peek() {
+            if n == '\n' {
+                break;
+            }
+            self.chars.next();
+        }
+    }
+
+    /// An integer literal (`_` separators allowed) starting with `first`.
+    fn integer(&mut self, first: char, path: &Path, line: usize) -> Result<Tok, ConfigError> {
+        let text = self.word(first);
+        let digits: String = text.chars().filter(|&d| d != '_').collect();
+        digits
+            .parse()
+            .map(Tok::Int)
+            .map_err(|_| err(path, line, format!("'{text}' is not an integer")))
+    }
+
+    /// An identifier, or a `key:` hash label (but not `key::`).
+    fn name(&mut self, first: char) -> Tok {
+        let w = self.word(first);
+        if self.chars.peek().is_some_and(|&(_, n)| n == ':') {
+            let mut ahead = self.chars.clone();
+            ahead.next();
+            if ahead.peek().is_none_or(|&(_, n)| n != ':') {
+                self.chars.next();
+                return Tok::Label(w);
+            }
+        }
+        Tok::Ident(w)
+    }
+
     fn tokens(mut self, path: &Path) -> Result<Vec<Located>, ConfigError> {
         let mut out = Vec::new();
         let mut depth: Vec<usize> = Vec::new();
@@ -109,12 +143,7 @@ impl Lexer<'_> {
                 }
                 ' ' | '\t' | '\r' => continue,
                 '#' => {
-                    while let Some(&(_, n)) = self.chars.peek() {
-                        if n == '\n' {
-                            break;
-                        }
-                        self.chars.next();
-                    }
+                    self.skip_comment();
                     continue;
                 }
                 '\\' if self.chars.peek().is_some_and(|&(_, n)| n == '\n') => {
@@ -125,21 +154,13 @@ impl Lexer<'_> {
                 '"' | '\'' => Tok::Str(self.string(c, path)?),
                 '[' | '{' | '(' => {
                     depth.push(line);
-                    match c {
-                        '[' => Tok::LBracket,
-                        '{' => Tok::LBrace,
-                        _ => Tok::LParen,
-                    }
+                    opening(c)
                 }
                 ']' | '}' | ')' => {
                     if depth.pop().is_none() {
                         return Err(err(path, line, format!("unexpected '{c}'")));
                     }
-                    match c {
-                        ']' => Tok::RBracket,
-                        '}' => Tok::RBrace,
-                        _ => Tok::RParen,
-                    }
+                    closing(c)
                 }
                 ',' => Tok::Comma,
                 '=' if self.chars.peek().is_some_and(|&(_, n)| n == '>') => {
@@ -152,29 +173,8 @@ impl Lexer<'_> {
                     Some((_, n)) if n.is_ascii_alphabetic() || n == '_' => Tok::Sym(self.word(n)),
                     _ => return Err(err(path, line, "a symbol needs a name after ':'")),
                 },
-                '-' | '0'..='9' => {
-                    let text = self.word(c);
-                    let digits: String = text.chars().filter(|&d| d != '_').collect();
-                    Tok::Int(
-                        digits
-                            .parse()
-                            .map_err(|_| err(path, line, format!("'{text}' is not an integer")))?,
-                    )
-                }
-                c if c.is_ascii_alphabetic() || c == '_' => {
-                    let w = self.word(c);
-                    if self.chars.peek().is_some_and(|&(_, n)| n == ':') {
-                        // `key:` hash label (but not `::`).
-                        let mut ahead = self.chars.clone();
-                        ahead.next();
-                        if ahead.peek().is_none_or(|&(_, n)| n != ':') {
-                            self.chars.next();
-                            out.push((Tok::Label(w), line));
-                            continue;
-                        }
-                    }
-                    Tok::Ident(w)
-                }
+                '-' | '0'..='9' => self.integer(c, path, line)?,
+                c if c.is_ascii_alphabetic() || c == '_' => self.name(c),
                 other => return Err(err(path, line, format!("unexpected character '{other}'"))),
             };
             out.push((tok, line));
@@ -183,6 +183,24 @@ impl Lexer<'_> {
             return Err(err(path, open, "bracket opened here is never closed"));
         }
         Ok(out)
+    }
+}
+
+/// The token of an opening bracket.
+fn opening(c: char) -> Tok {
+    match c {
+        '[' => Tok::LBracket,
+        '{' => Tok::LBrace,
+        _ => Tok::LParen,
+    }
+}
+
+/// The token of a closing bracket.
+fn closing(c: char) -> Tok {
+    match c {
+        ']' => Tok::RBracket,
+        '}' => Tok::RBrace,
+        _ => Tok::RParen,
     }
 }
 

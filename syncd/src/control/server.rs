@@ -19,15 +19,15 @@ fn failure(status: StatusCode, message: String) -> Response {
 
 async fn status_rows(State(daemon): State<Daemon>) -> Response {
     let config = daemon.config().await;
-    let mut counts = std::collections::HashMap::new();
+    let mut live = std::collections::HashMap::new();
     for pair in &config.organizations {
-        counts.insert(
+        live.insert(
             pair.destination.clone(),
-            daemon.pending(&pair.destination).await.len() as i64,
+            daemon.live(&pair.destination).await,
         );
     }
     match status::rows(&config, daemon.state(), |org| {
-        counts.get(org).copied().unwrap_or(0)
+        live.get(org).cloned().unwrap_or_default()
     })
     .await
     {

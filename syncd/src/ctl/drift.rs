@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chef_sync_shared::ObjectPath;
@@ -13,15 +12,10 @@ use serde::Serialize;
 
 use super::report::table;
 use super::{CtlError, load_replica, open_state, require_org};
-use crate::chef_client::{ChefError, ChefServer, http_client};
+use crate::chef_client::ChefError;
 use crate::config::Config;
-use crate::daemon::{endpoints, load_key};
-use crate::engine::apply::Sides;
-use crate::engine::backoff::RetryPolicy;
-use crate::engine::compare::{Drift, compare_all, compare_some};
-use crate::engine::feed::{self, FeedError, PAGE};
-use crate::engine::plan::coalesce;
-use crate::engine::progress::Progress;
+use crate::engine::inspect::{self, Difference, Drift, Sides, Unread, compare_all, compare_some};
+use crate::org_pair::Wiring;
 
 /// `plan --json`.
 #[derive(Debug, Serialize)]
@@ -41,7 +35,7 @@ pub struct Finding {
     /// The object.
     pub path: String,
     /// What a sync would do to it.
-    pub action: crate::engine::compare::Difference,
+    pub action: Difference,
     /// A feed entry after the checkpoint, or a parked object, already covers it (catching
     /// up, not drift).
     pub pending: bool,
@@ -69,26 +63,11 @@ fn sides(config: &Config, org: &str) -> Result<Sides, CtlError> {
     let pair = config
         .pair(org)
         .ok_or_else(|| CtlError::Usage(format!("unknown org {org}")))?;
-    let client = &config.ec_sync_client;
-    let key = load_key(&client.sync_key, client.insecure_key_permissions)
-        .map_err(|e| CtlError::Failed(e.to_string()))?;
-    let key = Arc::new(key);
-    let timeout = Duration::from_secs(client.request_timeout);
-    let http = http_client(timeout);
-    let (primaries, replica) = endpoints(config, pair);
-    let server = |base: &str| {
-        ChefServer::new(base, &client.sync_user, key.clone(), http.clone()).with_timeout(timeout)
-    };
-    let primary = primaries
-        .first()
-        .ok_or_else(|| CtlError::Usage(format!("no primary configured for {org}")))?;
-    Ok(Sides {
-        primary: server(primary),
-        replica: server(&replica),
-        retry: RetryPolicy::default(),
-        metrics: None,
-        progress: Arc::new(Progress::default()),
-    })
+    let wiring =
+        Wiring::load(config, Duration::ZERO).map_err(|e| CtlError::Failed(e.to_string()))?;
+    wiring
+        .sides(config, pair)
+        .ok_or_else(|| CtlError::Usage(format!("no primary configured for {org}")))
 }
 
 /// What both commands start from.
@@ -130,25 +109,12 @@ async fn pending(
     applied: i64,
     parked: impl IntoIterator<Item = String>,
 ) -> Result<BTreeSet<ObjectPath>, CtlError> {
-    let mut paths: BTreeSet<ObjectPath> =
-        parked.into_iter().filter_map(|p| p.parse().ok()).collect();
-    let mut after = applied;
-    loop {
-        let page = match feed::fetch(&sides.primary, after, Duration::ZERO).await {
-            Ok(page) => page,
-            Err(FeedError::Chef(e)) => return Err(failed("reading the primary's feed", e)),
-            Err(e) => {
-                return Err(CtlError::Failed(format!(
-                    "the primary's feed cannot be followed from {applied}: {e}; the next sync is a full reconcile (see `verify`)"
-                )));
-            }
-        };
-        paths.extend(coalesce(page.changes).into_iter().map(|c| c.path));
-        match page.last_id {
-            Some(last) if page.len >= PAGE && last > after => after = last,
-            _ => return Ok(paths),
-        }
-    }
+    inspect::pending(sides, applied, parked)
+        .await
+        .map_err(|e| match e {
+            Unread::Failed(e) => failed("reading the primary's feed", e),
+            unfollowable => CtlError::Failed(unfollowable.to_string()),
+        })
 }
 
 /// Runs `plan ORG`.
@@ -184,7 +150,7 @@ pub async fn plan(path: &Path, org: &str, json: bool) -> Result<String, CtlError
         return serde_json::to_string_pretty(&plan).map_err(|e| CtlError::Failed(e.to_string()));
     }
     let count = |a| plan.changes.iter().filter(|c| c.action == a).count();
-    use crate::engine::compare::Difference::{Create, Delete, Update};
+    use Difference::{Create, Delete, Update};
     let summary = format!(
         "{org}: the next sync ({}) would create {}, update {}, delete {} on the replica",
         if mode == "feed" {
@@ -207,12 +173,43 @@ pub async fn plan(path: &Path, org: &str, json: bool) -> Result<String, CtlError
     Ok(format!("{}\n{summary}", table(&["ACTION", "PATH"], &rows)))
 }
 
-fn action_word(a: crate::engine::compare::Difference) -> &'static str {
+fn action_word(a: Difference) -> &'static str {
     match a {
-        crate::engine::compare::Difference::Create => "create",
-        crate::engine::compare::Difference::Update => "update",
-        crate::engine::compare::Difference::Delete => "delete",
+        Difference::Create => "create",
+        Difference::Update => "update",
+        Difference::Delete => "delete",
     }
+}
+
+/// `verify`'s report as JSON or as a table with a summary line.
+fn verification_text(org: &str, report: &Verification, json: bool) -> Result<String, CtlError> {
+    if json {
+        return serde_json::to_string_pretty(report).map_err(|e| CtlError::Failed(e.to_string()));
+    }
+    let summary = format!(
+        "{org}: {} objects compared, {} differ, {} drifted (differences no pending sync explains)",
+        report.compared,
+        report.differences.len(),
+        report.drift
+    );
+    if report.differences.is_empty() {
+        return Ok(summary);
+    }
+    let rows: Vec<Vec<String>> = report
+        .differences
+        .iter()
+        .map(|f| {
+            vec![
+                action_word(f.action).to_owned(),
+                f.path.clone(),
+                if f.pending { "pending" } else { "drift" }.to_owned(),
+            ]
+        })
+        .collect();
+    Ok(format!(
+        "{}\n{summary}",
+        table(&["SYNC WOULD", "PATH", "KIND"], &rows)
+    ))
 }
 
 /// Runs `verify ORG`; `Err(Drift)` carries the report when drift was found (exit 1).
@@ -253,33 +250,7 @@ pub async fn verify(path: &Path, org: &str, json: bool) -> Result<String, CtlErr
         drift,
         differences: findings,
     };
-    let text = if json {
-        serde_json::to_string_pretty(&report).map_err(|e| CtlError::Failed(e.to_string()))?
-    } else {
-        let summary = format!(
-            "{org}: {compared} objects compared, {} differ, {drift} drifted (differences no pending sync explains)",
-            report.differences.len()
-        );
-        if report.differences.is_empty() {
-            summary
-        } else {
-            let rows: Vec<Vec<String>> = report
-                .differences
-                .iter()
-                .map(|f| {
-                    vec![
-                        action_word(f.action).to_owned(),
-                        f.path.clone(),
-                        if f.pending { "pending" } else { "drift" }.to_owned(),
-                    ]
-                })
-                .collect();
-            format!(
-                "{}\n{summary}",
-                table(&["SYNC WOULD", "PATH", "KIND"], &rows)
-            )
-        }
-    };
+    let text = verification_text(org, &report, json)?;
     if drift > 0 {
         return Err(CtlError::Drift(text));
     }

@@ -9,6 +9,7 @@ use std::path::Path;
 use super::CtlError;
 use super::own_server::{self, Flags};
 use super::prepare_org::{ensure_user, public_pem, superuser_client, sync_key, unreachable};
+use crate::chef_client::Peer;
 use crate::config::{ClientSettings, Config, Role, locate};
 
 /// The master's part of `reconfigure`; returns the lines to print. On a host that is both
@@ -28,7 +29,12 @@ pub async fn reconfigure(
         )));
     }
     let target = own_server::resolve(config_path, Some(config), None, flags)?;
-    let root = superuser_client(&target.server, &target.superuser, &target.superuser_key)?;
+    let root = superuser_client(
+        Peer::Primary,
+        &target.server,
+        &target.superuser,
+        &target.superuser_key,
+    )?;
     let (key, created) = sync_key(key_path, create)?;
     let public = public_pem(&key)?;
     let mut lines = vec![

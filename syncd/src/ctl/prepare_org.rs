@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use super::CtlError;
 use super::own_server::{self, Flags};
-use crate::chef_client::{ChefError, ChefServer, http_client};
+use crate::chef_client::retry::RetryPolicy;
+use crate::chef_client::{ChefError, ChefServer, Peer, http_client};
 
 /// What `prepare-org` was asked to do.
 #[derive(Debug, Clone)]
@@ -114,6 +115,7 @@ pub(super) fn public_pem(key: &PrivateKey) -> Result<String, CtlError> {
 
 /// A client of `server` signing as the superuser with the key in `key_path`.
 pub(super) fn superuser_client(
+    peer: Peer,
     server: &str,
     superuser: &str,
     key_path: &Path,
@@ -124,7 +126,11 @@ pub(super) fn superuser_client(
     let pem = std::fs::read_to_string(key_path).map_err(|e| unusable(&e))?;
     let key = PrivateKey::from_pem(&pem).map_err(|e| unusable(&e))?;
     let http = http_client(Duration::from_secs(60));
-    Ok(ChefServer::new(server, superuser, Arc::new(key), http))
+    // An operator's command: a failure is reported at once, not retried.
+    Ok(
+        ChefServer::new(peer, server, superuser, Arc::new(key), http)
+            .with_retry(RetryPolicy::once()),
+    )
 }
 
 /// The error for a failed first request to the server: a refused signature names the key,
@@ -167,7 +173,12 @@ fn touched(organizations: &[&str], groups: &[&str], actors: &[String]) -> Vec<St
 /// Runs prepare-org; returns the lines to print: the server and superuser used, one line per
 /// change made (or "nothing to do"), then the organizations, groups and actors involved.
 pub async fn run(req: &Request) -> Result<Vec<String>, CtlError> {
-    let root = superuser_client(&req.server, &req.superuser, &req.superuser_key)?;
+    let peer = if req.replica {
+        Peer::Replica
+    } else {
+        Peer::Primary
+    };
+    let root = superuser_client(peer, &req.server, &req.superuser, &req.superuser_key)?;
     let (key, created) = sync_key(&req.sync_key, true)?;
     let public = public_pem(&key)?;
     let mut done = Vec::new();
@@ -293,6 +304,36 @@ async fn org_style(
         }
         Err(e) => return Err(failed("reading the org's users", e)),
     }
+    join_admins(root, &org_rel, user, &req.org, done).await?;
+    if req.replica {
+        let is_replica = org.get("replica").and_then(Value::as_bool) == Some(true)
+            && org.get("sync_user").and_then(Value::as_str) == Some(user.as_str());
+        if !is_replica {
+            root.put(&org_rel, &json!({"replica": true, "sync_user": user}))
+                .await
+                .map_err(|e| {
+                    failed(
+                        "marking the org as a replica (this needs a chef-sync-server)",
+                        e,
+                    )
+                })?;
+            done.push(format!(
+                "{} is now a replica org written only by {user}",
+                req.org
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Adds `user` to the org's `admins` group unless it is there.
+async fn join_admins(
+    root: &ChefServer,
+    org_rel: &str,
+    user: &String,
+    org: &str,
+    done: &mut Vec<String>,
+) -> Result<(), CtlError> {
     let admins = root
         .get(&format!("{org_rel}/groups/admins"))
         .await
@@ -317,25 +358,7 @@ async fn org_style(
         )
         .await
         .map_err(|e| failed("adding the sync user to admins", e))?;
-        done.push(format!("added {user} to the admins group of {}", req.org));
-    }
-    if req.replica {
-        let is_replica = org.get("replica").and_then(Value::as_bool) == Some(true)
-            && org.get("sync_user").and_then(Value::as_str) == Some(user.as_str());
-        if !is_replica {
-            root.put(&org_rel, &json!({"replica": true, "sync_user": user}))
-                .await
-                .map_err(|e| {
-                    failed(
-                        "marking the org as a replica (this needs a chef-sync-server)",
-                        e,
-                    )
-                })?;
-            done.push(format!(
-                "{} is now a replica org written only by {user}",
-                req.org
-            ));
-        }
+        done.push(format!("added {user} to the admins group of {org}"));
     }
     Ok(())
 }

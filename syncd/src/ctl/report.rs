@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::control::client::{self, ControlError};
+use crate::state::{State, StateResult};
 use crate::status::{self, StatusRow, UnsyncedRow};
 use crate::text::one_line;
 
@@ -50,26 +51,45 @@ fn num(v: Option<i64>) -> String {
     v.map_or_else(|| "-".into(), |n| n.to_string())
 }
 
-/// Every configured org's status: from the daemon when it runs (`true`), else from the
-/// state database. Without the daemon nothing is planned, so NEXT SYNC is empty.
-async fn status_rows(config: &crate::config::Config) -> Result<(Vec<StatusRow>, bool), CtlError> {
-    match client::call(&config.ec_sync_client.socket_path, "GET", "/status").await {
+/// The running daemon's answer at `route` (`true`), or, when no daemon runs, what `offline`
+/// reads from the state database (`false`).
+async fn from_daemon_or_state<T, F, Fut>(
+    config: &Config,
+    route: &str,
+    offline: F,
+) -> Result<(T, bool), CtlError>
+where
+    T: serde::de::DeserializeOwned,
+    F: FnOnce(State) -> Fut,
+    Fut: std::future::Future<Output = StateResult<T>>,
+{
+    match client::call(&config.ec_sync_client.socket_path, "GET", route).await {
         Ok(value) => {
-            let rows =
+            let answer =
                 serde_json::from_value(value).map_err(|e| CtlError::Failed(e.to_string()))?;
-            Ok((rows, true))
+            Ok((answer, true))
         }
         Err(ControlError::NotRunning(_)) => {
             let state = open_state(config).await?;
-            let mut rows = status::rows(config, &state, |_| 0).await?;
+            let read = offline(state.clone()).await;
             state.close().await;
-            for row in &mut rows {
-                row.next_sync = None;
-            }
-            Ok((rows, false))
+            Ok((read?, false))
         }
         Err(e) => Err(CtlError::Failed(e.to_string())),
     }
+}
+
+/// Every configured org's status: from the daemon when it runs (`true`), else from the
+/// state database. Without the daemon nothing is planned, so NEXT SYNC is empty.
+async fn status_rows(config: &Config) -> Result<(Vec<StatusRow>, bool), CtlError> {
+    from_daemon_or_state(config, "/status", |state| async move {
+        let mut rows = status::rows(config, &state, |_| status::Live::default()).await?;
+        for row in &mut rows {
+            row.next_sync = None;
+        }
+        Ok(rows)
+    })
+    .await
 }
 
 /// PRIMARY: the primary's newest feed id, with the time it was heard when the daemon cannot
@@ -166,22 +186,12 @@ pub async fn unsynced_objects(path: &Path, org: &str, json: bool) -> Result<Stri
         .iter()
         .find(|r| r.organization == org)
         .and_then(|r| pending_note(org, r, live));
-    let rows: Vec<UnsyncedRow> = match client::call(
-        &config.ec_sync_client.socket_path,
-        "GET",
-        &format!("/orgs/{org}/unsynced"),
-    )
-    .await
-    {
-        Ok(value) => serde_json::from_value(value).map_err(|e| CtlError::Failed(e.to_string()))?,
-        Err(ControlError::NotRunning(_)) => {
-            let state = open_state(&config).await?;
-            let rows = status::parked_rows(&state, org).await?;
-            state.close().await;
-            rows
-        }
-        Err(e) => return Err(CtlError::Failed(e.to_string())),
-    };
+    let route = format!("/orgs/{org}/unsynced");
+    let (rows, _): (Vec<UnsyncedRow>, bool) =
+        from_daemon_or_state(&config, &route, |state| async move {
+            status::parked_rows(&state, org).await
+        })
+        .await?;
     if json {
         return serde_json::to_string_pretty(&rows).map_err(|e| CtlError::Failed(e.to_string()));
     }

@@ -54,10 +54,8 @@ fn describe(org: &str, row: &StatusRow, p: &Snapshot, rate: f64) -> String {
     line
 }
 
-/// Waits until `org` is synced, showing progress on stderr; returns the closing line.
-pub async fn until_synced(socket: &Path, org: &str) -> Result<String, CtlError> {
-    let started = Instant::now();
-    let terminal = std::io::stderr().is_terminal();
+/// The bar drawn on a terminal (hidden elsewhere: plain lines are written instead).
+fn progress_bar(org: &str, terminal: bool) -> Result<ProgressBar, CtlError> {
     let bar = ProgressBar::with_draw_target(
         None,
         if terminal {
@@ -74,6 +72,33 @@ pub async fn until_synced(socket: &Path, org: &str) -> Result<String, CtlError> 
         .progress_chars("=> "),
     );
     bar.set_prefix(org.to_owned());
+    Ok(bar)
+}
+
+/// Objects per second over the reconcile in flight, counted from when it was first `seen`
+/// (a new total starts the count again).
+fn rate_since(seen: &mut Option<(Instant, u64, u64)>, progress: &Snapshot) -> f64 {
+    match *seen {
+        Some((since, total, done)) if total == progress.total && progress.done >= done => {
+            let secs = since.elapsed().as_secs_f64();
+            if secs > 0.0 {
+                (progress.done - done) as f64 / secs
+            } else {
+                0.0
+            }
+        }
+        _ => {
+            *seen = Some((Instant::now(), progress.total, progress.done));
+            0.0
+        }
+    }
+}
+
+/// Waits until `org` is synced, showing progress on stderr; returns the closing line.
+pub async fn until_synced(socket: &Path, org: &str) -> Result<String, CtlError> {
+    let started = Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let bar = progress_bar(org, terminal)?;
     // The first plain line comes after a second, the next ones every PLAIN_EVERY.
     let mut last_plain = Instant::now()
         .checked_sub(PLAIN_EVERY - Duration::from_secs(1))
@@ -99,20 +124,7 @@ pub async fn until_synced(socket: &Path, org: &str) -> Result<String, CtlError> 
                 started.elapsed().as_secs_f64()
             ));
         }
-        let rate = match seen {
-            Some((since, total, done)) if total == progress.total && progress.done >= done => {
-                let secs = since.elapsed().as_secs_f64();
-                if secs > 0.0 {
-                    (progress.done - done) as f64 / secs
-                } else {
-                    0.0
-                }
-            }
-            _ => {
-                seen = Some((Instant::now(), progress.total, progress.done));
-                0.0
-            }
-        };
+        let rate = rate_since(&mut seen, &progress);
         if progress.total > 0 {
             bar.set_length(progress.total);
             bar.set_position(progress.done);

@@ -3,83 +3,15 @@
 //! with the method the replica expects (PUT, or POST when the replica says 404). Deletes are
 //! DELETEs, and a 404 counts as done.
 
-use std::sync::Arc;
-
 use chef_sync_shared::ObjectPath;
 use chef_sync_shared::objects::Environment;
 use serde_json::{Value, json};
 
-use super::backoff::{RetryPolicy, retry};
 use super::cookbooks;
 use super::plan::{Action, Change, phases};
 use super::policyfiles;
-use super::progress::Progress;
-use crate::chef_client::{ChefError, ChefServer};
-use crate::metrics::OrgMetrics;
-
-/// Both ends of an org pair.
-#[derive(Debug, Clone)]
-pub struct Sides {
-    /// Where objects come from.
-    pub primary: ChefServer,
-    /// Where they go.
-    pub replica: ChefServer,
-    /// Per-request retries.
-    pub retry: RetryPolicy,
-    /// Where outcomes are counted.
-    pub metrics: Option<OrgMetrics>,
-    /// Told of every object applied.
-    pub progress: Arc<Progress>,
-}
-
-/// What applying a change did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// Written to the replica.
-    Written,
-    /// The replica already had it.
-    Unchanged,
-    /// Removed from the replica (or it was not there).
-    Deleted,
-}
-
-impl Sides {
-    /// GET from `server` with retries; `None` for a 404.
-    pub async fn get(&self, server: &ChefServer, rel: &str) -> Result<Option<Value>, ChefError> {
-        match retry(&self.retry, || server.get(rel)).await {
-            Ok(v) => Ok(Some(v)),
-            Err(ChefError::NotFound) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// GET from the primary.
-    pub async fn primary_get(&self, rel: &str) -> Result<Option<Value>, ChefError> {
-        self.get(&self.primary, rel).await
-    }
-
-    /// GET from the replica.
-    pub async fn replica_get(&self, rel: &str) -> Result<Option<Value>, ChefError> {
-        self.get(&self.replica, rel).await
-    }
-
-    pub(super) async fn replica_delete(&self, rel: &str) -> Result<Applied, ChefError> {
-        retry(&self.retry, || self.replica.delete(rel)).await?;
-        Ok(Applied::Deleted)
-    }
-
-    pub(super) async fn replica_put(&self, rel: &str, body: &Value) -> Result<(), ChefError> {
-        retry(&self.retry, || self.replica.put(rel, body))
-            .await
-            .map(|_| ())
-    }
-
-    pub(super) async fn replica_post(&self, rel: &str, body: &Value) -> Result<(), ChefError> {
-        retry(&self.retry, || self.replica.post(rel, body))
-            .await
-            .map(|_| ())
-    }
-}
+pub use super::sides::{Applied, Sides};
+use crate::chef_client::ChefError;
 
 /// What applying one change ended in.
 #[derive(Debug, Clone)]
@@ -152,26 +84,38 @@ async fn drain(
     use futures_util::StreamExt;
     let mut done = std::pin::pin!(done);
     while let Some(outcome) = done.next().await {
-        if let Some(m) = &sides.metrics {
-            m.outcome(&outcome);
-        }
+        count(sides, &outcome);
         sides.progress.object_done();
         if outcome.result.is_ok() {
             sides.progress.advanced();
         }
-        let unreachable = matches!(
-            outcome.result,
-            Err(ChefError::Transient {
-                unreachable: true,
-                ..
-            })
-        );
+        let unreachable = outcome
+            .result
+            .as_ref()
+            .is_err_and(|e| e.unreachable_peer().is_some());
         outcomes.push(outcome);
         if unreachable {
             return true;
         }
     }
     false
+}
+
+/// Counts an outcome in the org's metrics: `unchanged`, or what was attempted.
+pub fn count(sides: &Sides, outcome: &Outcome) {
+    let Some(metrics) = &sides.metrics else {
+        return;
+    };
+    let kind = outcome.change.path.kind().as_str();
+    let attempted = match outcome.change.action {
+        Action::Write => "write",
+        Action::Delete => "delete",
+    };
+    match &outcome.result {
+        Ok(Applied::Unchanged) => metrics.outcome(kind, "unchanged", true),
+        Ok(_) => metrics.outcome(kind, attempted, true),
+        Err(_) => metrics.outcome(kind, attempted, false),
+    }
 }
 
 /// Applies one change. `replica_has` is what a listing already told us (`None`: unknown).

@@ -10,7 +10,6 @@
 use chef_sync_shared::ObjectPath;
 use serde_json::Value;
 
-use super::backoff::{RetryPolicy, retry};
 use crate::chef_client::{ChefError, ChefServer};
 
 /// Rows asked for per page: large enough that the signature per page is negligible, small
@@ -69,7 +68,6 @@ impl Index {
 #[derive(Debug)]
 pub struct Pages<'a> {
     server: &'a ChefServer,
-    policy: &'a RetryPolicy,
     index: Index,
     start: usize,
     done: bool,
@@ -77,10 +75,9 @@ pub struct Pages<'a> {
 
 impl<'a> Pages<'a> {
     /// Pages of `index` on `server`.
-    pub fn new(server: &'a ChefServer, policy: &'a RetryPolicy, index: Index) -> Pages<'a> {
+    pub fn new(server: &'a ChefServer, index: Index) -> Pages<'a> {
         Pages {
             server,
-            policy,
             index,
             start: 0,
             done: false,
@@ -99,7 +96,7 @@ impl<'a> Pages<'a> {
             self.index.name(),
             self.start
         );
-        let answer = match retry(self.policy, || self.server.get(&rel)).await {
+        let answer = match self.server.get(&rel).await {
             Ok(v) => v,
             Err(e) => {
                 self.done = true;

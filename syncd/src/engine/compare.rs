@@ -38,12 +38,8 @@ pub struct Drift {
 }
 
 /// Documents of an index read through search, by path; `None` when the server cannot search.
-async fn search_all(
-    sides: &Sides,
-    server: &ChefServer,
-    index: Index,
-) -> Option<HashMap<ObjectPath, Value>> {
-    let mut pages = Pages::new(server, &sides.retry, index);
+async fn search_all(server: &ChefServer, index: Index) -> Option<HashMap<ObjectPath, Value>> {
+    let mut pages = Pages::new(server, index);
     let mut found = HashMap::new();
     loop {
         match pages.next().await {
@@ -174,10 +170,10 @@ pub async fn compare_all(
             _ => None,
         }));
         for index in indexes {
-            if let Some(found) = search_all(sides, &sides.primary, index.clone()).await {
+            if let Some(found) = search_all(&sides.primary, index.clone()).await {
                 primary_known.extend(found);
             }
-            if let Some(found) = search_all(sides, &sides.replica, index).await {
+            if let Some(found) = search_all(&sides.replica, index).await {
                 replica_known.extend(found);
             }
         }

@@ -3,6 +3,7 @@
 //! alone a whole cookbook, in memory, and each file's MD5 checked on the way); then the sandbox
 //! is committed and the manifest PUT with `force`, keeping the primary's `frozen?`.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -14,8 +15,7 @@ use futures_util::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use serde_json::{Map, Value, json};
 
-use super::apply::{Applied, Sides};
-use super::backoff::retry;
+use super::sides::{Applied, Sides};
 use crate::chef_client::ChefError;
 
 /// Files transferred at once within one cookbook version.
@@ -64,8 +64,7 @@ pub async fn copy_version(
 ) -> Result<Applied, ChefError> {
     let rel = format!("/cookbooks/{cookbook}/{version}");
     let Some(source) = sides.primary_get(&rel).await? else {
-        retry(&sides.retry, || sides.replica.delete(&rel)).await?;
-        return Ok(Applied::Deleted);
+        return sides.replica_delete(&rel).await;
     };
     let source = manifest(source, &rel)?;
     let wanted = comparable(source.clone());
@@ -104,13 +103,13 @@ pub(super) async fn put_with_files(
     if !files.is_empty() {
         upload_missing(sides, rel, files).await?;
     }
-    match retry(&sides.retry, || sides.replica.put(put, body)).await {
+    match sides.replica.put(put, body).await {
         // A Chef server releases files nothing references any more (deleting or replacing
         // the last version or artifact that had them): one the sandbox called present may
         // have gone before the manifest arrived. Asked again, the sandbox wants it uploaded.
         Err(e) if names_a_missing_file(&e) && !files.is_empty() => {
             upload_missing(sides, rel, files).await?;
-            retry(&sides.retry, || sides.replica.put(put, body)).await?;
+            sides.replica.put(put, body).await?;
         }
         other => {
             other?;
@@ -153,7 +152,7 @@ async fn upload_missing(
     files: &[&CookbookFile],
 ) -> Result<(), ChefError> {
     let mut by_checksum: Map<String, Value> = Map::new();
-    let mut urls = std::collections::BTreeMap::new();
+    let mut urls = BTreeMap::new();
     for f in files {
         let checksum = f.checksum.to_ascii_lowercase();
         by_checksum.insert(checksum.clone(), Value::Null);
@@ -162,19 +161,44 @@ async fn upload_missing(
         }
     }
     let request = json!({ "checksums": by_checksum });
-    let sandbox = retry(&sides.retry, || sides.replica.post("/sandboxes", &request)).await?;
+    let sandbox = sides.replica.post("/sandboxes", &request).await?;
     let id = sandbox
         .get("sandbox_id")
         .and_then(Value::as_str)
         .ok_or_else(|| ChefError::Malformed(format!("{rel}: sandbox answer without sandbox_id")))?
         .to_owned();
-    let answers = sandbox
-        .get("checksums")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let transfers = wanted(rel, &sandbox, &urls)?;
+    let results: Vec<Result<(), ChefError>> = futures_util::stream::iter(transfers)
+        .map(|(checksum, from, to)| async move {
+            // One file's download and upload retried together, as the replica's operation.
+            sides
+                .replica
+                .retrying(|| transfer(sides, &checksum, &from, &to))
+                .await
+        })
+        .buffer_unordered(FILES_IN_FLIGHT)
+        .collect()
+        .await;
+    for r in results {
+        r?;
+    }
+    let commit = format!("/sandboxes/{id}");
+    // Bookshelf may take a moment to see a file: a 503 commit is retried.
+    let completed = json!({ "is_completed": true });
+    sides.replica.put(&commit, &completed).await?;
+    Ok(())
+}
+
+/// The files a sandbox answer asks for: `(checksum, primary's download URL, replica's upload
+/// URL)` each.
+fn wanted(
+    rel: &str,
+    sandbox: &Value,
+    urls: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String, String)>, ChefError> {
+    let answers = sandbox.get("checksums").and_then(Value::as_object);
     let mut transfers = Vec::new();
-    for (checksum, answer) in answers {
+    for (checksum, answer) in answers.into_iter().flatten() {
         if answer.get("needs_upload").and_then(Value::as_bool) != Some(true) {
             continue;
         }
@@ -189,23 +213,9 @@ async fn upload_missing(
             .ok_or_else(|| {
                 ChefError::Malformed(format!("{rel}: the primary gave no URL for {checksum}"))
             })?;
-        transfers.push((checksum, download_url, upload_url));
+        transfers.push((checksum.clone(), download_url, upload_url));
     }
-    let results: Vec<Result<(), ChefError>> = futures_util::stream::iter(transfers)
-        .map(|(checksum, from, to)| async move {
-            retry(&sides.retry, || transfer(sides, &checksum, &from, &to)).await
-        })
-        .buffer_unordered(FILES_IN_FLIGHT)
-        .collect()
-        .await;
-    for r in results {
-        r?;
-    }
-    let commit = format!("/sandboxes/{id}");
-    // Bookshelf may take a moment to see a file: a 503 commit is retried.
-    let completed = json!({ "is_completed": true });
-    retry(&sides.retry, || sides.replica.put(&commit, &completed)).await?;
-    Ok(())
+    Ok(transfers)
 }
 
 /// A byte stream that computes MD5 as it goes and fails if the content does not match the

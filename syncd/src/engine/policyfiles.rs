@@ -14,9 +14,8 @@ use chef_sync_shared::ObjectPath;
 use chef_sync_shared::objects::{CookbookFile, SEGMENTS};
 use serde_json::{Map, Value};
 
-use super::apply::{Applied, Sides};
-use super::backoff::retry;
 use super::cookbooks::{comparable_manifest, manifest, put_with_files};
+use super::sides::{Applied, Sides};
 use crate::chef_client::{ChefError, ChefServer};
 
 /// The listing that tells whether a server serves Policyfiles.
@@ -32,12 +31,8 @@ pub fn not_served(e: &ChefError) -> bool {
 }
 
 /// A listing's object, `None` when the server does not serve it.
-async fn listing(
-    server: &ChefServer,
-    sides: &Sides,
-    rel: &str,
-) -> Result<Option<Map<String, Value>>, ChefError> {
-    match retry(&sides.retry, || server.get(rel)).await {
+async fn listing(server: &ChefServer, rel: &str) -> Result<Option<Map<String, Value>>, ChefError> {
+    match server.get(rel).await {
         Ok(Value::Object(map)) => Ok(Some(map)),
         Ok(_) => Ok(None),
         Err(e) if not_served(&e) => Ok(None),
@@ -48,14 +43,11 @@ async fn listing(
 /// Every Policyfile object on one side; `None` when the server has no Policyfile endpoints.
 /// Policies and groups are listed too, so that a reconcile can delete those the primary no
 /// longer has.
-pub async fn list(
-    server: &ChefServer,
-    sides: &Sides,
-) -> Result<Option<BTreeSet<ObjectPath>>, ChefError> {
+pub async fn list(server: &ChefServer) -> Result<Option<BTreeSet<ObjectPath>>, ChefError> {
     let (Some(policies), Some(groups), Some(artifacts)) = (
-        listing(server, sides, "/policies").await?,
-        listing(server, sides, PROBE).await?,
-        listing(server, sides, "/cookbook_artifacts").await?,
+        listing(server, "/policies").await?,
+        listing(server, PROBE).await?,
+        listing(server, "/cookbook_artifacts").await?,
     ) else {
         return Ok(None);
     };
@@ -332,10 +324,6 @@ mod tests {
             status: 403,
             message: String::new()
         }));
-        assert!(!not_served(&ChefError::Transient {
-            message: String::new(),
-            retry_after: None,
-            unreachable: false
-        }));
+        assert!(!not_served(&ChefError::transient("", false)));
     }
 }

@@ -9,11 +9,10 @@ use chef_sync_shared::objects::Environment;
 use serde_json::Value;
 
 use super::apply::{Outcome, Sides, apply_batch, apply_known};
-use super::backoff::retry;
 use super::bulk::{Index, Pages, Unsupported};
 use super::plan::{Action, Change};
 use super::policyfiles;
-use crate::chef_client::{ChefError, ChefServer};
+use crate::chef_client::{ChefError, ChefServer, Peer};
 
 fn names(listing: &Value, what: &str) -> Result<Vec<String>, ChefError> {
     listing
@@ -32,60 +31,19 @@ pub struct Listing {
 }
 
 /// Every replicated object on one side.
-pub async fn list(server: &ChefServer, sides: &Sides) -> Result<Listing, ChefError> {
-    let get = |rel: &'static str| async move { retry(&sides.retry, || server.get(rel)).await };
+pub async fn list(server: &ChefServer) -> Result<Listing, ChefError> {
     let mut paths = BTreeSet::new();
-    for name in names(&get("/roles").await?, "roles")? {
-        if let Ok(p) = ObjectPath::role(&name) {
-            paths.insert(p);
+    for name in names(&server.get("/roles").await?, "roles")? {
+        paths.extend(ObjectPath::role(&name));
+    }
+    for name in names(&server.get("/environments").await?, "environments")? {
+        if name != Environment::DEFAULT {
+            paths.extend(ObjectPath::environment(&name));
         }
     }
-    for name in names(&get("/environments").await?, "environments")? {
-        if name != Environment::DEFAULT
-            && let Ok(p) = ObjectPath::environment(&name)
-        {
-            paths.insert(p);
-        }
-    }
-    for bag in names(&get("/data").await?, "data bags")? {
-        let Ok(bag_path) = ObjectPath::data_bag(&bag) else {
-            continue;
-        };
-        let rel = format!("/data/{bag}");
-        let items = match retry(&sides.retry, || server.get(&rel)).await {
-            Ok(v) => names(&v, "data bag")?,
-            // Deleted between the two listings.
-            Err(ChefError::NotFound) => continue,
-            Err(e) => return Err(e),
-        };
-        paths.insert(bag_path);
-        for item in items {
-            if let Ok(p) = ObjectPath::data_bag_item(&bag, &item) {
-                paths.insert(p);
-            }
-        }
-    }
-    let cookbooks = get("/cookbooks?num_versions=all").await?;
-    let Some(cookbooks) = cookbooks.as_object() else {
-        return Err(ChefError::Malformed(
-            "the cookbook listing is not an object".into(),
-        ));
-    };
-    for (name, entry) in cookbooks {
-        for v in entry
-            .get("versions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(version) = v.get("version").and_then(Value::as_str)
-                && let Ok(p) = ObjectPath::cookbook_version(name, version)
-            {
-                paths.insert(p);
-            }
-        }
-    }
-    let policyfiles = match policyfiles::list(server, sides).await? {
+    list_bags(server, &mut paths).await?;
+    list_cookbooks(server, &mut paths).await?;
+    let policyfiles = match policyfiles::list(server).await? {
         Some(found) => {
             paths.extend(found);
             true
@@ -95,17 +53,59 @@ pub async fn list(server: &ChefServer, sides: &Sides) -> Result<Listing, ChefErr
     Ok(Listing { paths, policyfiles })
 }
 
+/// Data bags and their items.
+async fn list_bags(server: &ChefServer, paths: &mut BTreeSet<ObjectPath>) -> Result<(), ChefError> {
+    for bag in names(&server.get("/data").await?, "data bags")? {
+        let Ok(bag_path) = ObjectPath::data_bag(&bag) else {
+            continue;
+        };
+        let items = match server.get(&format!("/data/{bag}")).await {
+            Ok(v) => names(&v, "data bag")?,
+            // Deleted between the two listings.
+            Err(ChefError::NotFound) => continue,
+            Err(e) => return Err(e),
+        };
+        paths.insert(bag_path);
+        for item in items {
+            paths.extend(ObjectPath::data_bag_item(&bag, &item));
+        }
+    }
+    Ok(())
+}
+
+/// Every version of every cookbook.
+async fn list_cookbooks(
+    server: &ChefServer,
+    paths: &mut BTreeSet<ObjectPath>,
+) -> Result<(), ChefError> {
+    let cookbooks = server.get("/cookbooks?num_versions=all").await?;
+    let Some(cookbooks) = cookbooks.as_object() else {
+        return Err(ChefError::Malformed(
+            "the cookbook listing is not an object".into(),
+        ));
+    };
+    for (name, entry) in cookbooks {
+        let versions = entry.get("versions").and_then(Value::as_array);
+        for v in versions.into_iter().flatten() {
+            if let Some(version) = v.get("version").and_then(Value::as_str) {
+                paths.extend(ObjectPath::cookbook_version(name, version));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Both sides listed: what the primary has, and what the replica has that a copy may
 /// change. A primary without Policyfile endpoints says nothing about Policyfile objects, so
 /// the replica's are then left as they are instead of deleted.
 pub async fn list_both(sides: &Sides) -> Result<(Listing, Listing), Unlisted> {
-    let unlisted = |side: &'static str| move |error| Unlisted { side, error };
-    let primary = list(&sides.primary, sides)
+    let unlisted = |side: Peer| move |error| Unlisted { side, error };
+    let primary = list(&sides.primary)
         .await
-        .map_err(unlisted("primary"))?;
-    let mut replica = list(&sides.replica, sides)
+        .map_err(unlisted(Peer::Primary))?;
+    let mut replica = list(&sides.replica)
         .await
-        .map_err(unlisted("replica"))?;
+        .map_err(unlisted(Peer::Replica))?;
     if !primary.policyfiles {
         replica.paths.retain(|p| !p.kind().is_policyfile());
     }
@@ -116,8 +116,8 @@ pub async fn list_both(sides: &Sides) -> Result<(Listing, Listing), Unlisted> {
 /// side (and its URL) in what it reports.
 #[derive(Debug, Clone)]
 pub struct Unlisted {
-    /// `primary` or `replica`.
-    pub side: &'static str,
+    /// Which.
+    pub side: Peer,
     /// Why.
     pub error: ChefError,
 }
@@ -169,37 +169,10 @@ async fn copy(
         .filter(|p| !matches!(p, ObjectPath::DataBag { .. }))
         .cloned()
         .collect();
-    let indexes: Vec<Index> = if bulk_reads {
-        let bags = on_primary.iter().filter_map(|p| match p {
-            ObjectPath::DataBag { bag } => Some(Index::Bag(bag.clone())),
-            _ => None,
-        });
-        [Index::Roles, Index::Environments]
-            .into_iter()
-            .chain(bags)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    for index in indexes {
-        let mut pages = Pages::new(&sides.primary, &sides.retry, index.clone());
-        loop {
-            let page = match pages.next().await {
-                Ok(Some(page)) => page,
-                Ok(None) => break,
-                Err(Unsupported(why)) => {
-                    tracing::debug!(?index, %why, "search not usable; reading one by one");
-                    break;
-                }
-            };
-            let documents: Vec<(Change, serde_json::Value)> = page
-                .into_iter()
-                .filter(|(path, _)| pending.remove(path))
-                .map(|(path, body)| (write(&path), body))
-                .collect();
-            if apply_known(sides, documents, replica_has, concurrency, &mut outcomes).await {
-                return outcomes;
-            }
+    for index in search_indexes(on_primary, bulk_reads) {
+        let done = &mut outcomes;
+        if copy_searched(sides, index, &mut pending, replica_has, concurrency, done).await {
+            return outcomes;
         }
     }
 
@@ -211,6 +184,60 @@ async fn copy(
     }));
     outcomes.extend(apply_batch(sides, rest, replica_has, concurrency).await);
     outcomes
+}
+
+/// The indexes whose documents a reconcile reads through search: roles, environments and
+/// every bag the primary has (none without `bulk_reads`).
+fn search_indexes(on_primary: &BTreeSet<ObjectPath>, bulk_reads: bool) -> Vec<Index> {
+    if !bulk_reads {
+        return Vec::new();
+    }
+    let bags = on_primary.iter().filter_map(|p| match p {
+        ObjectPath::DataBag { bag } => Some(Index::Bag(bag.clone())),
+        _ => None,
+    });
+    [Index::Roles, Index::Environments]
+        .into_iter()
+        .chain(bags)
+        .collect()
+}
+
+/// Writes the documents of `index` that `pending` holds, a search page at a time, taking
+/// them out of `pending`; whether a server was found unreachable (the caller stops there).
+async fn copy_searched(
+    sides: &Sides,
+    index: Index,
+    pending: &mut BTreeSet<ObjectPath>,
+    replica_has: impl Fn(&ObjectPath) -> Option<bool> + Copy,
+    concurrency: usize,
+    outcomes: &mut Vec<Outcome>,
+) -> bool {
+    let mut pages = Pages::new(&sides.primary, index.clone());
+    loop {
+        let page = match pages.next().await {
+            Ok(Some(page)) => page,
+            Ok(None) => return false,
+            Err(Unsupported(why)) => {
+                tracing::debug!(?index, %why, "search not usable; reading one by one");
+                return false;
+            }
+        };
+        let documents: Vec<(Change, serde_json::Value)> = page
+            .into_iter()
+            .filter(|(path, _)| pending.remove(path))
+            .map(|(path, body)| {
+                let change = Change {
+                    path,
+                    action: Action::Write,
+                    seq: None,
+                };
+                (change, body)
+            })
+            .collect();
+        if apply_known(sides, documents, replica_has, concurrency, outcomes).await {
+            return true;
+        }
+    }
 }
 
 /// Whether a batch ended at a server that could not be reached.

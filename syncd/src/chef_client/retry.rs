@@ -1,11 +1,10 @@
 //! Retrying transient failures with jittered exponential backoff (honouring `Retry-After`),
-//! and the longer per-org backoff used while a server is down.
+//! and the delay curve the per-org backoff uses while a server is down.
 
 use std::future::Future;
 use std::time::Duration;
 
-use crate::chef_client::ChefError;
-use crate::metrics::OrgMetrics;
+use super::ChefError;
 
 /// How one request is retried.
 #[derive(Debug, Clone)]
@@ -16,8 +15,6 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// Longest delay.
     pub max: Duration,
-    /// Where retries are counted.
-    pub metrics: Option<OrgMetrics>,
 }
 
 impl Default for RetryPolicy {
@@ -27,7 +24,17 @@ impl Default for RetryPolicy {
             attempts: 5,
             base: Duration::from_millis(250),
             max: Duration::from_secs(30),
-            metrics: None,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// One attempt, no retry: for requests whose caller reports a failure at once (an
+    /// operator's command, a health probe).
+    pub fn once() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
         }
     }
 }
@@ -41,30 +48,25 @@ pub fn delay(base: Duration, max: Duration, attempt: u32) -> Duration {
     capped.mul_f64(jitter).min(max)
 }
 
-/// Runs `op` until it succeeds, fails for good, or runs out of attempts.
-pub async fn retry<T, F, Fut>(policy: &RetryPolicy, op: F) -> Result<T, ChefError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, ChefError>>,
-{
-    retry_unless(policy, op, false).await
+/// Whether a refused connection is retried like any transient failure (`Always`), or is an
+/// answer at once (`UnlessRefused`): the caller then has something better to do than wait
+/// for the server (fail over to the next primary, or back off as a whole while probing it,
+/// showing the outage in `sync-status` meanwhile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Every transient failure is retried.
+    Always,
+    /// A refused connection is returned at once.
+    UnlessRefused,
 }
 
-/// Like [`retry`], except that a server refusing the connection is an answer at once: the
-/// caller has something better to do than wait for it (fail over to the next primary, or back
-/// off as a whole while probing it, showing the outage in `sync-status` meanwhile).
-pub async fn retry_reachable<T, F, Fut>(policy: &RetryPolicy, op: F) -> Result<T, ChefError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, ChefError>>,
-{
-    retry_unless(policy, op, true).await
-}
-
-async fn retry_unless<T, F, Fut>(
+/// Runs `op` until it succeeds, fails for good, or runs out of attempts; `retried` is told of
+/// every retry.
+pub async fn retry<T, F, Fut>(
     policy: &RetryPolicy,
+    persistence: Persistence,
     mut op: F,
-    unless_refused: bool,
+    retried: impl Fn(),
 ) -> Result<T, ChefError>
 where
     F: FnMut() -> Fut,
@@ -78,7 +80,10 @@ where
                 retry_after,
                 message,
                 unreachable,
-            }) if attempt + 1 < policy.attempts && !(unless_refused && unreachable) => {
+                ..
+            }) if attempt + 1 < policy.attempts
+                && !(persistence == Persistence::UnlessRefused && unreachable) =>
+            {
                 let wait = match retry_after {
                     Some(server_says) => server_says.min(policy.max),
                     None => delay(policy.base, policy.max, attempt),
@@ -90,9 +95,7 @@ where
                     error = %message,
                     "retrying"
                 );
-                if let Some(m) = &policy.metrics {
-                    m.retried();
-                }
+                retried();
                 tokio::time::sleep(wait).await;
                 attempt += 1;
             }
@@ -126,83 +129,90 @@ mod tests {
             attempts: 4,
             base: Duration::from_millis(1),
             max: Duration::from_millis(5),
-            metrics: None,
         };
         let calls = AtomicU32::new(0);
-        let out = retry(&policy, || async {
-            if calls.fetch_add(1, Ordering::SeqCst) < 2 {
-                Err(ChefError::Transient {
-                    message: "502".into(),
-                    retry_after: None,
-                    unreachable: false,
-                })
-            } else {
-                Ok(7)
-            }
-        })
+        let out = retry(
+            &policy,
+            Persistence::Always,
+            || async {
+                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(ChefError::transient("502", false))
+                } else {
+                    Ok(7)
+                }
+            },
+            || (),
+        )
         .await;
         assert_eq!(out.unwrap(), 7);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
 
         let calls = AtomicU32::new(0);
-        let out: Result<(), _> = retry(&policy, || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(ChefError::Rejected {
-                status: 400,
-                message: "bad".into(),
-            })
-        })
+        let out: Result<(), _> = retry(
+            &policy,
+            Persistence::Always,
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(ChefError::Rejected {
+                    status: 400,
+                    message: "bad".into(),
+                })
+            },
+            || (),
+        )
         .await;
         assert!(out.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
         let calls = AtomicU32::new(0);
-        let out: Result<(), _> = retry(&policy, || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(ChefError::Transient {
-                message: "down".into(),
-                retry_after: None,
-                unreachable: true,
-            })
-        })
+        let out: Result<(), _> = retry(
+            &policy,
+            Persistence::Always,
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(ChefError::transient("down", true))
+            },
+            || (),
+        )
         .await;
         assert!(out.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test]
-    async fn a_refused_connection_ends_retry_reachable_at_once() {
+    async fn a_refused_connection_ends_an_unless_refused_retry_at_once() {
         let policy = RetryPolicy {
             attempts: 4,
             base: Duration::from_millis(1),
             max: Duration::from_millis(5),
-            metrics: None,
         };
         let calls = AtomicU32::new(0);
-        let out: Result<(), _> = retry_reachable(&policy, || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(ChefError::Transient {
-                message: "Connection refused".into(),
-                retry_after: None,
-                unreachable: true,
-            })
-        })
+        let out: Result<(), _> = retry(
+            &policy,
+            Persistence::UnlessRefused,
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(ChefError::transient("Connection refused", true))
+            },
+            || (),
+        )
         .await;
         assert!(out.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         // Other transient failures are still retried.
         let calls = AtomicU32::new(0);
-        let out = retry_reachable(&policy, || async {
-            if calls.fetch_add(1, Ordering::SeqCst) < 2 {
-                Err(ChefError::Transient {
-                    message: "503".into(),
-                    retry_after: None,
-                    unreachable: false,
-                })
-            } else {
-                Ok(1)
-            }
-        })
+        let out = retry(
+            &policy,
+            Persistence::UnlessRefused,
+            || async {
+                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(ChefError::transient("503", false))
+                } else {
+                    Ok(1)
+                }
+            },
+            || (),
+        )
         .await;
         assert_eq!(out.unwrap(), 1);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
