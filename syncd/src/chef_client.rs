@@ -36,6 +36,15 @@ impl Peer {
     }
 }
 
+/// The server a failure came from: its side and base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Which end of the org pair.
+    pub peer: Peer,
+    /// Its base URL.
+    pub base: String,
+}
+
 impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -62,7 +71,7 @@ pub enum ChefError {
         /// The server could not be reached at all (connection refused, DNS, TLS).
         unreachable: bool,
         /// The server that failed, set by the [`ChefServer`] that made the request.
-        peer: Option<Peer>,
+        from: Option<Origin>,
     },
     /// 404.
     #[error("not found")]
@@ -91,7 +100,7 @@ impl ChefError {
             message: message.into(),
             retry_after: None,
             unreachable,
-            peer: None,
+            from: None,
         }
     }
 
@@ -100,30 +109,29 @@ impl ChefError {
         matches!(self, ChefError::Transient { .. })
     }
 
-    /// The server that could not be reached at all, when that is the failure.
-    pub fn unreachable_peer(&self) -> Option<Peer> {
-        match self {
+    /// Whether the failure is a server that could not be reached at all.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
             ChefError::Transient {
                 unreachable: true,
-                peer,
                 ..
-            } => Some(peer.unwrap_or(Peer::Primary)),
-            _ => None,
-        }
+            }
+        )
     }
 
     /// The server a transient failure came from.
-    pub fn peer(&self) -> Option<Peer> {
+    pub fn origin(&self) -> Option<&Origin> {
         match self {
-            ChefError::Transient { peer, .. } => *peer,
+            ChefError::Transient { from, .. } => from.as_ref(),
             _ => None,
         }
     }
 
-    /// The same failure, tied to `peer` (a transient one not yet tied to a server).
-    fn tied_to(mut self, from: Peer) -> ChefError {
-        if let ChefError::Transient { peer, .. } = &mut self {
-            peer.get_or_insert(from);
+    /// The same failure, tied to `origin` (a transient one not yet tied to a server).
+    fn tied_to(mut self, origin: &Origin) -> ChefError {
+        if let ChefError::Transient { from, .. } = &mut self {
+            from.get_or_insert_with(|| origin.clone());
         }
         self
     }
@@ -154,8 +162,8 @@ pub struct ChefServer {
     http: Http,
     version: SigningVersion,
     timeout: Duration,
-    /// Which end of the org pair this server is.
-    peer: Peer,
+    /// Which end of the org pair this server is, and its base URL.
+    origin: Origin,
     /// How failed requests are retried.
     retry: RetryPolicy,
     /// Where requests and retries are counted.
@@ -227,7 +235,7 @@ pub fn classify(
             message: format!("{}: {message}", status.as_u16()),
             retry_after: retry_after(headers),
             unreachable: false,
-            peer: None,
+            from: None,
         },
         code => ChefError::Rejected {
             status: code,
@@ -264,14 +272,18 @@ impl ChefServer {
     /// The `peer` end of an org pair at `base` (no trailing slash), signing as `user` with
     /// `key`; failed requests are retried as [`RetryPolicy::default`] says.
     pub fn new(peer: Peer, base: &str, user: &str, key: Arc<PrivateKey>, http: Http) -> ChefServer {
+        let base = base.trim_end_matches('/').to_owned();
         ChefServer {
-            base: base.trim_end_matches('/').to_owned(),
+            origin: Origin {
+                peer,
+                base: base.clone(),
+            },
+            base,
             user: user.to_owned(),
             key,
             http,
             version: SigningVersion::V1_3,
             timeout: Duration::from_secs(60),
-            peer,
             retry: RetryPolicy::default(),
             metrics: None,
             bag_writes: Arc::default(),
@@ -292,12 +304,12 @@ impl ChefServer {
 
     /// Which end of the org pair this server is.
     pub fn peer(&self) -> Peer {
-        self.peer
+        self.origin.peer
     }
 
     fn observe(&self, status: Option<u16>, took: Option<Duration>, sent: usize, received: usize) {
         if let Some(metrics) = &self.metrics {
-            metrics.request(self.peer.as_str(), status, took, sent, received);
+            metrics.request(self.origin.peer.as_str(), status, took, sent, received);
         }
     }
 
@@ -433,7 +445,7 @@ impl ChefServer {
         let result = self
             .exchange(method, rel, body.is_some(), bytes, wait)
             .await
-            .map_err(|e| e.tied_to(self.peer));
+            .map_err(|e| e.tied_to(&self.origin));
         match &result {
             Ok((status, _, received)) => {
                 self.observe(Some(status.as_u16()), took(), sent, received.len())
@@ -491,7 +503,7 @@ impl ChefServer {
     ) -> Result<Value, ChefError> {
         let (status, headers, bytes) = self.request(method, rel, body).await?;
         if !status.is_success() {
-            return Err(classify(status, &headers, &bytes).tied_to(self.peer));
+            return Err(classify(status, &headers, &bytes).tied_to(&self.origin));
         }
         parse_json(&bytes)
     }
@@ -529,7 +541,7 @@ impl ChefServer {
             if status.is_success() || status == StatusCode::NOT_FOUND {
                 Ok(())
             } else {
-                Err(classify(status, &headers, &bytes).tied_to(self.peer))
+                Err(classify(status, &headers, &bytes).tied_to(&self.origin))
             }
         })
         .await
@@ -558,7 +570,7 @@ impl ChefServer {
         let started = std::time::Instant::now();
         let resp = req.send().await.map_err(|e| {
             self.observe(None, Some(started.elapsed()), 0, 0);
-            ChefError::from_reqwest(e).tied_to(self.peer)
+            ChefError::from_reqwest(e).tied_to(&self.origin)
         })?;
         // The file's bytes are counted by their announced length; they stream to the caller.
         let length = resp.content_length().unwrap_or(0);
@@ -574,7 +586,7 @@ impl ChefServer {
             let status = resp.status();
             let headers = resp.headers().clone();
             let body = resp.bytes().await.unwrap_or_default();
-            Err(classify(status, &headers, &body).tied_to(self.peer))
+            Err(classify(status, &headers, &body).tied_to(&self.origin))
         }
     }
 
@@ -597,7 +609,7 @@ impl ChefServer {
         let sent = usize::try_from(length.unwrap_or(0)).unwrap_or(usize::MAX);
         let resp = req.body(body).send().await.map_err(|e| {
             self.observe(None, Some(started.elapsed()), sent, 0);
-            ChefError::from_reqwest(e).tied_to(self.peer)
+            ChefError::from_reqwest(e).tied_to(&self.origin)
         })?;
         self.observe(
             Some(resp.status().as_u16()),
@@ -611,7 +623,7 @@ impl ChefServer {
             let status = resp.status();
             let headers = resp.headers().clone();
             let body = resp.bytes().await.unwrap_or_default();
-            Err(classify(status, &headers, &body).tied_to(self.peer))
+            Err(classify(status, &headers, &body).tied_to(&self.origin))
         }
     }
 }

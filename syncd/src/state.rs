@@ -861,6 +861,11 @@ mod tests {
         let cp = Report {
             position: Position::At(9),
             park: vec![appliable("a"), appliable("c")],
+            head: Some(Head {
+                seq: Some(12),
+                mode: "feed",
+            }),
+            standing: Some(Standing::ok(Status::Synced)),
             ..Report::default()
         };
         let err = state.record("dst", &cp).await.unwrap_err();
@@ -869,11 +874,12 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("max_parked_objects (2)"), "{err}");
-        // Nothing of that commit happened: the checkpoint and the rows are as they were.
-        assert_eq!(
-            state.org("dst").await.unwrap().unwrap().applied_seq,
-            Some(7)
-        );
+        // Nothing of that record happened: the checkpoint, the head, the status and the rows
+        // are as they were.
+        let org = state.org("dst").await.unwrap().unwrap();
+        assert_eq!(org.applied_seq, Some(7));
+        assert_eq!(org.primary_seq, None);
+        assert_eq!(org.status, Status::Stopped);
         let attempts: Vec<i64> = state
             .parked("dst")
             .await

@@ -18,6 +18,8 @@ pub struct Live {
     pub error_cleared: bool,
     /// When the current wait ends (RFC 3339; `None`: working, not waiting).
     pub next_sync: Option<String>,
+    /// The primary's newest feed id, heard by the cycle under way (`None`: as recorded).
+    pub primary_seq: Option<i64>,
     /// Feed entries of the batch in flight.
     pub in_flight: i64,
 }
@@ -35,6 +37,9 @@ impl Live {
             row.last_error = None;
         }
         row.next_sync.clone_from(&self.next_sync);
+        if self.primary_seq.is_some() {
+            row.primary_seq = self.primary_seq;
+        }
     }
 }
 
@@ -200,8 +205,7 @@ mod tests {
         let back = Live {
             status: Some(Status::Syncing),
             error_cleared: true,
-            next_sync: None,
-            in_flight: 0,
+            ..Live::default()
         };
         let mut shown = row(Status::Error, true);
         back.show(&mut shown);
@@ -215,6 +219,19 @@ mod tests {
         waiting.show(&mut shown);
         assert_eq!(shown.status, Status::Synced);
         assert_eq!(shown.next_sync.as_deref(), Some("2030-01-01T00:00:00Z"));
+        // A page read and being applied: the primary's head is ahead of the checkpoint.
+        let applying = Live {
+            status: Some(Status::Syncing),
+            primary_seq: Some(40),
+            ..Live::default()
+        };
+        let mut shown = row(Status::Synced, true);
+        shown.applied_seq = Some(10);
+        applying.show(&mut shown);
+        assert_eq!(
+            (shown.status, shown.applied_seq, shown.primary_seq),
+            (Status::Syncing, Some(10), Some(40))
+        );
         // A stopped org is shown as recorded.
         let mut shown = row(Status::Stopped, false);
         back.show(&mut shown);

@@ -180,7 +180,9 @@ async fn syncd_killed_at_random_moments_converges_to_an_exact_copy() {
         let pause = if i < kills / 2 { 30..250 } else { 30..600 };
         tokio::time::sleep(Duration::from_millis(rng.gen_range(pause))).await;
         r.daemon.kill();
-        if r.status()[0]["applied_seq"].is_null() {
+        let row = r.status()[0].clone();
+        recorded_whole(&row, i);
+        if row["applied_seq"].is_null() {
             during_bootstrap += 1;
         } else {
             during_follow += 1;
@@ -210,6 +212,22 @@ async fn syncd_killed_at_random_moments_converges_to_an_exact_copy() {
     assert_eq!(status[0]["unsynced"], 0, "{status}");
     r.daemon.terminate(Duration::from_secs(30));
     assert_eq!(integrity(&r.state_db()).await, "ok");
+}
+
+/// A cycle's record is whole whenever the daemon dies: a checkpoint is only ever stored with
+/// the primary's head it was taken from and the status the cycle ended in, never beside the
+/// status of a bootstrap still under way (as separate writes could leave it).
+fn recorded_whole(row: &Value, kill: usize) {
+    let Some(applied) = row["applied_seq"].as_i64() else {
+        return;
+    };
+    assert_ne!(row["status"], "bootstrapping", "after kill {kill}: {row}");
+    let head = row["primary_seq"].as_i64();
+    assert!(
+        head.is_some_and(|h| h >= applied),
+        "after kill {kill}: checkpoint {applied} beyond the head recorded: {row}"
+    );
+    assert!(row["last_sync"].is_string(), "after kill {kill}: {row}");
 }
 
 /// Waits (without kills) until the daemon has checkpointed its first feed position.

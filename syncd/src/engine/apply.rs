@@ -89,10 +89,7 @@ async fn drain(
         if outcome.result.is_ok() {
             sides.progress.advanced();
         }
-        let unreachable = outcome
-            .result
-            .as_ref()
-            .is_err_and(|e| e.unreachable_peer().is_some());
+        let unreachable = outcome.result.as_ref().is_err_and(|e| e.is_unreachable());
         outcomes.push(outcome);
         if unreachable {
             return true;

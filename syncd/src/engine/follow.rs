@@ -28,7 +28,11 @@ impl Worker {
         applied: i64,
     ) -> Result<Cycle, CycleError> {
         let mut report = Report::default();
-        self.retry_parked(sides, &mut report).await?;
+        if self.retry_parked(sides, &mut report).await? {
+            // Recorded at once: the objects no longer wait, and `sync-status` says so before
+            // the next long-poll ends.
+            return Ok(Cycle::now(report));
+        }
         // Long-poll only from a state known to be caught up. After a failure, a failover or a
         // batch the feed is asked without waiting, so that the status says at once where the
         // org stands instead of keeping the last one for a whole long-poll.
@@ -67,16 +71,19 @@ impl Worker {
         };
         self.resets = 0;
         let head = page.head.or(page.last_id).unwrap_or(applied).max(applied);
-        report.head = Some(Head {
+        let heard = Some(Head {
             seq: Some(head),
             mode: "feed",
         });
-        if page.len == 0 {
-            return self
-                .caught_up(sides, report, applied, wait, asked.elapsed())
-                .await;
-        }
-        self.apply_page(sides, report, page, applied).await
+        report.head = heard;
+        self.handle.heard(Some(head));
+        let cycle = if page.len == 0 {
+            self.caught_up(sides, report, applied, wait, asked.elapsed())
+                .await
+        } else {
+            self.apply_page(sides, report, page, applied).await
+        };
+        cycle.map_err(|e| e.heard(heard))
     }
 
     /// An empty page: the org is caught up. Except for a long-poll that came back empty at
@@ -193,10 +200,16 @@ impl Worker {
         }
     }
 
-    /// Retries the parked objects whose time has come; a server found unreachable ends the
-    /// round (what it got done is kept).
-    async fn retry_parked(&mut self, sides: &Sides, report: &mut Report) -> Result<(), CycleError> {
-        for p in self.state.due(&self.destination, &now()).await? {
+    /// Retries the parked objects whose time has come; whether there were any. A server found
+    /// unreachable fails the cycle (the org backs off as a whole, as for a feed page).
+    async fn retry_parked(
+        &mut self,
+        sides: &Sides,
+        report: &mut Report,
+    ) -> Result<bool, CycleError> {
+        let due = self.state.due(&self.destination, &now()).await?;
+        let any = !due.is_empty();
+        for p in due {
             let Ok(path) = p.path.parse() else {
                 // A path that breaks the grammar can never be applied; it stays visible.
                 let never = Parked {
@@ -230,7 +243,15 @@ impl Worker {
                     self.info(&format!("parked {} applied on retry", p.path));
                     report.settle(vec![p.path], Vec::new());
                 }
-                Err(e) if e.unreachable_peer().is_some() => return Ok(()),
+                Err(e) if e.is_unreachable() => {
+                    let side = e.origin().map_or(Peer::Primary, |o| o.peer);
+                    return Err(CycleError {
+                        message: format!("{side} unreachable while applying {}: {e}", p.path),
+                        primary_down: side == Peer::Primary,
+                        unreachable: e.origin().cloned(),
+                        head: None,
+                    });
+                }
                 Err(e) => {
                     let attempts = p.attempts + 1;
                     let wait = delay(
@@ -248,7 +269,7 @@ impl Worker {
                 }
             }
         }
-        Ok(())
+        Ok(any)
     }
 
     /// A full reconcile while caught up, when `reconcile_interval` has passed since the last

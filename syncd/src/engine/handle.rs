@@ -79,6 +79,14 @@ impl Handle {
         }
     }
 
+    /// Shows the primary's newest feed id as heard by the cycle under way (`None`: as
+    /// recorded, once the cycle's report is).
+    pub fn heard(&self, primary_seq: Option<i64>) {
+        if let Ok(mut live) = self.now.lock() {
+            live.primary_seq = primary_seq;
+        }
+    }
+
     /// Shows the recorded error as past (the server it named is back), or as holding again.
     pub fn error_cleared(&self, cleared: bool) {
         if let Ok(mut live) = self.now.lock() {

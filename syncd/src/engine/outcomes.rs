@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::apply::{Applied, Outcome};
 use super::plan::Action;
-use crate::chef_client::{ChefError, Peer};
-use crate::state::{Parked, Report, timestamp};
+use crate::chef_client::{ChefError, Origin, Peer};
+use crate::state::{Head, Parked, Report, timestamp};
 
 /// What the loop does after a cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +46,10 @@ pub struct CycleError {
     pub message: String,
     /// The primary looked down.
     pub primary_down: bool,
-    /// The side that could not be reached at all.
-    pub unreachable: Option<Peer>,
+    /// The server that could not be reached at all.
+    pub unreachable: Option<Origin>,
+    /// The primary's head, when the cycle heard it before failing: recorded with the error.
+    pub head: Option<Head>,
 }
 
 impl CycleError {
@@ -57,12 +59,19 @@ impl CycleError {
             message: message.into(),
             primary_down: false,
             unreachable: None,
+            head: None,
         }
+    }
+
+    /// The same failure, with the primary's head the cycle heard before it.
+    pub fn heard(self, head: Option<Head>) -> CycleError {
+        CycleError { head, ..self }
     }
 
     /// A request to `side` (or to the server the error names) that failed.
     pub fn failed(side: Peer, e: &ChefError) -> CycleError {
-        let side = e.peer().unwrap_or(side);
+        let origin = e.origin();
+        let side = origin.map_or(side, |o| o.peer);
         let what = match e {
             ChefError::Transient { .. } => "unavailable",
             ChefError::Malformed(_) => "sent an unusable answer",
@@ -71,7 +80,8 @@ impl CycleError {
         CycleError {
             message: format!("{side} {what}: {e}"),
             primary_down: side == Peer::Primary && e.is_transient(),
-            unreachable: e.unreachable_peer().map(|_| side),
+            unreachable: origin.filter(|_| e.is_unreachable()).cloned(),
+            head: None,
         }
     }
 }

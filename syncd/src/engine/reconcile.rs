@@ -242,13 +242,7 @@ async fn copy_searched(
 
 /// Whether a batch ended at a server that could not be reached.
 fn stopped(outcomes: &[Outcome]) -> bool {
-    outcomes.last().is_some_and(|o| {
-        matches!(
-            o.result,
-            Err(ChefError::Transient {
-                unreachable: true,
-                ..
-            })
-        )
-    })
+    outcomes
+        .last()
+        .is_some_and(|o| o.result.as_ref().is_err_and(|e| e.is_unreachable()))
 }

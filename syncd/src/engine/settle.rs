@@ -42,13 +42,14 @@ impl Worker {
                     }
                     settled.release.push(path);
                 }
-                Err(e) if e.unreachable_peer().is_some() => {
-                    let side = e.unreachable_peer().unwrap_or(Peer::Primary);
+                Err(e) if e.is_unreachable() => {
+                    let side = e.origin().map_or(Peer::Primary, |o| o.peer);
                     return Err(CycleError {
                         message: format!("{side} unreachable while applying {path}: {e}"),
                         // Only a dead primary is a reason to fail over to the next one.
                         primary_down: side == Peer::Primary,
-                        unreachable: Some(side),
+                        unreachable: e.origin().cloned(),
+                        head: None,
                     });
                 }
                 Err(e) => {

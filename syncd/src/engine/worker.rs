@@ -162,6 +162,7 @@ impl Worker {
                 Err(e) => Err(e),
             };
             self.handle.working(None);
+            self.handle.heard(None);
             self.handle.in_flight(Vec::new());
             match done {
                 Ok(next) => {
@@ -220,18 +221,18 @@ impl Worker {
             format!("retrying in {} s", wait.as_secs())
         };
         self.warn(&format!("{message} ({when})"));
-        let failed = Report::standing(Standing {
-            status: Status::Error,
-            error: Some(message),
-        });
+        let failed = Report {
+            head: e.head,
+            ..Report::standing(Standing {
+                status: Status::Error,
+                error: Some(message),
+            })
+        };
         let _ = self.state.record(&self.destination, &failed).await;
         self.handle.error_cleared(false);
         match e.unreachable {
             // After a failover the next attempt goes elsewhere: nothing to probe.
-            Some(side) if !failover => {
-                let base = self.base_of(side);
-                self.wait_for_server(wait, &base).await;
-            }
+            Some(origin) if !failover => self.wait_for_server(wait, &origin.base).await,
             _ => self.pause(wait).await,
         }
     }
