@@ -56,18 +56,7 @@ impl Worker {
         self.handle.waiting(None);
         let page = match page {
             Ok(p) => p,
-            Err(FeedError::Missing(why)) => {
-                self.warn(&format!(
-                    "the primary's feed disappeared ({why}); switching to reconcile mode"
-                ));
-                report.position = Position::Dropped;
-                return Ok(Cycle::now(report));
-            }
-            Err(e @ (FeedError::Pruned(_) | FeedError::Backwards { .. })) => {
-                report.position = Position::Dropped;
-                return Ok(self.feed_reset(report, &e.to_string()));
-            }
-            Err(FeedError::Chef(e)) => return Err(CycleError::failed(Peer::Primary, &e)),
+            Err(e) => return self.unfollowable(report, e),
         };
         self.resets = 0;
         let head = page.head.or(page.last_id).unwrap_or(applied).max(applied);
@@ -84,6 +73,25 @@ impl Worker {
             self.apply_page(sides, report, page, applied).await
         };
         cycle.map_err(|e| e.heard(heard))
+    }
+
+    /// The feed could not be read: a reconcile follows (the feed is gone, pruned past the
+    /// checkpoint, or went backwards), or the cycle failed.
+    fn unfollowable(&mut self, mut report: Report, e: FeedError) -> Result<Cycle, CycleError> {
+        match e {
+            FeedError::Missing(why) => {
+                self.warn(&format!(
+                    "the primary's feed disappeared ({why}); switching to reconcile mode"
+                ));
+                report.position = Position::Dropped;
+                Ok(Cycle::now(report))
+            }
+            e @ (FeedError::Pruned(_) | FeedError::Backwards { .. }) => {
+                report.position = Position::Dropped;
+                Ok(self.feed_reset(report, &e.to_string()))
+            }
+            FeedError::Chef(e) => Err(CycleError::failed(Peer::Primary, &e)),
+        }
     }
 
     /// An empty page: the org is caught up. Except for a long-poll that came back empty at
@@ -210,66 +218,68 @@ impl Worker {
         let due = self.state.due(&self.destination, &now()).await?;
         let any = !due.is_empty();
         for p in due {
-            let Ok(path) = p.path.parse() else {
-                // A path that breaks the grammar can never be applied; it stays visible.
-                let never = Parked {
-                    next_retry: NEVER.into(),
-                    ..p
-                };
-                report.settle(Vec::new(), vec![never]);
-                continue;
-            };
-            let action = if p.action == "delete" {
-                Action::Delete
-            } else {
-                Action::Write
-            };
-            let change = Change {
-                path,
-                action,
-                seq: p.seq,
-            };
-            let result = apply(sides, &change, None).await;
-            count(
-                sides,
-                &Outcome {
-                    change,
-                    result: result.clone(),
-                },
-            );
-            match result {
-                Ok(_) => {
-                    sides.progress.advanced();
-                    self.info(&format!("parked {} applied on retry", p.path));
-                    report.settle(vec![p.path], Vec::new());
-                }
-                Err(e) if e.is_unreachable() => {
-                    let side = e.origin().map_or(Peer::Primary, |o| o.peer);
-                    return Err(CycleError {
-                        message: format!("{side} unreachable while applying {}: {e}", p.path),
-                        primary_down: side == Peer::Primary,
-                        unreachable: e.origin().cloned(),
-                        head: None,
-                    });
-                }
-                Err(e) => {
-                    let attempts = p.attempts + 1;
-                    let wait = delay(
-                        Duration::from_secs(30),
-                        Duration::from_secs(3600),
-                        u32::try_from(attempts).unwrap_or(u32::MAX),
-                    );
-                    let again = Parked {
-                        error: e.to_string(),
-                        next_retry: later(wait),
-                        attempts,
-                        ..p
-                    };
-                    report.settle(Vec::new(), vec![again]);
-                }
+            match self.retry_one(sides, p).await? {
+                Ok(path) => report.settle(vec![path], Vec::new()),
+                Err(again) => report.settle(Vec::new(), vec![again]),
             }
         }
         Ok(any)
+    }
+
+    /// One parked object tried again: its path when it was applied, else the parked row with
+    /// its attempts raised and its next retry pushed back (30 s doubling to 1 h).
+    async fn retry_one(
+        &self,
+        sides: &Sides,
+        p: Parked,
+    ) -> Result<Result<String, Parked>, CycleError> {
+        let Ok(path) = p.path.parse() else {
+            // A path that breaks the grammar can never be applied; it stays visible.
+            return Ok(Err(Parked {
+                next_retry: NEVER.into(),
+                ..p
+            }));
+        };
+        let action = if p.action == "delete" {
+            Action::Delete
+        } else {
+            Action::Write
+        };
+        let change = Change {
+            path,
+            action,
+            seq: p.seq,
+        };
+        let result = apply(sides, &change, None).await;
+        count(
+            sides,
+            &Outcome {
+                change,
+                result: result.clone(),
+            },
+        );
+        match result {
+            Ok(_) => {
+                sides.progress.advanced();
+                self.info(&format!("parked {} applied on retry", p.path));
+                Ok(Ok(p.path))
+            }
+            Err(e) if e.is_unreachable() => Err(CycleError::unreachable_while(&p.path, &e)),
+            Err(e) => {
+                let attempts = p.attempts + 1;
+                let wait = delay(
+                    Duration::from_secs(30),
+                    Duration::from_secs(3600),
+                    u32::try_from(attempts).unwrap_or(u32::MAX),
+                );
+                Ok(Err(Parked {
+                    error: e.to_string(),
+                    next_retry: later(wait),
+                    attempts,
+                    ..p
+                }))
+            }
+        }
     }
 
     /// A full reconcile while caught up, when `reconcile_interval` has passed since the last

@@ -63,6 +63,18 @@ impl CycleError {
         }
     }
 
+    /// Applying `path` found a server unreachable (`e`): the batch ends there.
+    pub fn unreachable_while(path: &str, e: &ChefError) -> CycleError {
+        let side = e.origin().map_or(Peer::Primary, |o| o.peer);
+        CycleError {
+            message: format!("{side} unreachable while applying {path}: {e}"),
+            // Only a dead primary is a reason to fail over to the next one.
+            primary_down: side == Peer::Primary,
+            unreachable: e.origin().cloned(),
+            head: None,
+        }
+    }
+
     /// The same failure, with the primary's head the cycle heard before it.
     pub fn heard(self, head: Option<Head>) -> CycleError {
         CycleError { head, ..self }

@@ -9,7 +9,7 @@ use super::feed;
 use super::outcomes::{CycleError, Settled, action_name, later, missing_org};
 use super::reconcile::Unlisted;
 use super::worker::Worker;
-use crate::chef_client::{ChefError, Peer};
+use crate::chef_client::ChefError;
 use crate::state::{MAX_STORED_TEXT, NEVER, Parked};
 use crate::text::bounded;
 
@@ -43,14 +43,7 @@ impl Worker {
                     settled.release.push(path);
                 }
                 Err(e) if e.is_unreachable() => {
-                    let side = e.origin().map_or(Peer::Primary, |o| o.peer);
-                    return Err(CycleError {
-                        message: format!("{side} unreachable while applying {path}: {e}"),
-                        // Only a dead primary is a reason to fail over to the next one.
-                        primary_down: side == Peer::Primary,
-                        unreachable: e.origin().cloned(),
-                        head: None,
-                    });
+                    return Err(CycleError::unreachable_while(&path, &e));
                 }
                 Err(e) => {
                     let error = bounded(&e.to_string(), MAX_STORED_TEXT).into_owned();
