@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::CtlError;
 use crate::control::client::{self, ControlError};
-use crate::engine::progress::Snapshot;
+use crate::engine::inspect::Snapshot;
 use crate::status::StatusRow;
 use crate::text::one_line;
 

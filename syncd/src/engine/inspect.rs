@@ -1,6 +1,7 @@
 //! What chef-sync-ctl may ask of the engine without running it: the objects the feed has
-//! pending after a checkpoint, and both sides compared (`plan`, `verify`). Nothing here
-//! writes to either server or to the state database.
+//! pending after a checkpoint, both sides compared (`plan`, `verify`), and the shape of a
+//! running worker's progress (`sync-start --wait`, read over the control socket). Nothing
+//! here writes to either server or to the state database.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use chef_sync_shared::ObjectPath;
 pub use super::compare::{Difference, Drift, compare_all, compare_some};
 use super::feed::{self, FeedError, PAGE};
 use super::plan::coalesce;
+pub use super::progress::Snapshot;
 pub use super::sides::Sides;
 use crate::chef_client::ChefError;
 
