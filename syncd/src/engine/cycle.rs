@@ -20,19 +20,29 @@ impl Worker {
         let sides = self.sides();
         let identity = self.identity(&sides).await?;
         let same = org.primary_guid.as_deref() == Some(identity.as_str());
+        let primary = Some(Primary {
+            identity,
+            url: sides.primary.base().to_owned(),
+        });
         if !same && org.applied_seq.is_some() {
+            // A cycle of its own: the checkpoint belongs to another primary, and is forgotten
+            // before anything is copied from this one (should the bootstrap fail, a later
+            // return to the first primary must not resume from a position this one moved).
             self.warn(&format!(
-                "the primary's identity changed ({identity}); a full reconcile follows"
+                "the primary's identity changed ({}); a full reconcile follows",
+                primary.as_ref().map_or("", |p| p.identity.as_str())
             ));
+            return Ok(Cycle::now(Report {
+                primary,
+                position: Position::Dropped,
+                ..Report::default()
+            }));
         }
         let mut cycle = match org.applied_seq.filter(|_| same) {
             None => self.bootstrap(&sides, org).await?,
             Some(seq) => self.follow(&sides, org.status, seq).await?,
         };
-        cycle.report.primary = Some(Primary {
-            identity,
-            url: sides.primary.base().to_owned(),
-        });
+        cycle.report.primary = primary;
         Ok(cycle)
     }
 

@@ -28,15 +28,15 @@ impl Worker {
         applied: i64,
     ) -> Result<Cycle, CycleError> {
         let mut report = Report::default();
-        if self.retry_parked(sides, &mut report).await? {
-            // Recorded at once: the objects no longer wait, and `sync-status` says so before
-            // the next long-poll ends.
-            return Ok(Cycle::now(report));
+        let retried = self.retry_parked(sides, &mut report).await?;
+        if status == Status::Synced && !retried && self.reconcile_due().await? {
+            return self.periodic_reconcile(sides).await;
         }
         // Long-poll only from a state known to be caught up. After a failure, a failover or a
         // batch the feed is asked without waiting, so that the status says at once where the
-        // org stands instead of keeping the last one for a whole long-poll.
-        let wait = if status == Status::Synced {
+        // org stands instead of keeping the last one for a whole long-poll; after retrying
+        // parked objects too, so that what they did is recorded at once.
+        let wait = if status == Status::Synced && !retried {
             self.settings.long_poll
         } else {
             Duration::ZERO
@@ -67,8 +67,7 @@ impl Worker {
         report.head = heard;
         self.handle.heard(Some(head));
         let cycle = if page.len == 0 {
-            self.caught_up(sides, report, applied, wait, asked.elapsed())
-                .await
+            self.caught_up(report, applied, wait, asked.elapsed())
         } else {
             self.apply_page(sides, report, page, applied).await
         };
@@ -99,9 +98,8 @@ impl Worker {
     /// is not taken for `synced` but asked again at once (a stopped primary then refuses the
     /// connection, and the worker fails over or reports it). A second one in a row means the
     /// primary does not long-poll: it is then polled every `poll_interval`.
-    async fn caught_up(
+    fn caught_up(
         &mut self,
-        sides: &Sides,
         mut report: Report,
         applied: i64,
         wait: Duration,
@@ -122,10 +120,9 @@ impl Worker {
         let next = if quick || self.settings.long_poll.is_zero() {
             Next::Sleep(self.settings.poll_interval)
         } else {
-            // Straight into the next long-poll.
+            // Straight into the next long-poll (or the periodic reconcile, when it is due).
             Next::Now
         };
-        self.periodic_reconcile(sides, &mut report).await?;
         Ok(Cycle { report, next })
     }
 
@@ -282,28 +279,29 @@ impl Worker {
         }
     }
 
-    /// A full reconcile while caught up, when `reconcile_interval` has passed since the last
-    /// one, or once after an upgrade that owes one.
-    async fn periodic_reconcile(
-        &mut self,
-        sides: &Sides,
-        report: &mut Report,
-    ) -> Result<(), CycleError> {
+    /// Whether a full reconcile is due: `reconcile_interval` has passed since the last one,
+    /// or an upgrade owes one.
+    async fn reconcile_due(&self) -> Result<bool, CycleError> {
         let owed = self.state.reconcile_owed(&self.destination).await?;
-        if self.settings.reconcile_interval.is_zero() && !owed {
-            return Ok(());
+        if owed {
+            return Ok(true);
+        }
+        if self.settings.reconcile_interval.is_zero() {
+            return Ok(false);
         }
         let last = self.state.last_reconcile(&self.destination).await?;
-        let due = owed
-            || last
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-                .is_none_or(|t| {
-                    let age = chrono::Utc::now().signed_duration_since(t);
-                    age.to_std().unwrap_or_default() >= self.settings.reconcile_interval
-                });
-        if !due {
-            return Ok(());
-        }
+        Ok(last
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .is_none_or(|t| {
+                let age = chrono::Utc::now().signed_duration_since(t);
+                age.to_std().unwrap_or_default() >= self.settings.reconcile_interval
+            }))
+    }
+
+    /// A full reconcile of a caught-up org, as a cycle of its own (the org stays `synced`
+    /// meanwhile, as recorded by the cycle that caught up).
+    async fn periodic_reconcile(&mut self, sides: &Sides) -> Result<Cycle, CycleError> {
+        let owed = self.state.reconcile_owed(&self.destination).await?;
         self.info(if owed {
             "full reconcile started: this release copies objects the previous one did not (Policyfiles)"
         } else {
@@ -322,8 +320,11 @@ impl Worker {
             "periodic full reconcile done: {} objects repaired{changed}",
             settled.written
         ));
+        let mut report = Report {
+            reconciled: true,
+            ..Report::default()
+        };
         report.settle(settled.release, settled.park);
-        report.reconciled = true;
-        Ok(())
+        Ok(Cycle::now(report))
     }
 }

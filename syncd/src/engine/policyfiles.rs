@@ -172,21 +172,27 @@ async fn copy_revision(
     let Some(source) = sides.primary_get(&rel).await? else {
         return sides.replica_delete(&rel).await;
     };
+    let groups = |doc: &Value| -> Vec<String> {
+        doc.get("policy_group_list")
+            .and_then(|g| serde_json::from_value::<Vec<String>>(g.clone()).ok())
+            .unwrap_or_default()
+    };
+    // The groups the primary assigns this revision to: what is copied again after a
+    // replacement (the replica's list is not kept by a replacement that fails half-way).
+    let mut reassign = groups(&source);
     let wanted = revision_document(source, &rel)?;
-    let mut reassign = Vec::new();
+    let mut replaced = false;
     if replica_has != Some(false)
         && let Some(current) = sides.replica_get(&rel).await?
     {
-        let groups = current.get("policy_group_list").cloned();
+        reassign.extend(groups(&current));
         if revision_document(current, &rel)? == wanted {
             return Ok(Applied::Unchanged);
         }
         // Revisions never change on a Chef server: a different one under this id came from
         // elsewhere. It goes, with its assignments, which are copied again after it.
-        reassign = groups
-            .and_then(|g| serde_json::from_value::<Vec<String>>(g).ok())
-            .unwrap_or_default();
         sides.replica_delete(&rel).await?;
+        replaced = true;
     }
     let body = Value::Object(wanted);
     match sides
@@ -197,8 +203,12 @@ async fn copy_revision(
         Ok(()) | Err(ChefError::Rejected { status: 409, .. }) => {}
         Err(e) => return Err(e),
     }
-    for group in reassign {
-        Box::pin(copy_assignment(sides, &group, policy, Some(false))).await?;
+    if replaced {
+        reassign.sort();
+        reassign.dedup();
+        for group in reassign {
+            Box::pin(copy_assignment(sides, &group, policy, Some(false))).await?;
+        }
     }
     Ok(Applied::Written)
 }
@@ -263,7 +273,7 @@ async fn copy_artifact(
     if replica_has != Some(false)
         && let Some(current) = sides.replica_get(&rel).await?
     {
-        if comparable_manifest(current, &rel).ok().as_ref() == Some(&wanted) {
+        if comparable_manifest(current, &rel)? == wanted {
             return Ok(Applied::Unchanged);
         }
         // Artifacts never change either: a different one under this identifier is replaced.

@@ -158,16 +158,25 @@ impl Worker {
                 continue;
             }
             let done = match self.cycle(&org).await {
-                Ok(cycle) => self.record(&cycle.report).await.map(|()| cycle.next),
+                Ok(cycle) => {
+                    let (head, left) = (cycle.report.head, cycle.report.standing.is_some());
+                    let recorded = self.record(&cycle.report).await;
+                    recorded
+                        .map(|()| (cycle.next, left))
+                        .map_err(|e| e.heard(head))
+                }
                 Err(e) => Err(e),
             };
             self.handle.working(None);
             self.handle.heard(None);
             self.handle.in_flight(Vec::new());
             match done {
-                Ok(next) => {
+                Ok((next, left_a_status)) => {
                     failures = 0;
-                    self.handle.error_cleared(false);
+                    if left_a_status {
+                        // The recorded status is current again.
+                        self.handle.error_cleared(false);
+                    }
                     if let Next::Sleep(d) = next {
                         self.pause(d).await;
                     }
