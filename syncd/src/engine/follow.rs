@@ -29,8 +29,11 @@ impl Worker {
     ) -> Result<Cycle, CycleError> {
         let mut report = Report::default();
         let retried = self.retry_parked(sides, &mut report).await?;
-        if status == Status::Synced && !retried && self.reconcile_due().await? {
-            return self.periodic_reconcile(sides).await;
+        if status == Status::Synced
+            && !retried
+            && let Some(owed) = self.reconcile_due().await?
+        {
+            return self.periodic_reconcile(sides, owed).await;
         }
         // Long-poll only from a state known to be caught up. After a failure, a failover or a
         // batch the feed is asked without waiting, so that the status says at once where the
@@ -279,29 +282,28 @@ impl Worker {
         }
     }
 
-    /// Whether a full reconcile is due: `reconcile_interval` has passed since the last one,
-    /// or an upgrade owes one.
-    async fn reconcile_due(&self) -> Result<bool, CycleError> {
-        let owed = self.state.reconcile_owed(&self.destination).await?;
-        if owed {
-            return Ok(true);
+    /// Whether a full reconcile is due (`None`: not yet), and whether because an upgrade owes
+    /// one (`Some(true)`) or `reconcile_interval` has passed since the last (`Some(false)`).
+    async fn reconcile_due(&self) -> Result<Option<bool>, CycleError> {
+        if self.state.reconcile_owed(&self.destination).await? {
+            return Ok(Some(true));
         }
         if self.settings.reconcile_interval.is_zero() {
-            return Ok(false);
+            return Ok(None);
         }
         let last = self.state.last_reconcile(&self.destination).await?;
-        Ok(last
+        let due = last
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
             .is_none_or(|t| {
                 let age = chrono::Utc::now().signed_duration_since(t);
                 age.to_std().unwrap_or_default() >= self.settings.reconcile_interval
-            }))
+            });
+        Ok(due.then_some(false))
     }
 
     /// A full reconcile of a caught-up org, as a cycle of its own (the org stays `synced`
     /// meanwhile, as recorded by the cycle that caught up).
-    async fn periodic_reconcile(&mut self, sides: &Sides) -> Result<Cycle, CycleError> {
-        let owed = self.state.reconcile_owed(&self.destination).await?;
+    async fn periodic_reconcile(&mut self, sides: &Sides, owed: bool) -> Result<Cycle, CycleError> {
         self.info(if owed {
             "full reconcile started: this release copies objects the previous one did not (Policyfiles)"
         } else {

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::bootstrap::concurrent;
-use super::load;
+use super::lag::{self, Lags};
 use super::proc_stats;
 use super::report::Report;
 use crate::chef::Chef;
@@ -252,12 +252,7 @@ async fn lag(report: &mut Report, dir: &Path, seconds: u64) {
     .await;
     r.wait_synced(1).await;
     let replica = r.replica_admin("boot");
-    let head = replica.get("/updated_since?seq=0&limit=10000").await;
-    let start_seq = head
-        .as_array()
-        .and_then(|a| a.last())
-        .and_then(|e| e["id"].as_i64())
-        .unwrap_or(0);
+    let start_seq = lag::feed_head(&replica).await;
     let committed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -289,30 +284,22 @@ async fn lag(report: &mut Report, dir: &Path, seconds: u64) {
         tokio::time::sleep_until(next.into()).await;
     }
     let _ = reader.await;
-    let committed = committed.lock().map(|c| c.clone()).unwrap_or_default();
-    let arrived = arrived.lock().map(|a| a.clone()).unwrap_or_default();
-    let mut lags: Vec<u64> = committed
-        .iter()
-        .filter_map(|(rev, c)| {
-            arrived
-                .get(rev)
-                .map(|a| a.saturating_duration_since(*c).as_micros() as u64)
-        })
-        .collect();
-    lags.sort_unstable();
-    let missing = committed.len() - lags.len();
-    let p50 = load::percentile(&lags, 50.0);
-    let p99 = load::percentile(&lags, 99.0);
+    let Lags {
+        count,
+        p50,
+        p99,
+        missing,
+    } = Lags::of(&committed, &arrived);
     println!(
         "policy group change lag: {} changes, p50 {p50:.1} ms, p99 {p99:.1} ms, {missing} not seen",
-        committed.len()
+        count
     );
     report.add(
         "policyfiles",
         &format!(
             "policy group changes (a new revision assigned to prod in one PUT, as `chef push` ends), 10/s for {seconds} s, long-poll: commit on the primary → assignment in the replica's feed"
         ),
-        json!({"changes": committed.len(), "p50_ms": p50, "p99_ms": p99, "not_arrived": missing}),
+        json!({"changes": count, "p50_ms": p50, "p99_ms": p99, "not_arrived": missing}),
         Some(("p99 ≤ 250 ms", p99 <= 250.0 && missing == 0)),
     );
 }
