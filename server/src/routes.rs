@@ -1,5 +1,6 @@
 //! HTTP routes, one module per Chef resource.
 
+mod bulk_write;
 mod clients;
 mod cookbook_artifacts;
 mod cookbook_manifest;
@@ -57,7 +58,8 @@ pub fn router() -> Router<AppState> {
         .merge(search::router())
         .merge(nodes::router())
         .merge(principals::router())
-        .merge(updated_since::router());
+        .merge(updated_since::router())
+        .merge(bulk_write::router());
     Router::new()
         .merge(status::router())
         .merge(server_info::router())

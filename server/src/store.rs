@@ -7,6 +7,7 @@
 
 mod actors;
 mod auth_cache;
+mod batch;
 mod connect;
 mod cookbook_files;
 mod feed;
@@ -22,7 +23,9 @@ mod search_index;
 mod standing;
 
 pub use actors::{ClientRow, OrgRow, UserRow};
+pub use batch::{BatchItem, BatchOp, ItemOutcome, MakeBody};
 pub use connect::Dialect;
+pub use feed::{FeedPage, MAX_PAGE_DOCUMENT_BYTES, PageDocuments};
 pub use groups::GroupMembers;
 pub use keys::{KeyOwner, KeyRow};
 pub use objects::{CookbookVersionRow, WriteMode, WriteOutcome};

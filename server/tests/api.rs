@@ -517,6 +517,11 @@ async fn replica_orgs_refuse_writes(h: &Harness) {
         ),
         ("PUT", "/organizations/acme/cookbooks/cb/1.0.0", json!({})),
         ("DELETE", "/organizations/acme/roles/web", Value::Null),
+        (
+            "POST",
+            "/organizations/acme/_bulk_write",
+            json!({"items": [{"action": "delete", "path": "/roles/web"}]}),
+        ),
         // Policyfiles are replicated types too.
         (
             "POST",
@@ -567,6 +572,18 @@ async fn replica_orgs_refuse_writes(h: &Harness) {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    // The sync user's bulk write is accepted like its other writes.
+    let (status, reply) = h
+        .call(
+            "bob",
+            &bob,
+            "POST",
+            "/organizations/acme/_bulk_write",
+            Some(json!({"items": [{"action": "write", "path": "/roles/db", "document": {"name": "db"}}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["results"][0]["outcome"], "created", "{reply}");
 }
 
 async fn feed_parameters_and_long_poll(h: &Harness) {

@@ -37,7 +37,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/universe", get(universe))
 }
 
-fn missing_version(name: &str, version: &str) -> ApiError {
+pub(super) fn missing_version(name: &str, version: &str) -> ApiError {
     ApiError::NotFound(format!(
         "Cannot find a cookbook named {name} with version {version}"
     ))
@@ -333,7 +333,30 @@ struct PutParams {
     force: Option<String>,
 }
 
-fn frozen_message(name: &str, version: &str) -> String {
+/// The manifest to store over `existing`: a frozen version is replaced only with `force`, and
+/// stays frozen.
+pub(super) fn stored_form(
+    existing: Option<&str>,
+    stored: &mut CookbookVersion,
+    force: bool,
+    name: &str,
+    version: &str,
+) -> Result<String, StoreError> {
+    if let Some(old) = existing {
+        let old: CookbookVersion = serde_json::from_str(old)
+            .map_err(|e| StoreError::Refused(format!("stored manifest unreadable: {e}")))?;
+        if old.frozen {
+            if !force {
+                return Err(StoreError::Refused(frozen_message(name, version)));
+            }
+            stored.frozen = true;
+        }
+    }
+    serde_json::to_string(stored)
+        .map_err(|e| StoreError::Refused(format!("manifest unserialisable: {e}")))
+}
+
+pub(super) fn frozen_message(name: &str, version: &str) -> String {
     format!(
         "The cookbook {name} at version {version} is frozen. Use the 'force' option to override."
     )
@@ -355,19 +378,7 @@ async fn upsert(
     let outcome = state
         .store
         .write_object_with(access.org.id, &path, WriteMode::Upsert, |existing| {
-            if let Some(old) = existing {
-                let old: CookbookVersion = serde_json::from_str(old)
-                    .map_err(|e| StoreError::Refused(format!("stored manifest unreadable: {e}")))?;
-                if old.frozen {
-                    if !force {
-                        return Err(StoreError::Refused(frozen_message(&name, &version)));
-                    }
-                    // Once frozen, a version stays frozen.
-                    stored.frozen = true;
-                }
-            }
-            serde_json::to_string(&stored)
-                .map_err(|e| StoreError::Refused(format!("manifest unserialisable: {e}")))
+            stored_form(existing, &mut stored, force, &name, &version)
         })
         .await
         .map_err(|e| {

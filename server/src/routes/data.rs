@@ -31,14 +31,14 @@ pub(super) fn router() -> Router<AppState> {
         )
 }
 
-fn bag_messages(bag: &str) -> Messages {
+pub(super) fn bag_messages(bag: &str) -> Messages {
     Messages {
         conflict: "Data bag already exists".into(),
         missing: format!("Cannot load data bag {bag}"),
     }
 }
 
-fn item_messages(bag: &str, item: &str) -> Messages {
+pub(super) fn item_messages(bag: &str, item: &str) -> Messages {
     Messages {
         conflict: format!("Data Bag Item '{item}' already exists in Data Bag '{bag}'."),
         missing: format!("Cannot load data bag item {item} for data bag {bag}"),
@@ -54,7 +54,7 @@ fn item_path(bag: &str, item: &str) -> ApiResult<ObjectPath> {
         .map_err(|_| ApiError::NotFound(item_messages(bag, item).missing))
 }
 
-fn no_such_bag(bag: &str) -> ApiError {
+pub(super) fn no_such_bag(bag: &str) -> ApiError {
     ApiError::NotFound(format!(
         "No data bag '{bag}' could be found. Please create this data bag before adding items to it."
     ))
@@ -69,7 +69,7 @@ fn item_reply(raw: &JsonMap, bag: &str) -> Value {
 }
 
 /// Reads an item body; `url_item` is the id from the URL on update.
-fn parse_item(body: &[u8], url_item: Option<&str>) -> ApiResult<DataBagItem> {
+pub(super) fn parse_item(body: &[u8], url_item: Option<&str>) -> ApiResult<DataBagItem> {
     let mut value: Value = super::parse_json(body)?;
     if let (Some(id), Some(map)) = (url_item, value.as_object_mut()) {
         // PUT may omit the id; the URL supplies it (also inside a raw_data wrapper).

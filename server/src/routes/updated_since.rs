@@ -1,4 +1,5 @@
-//! `GET /organizations/ORG/updated_since?seq=N[&limit=L][&wait=S]` (alias `objects_since`).
+//! `GET /organizations/ORG/updated_since?seq=N[&limit=L][&wait=S][&documents=true]` (alias
+//! `objects_since`).
 
 use std::time::Duration;
 
@@ -9,8 +10,9 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use crate::auth::OrgAccess;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::store::PageDocuments;
 
 /// Entries per page when `limit` is not given.
 pub const DEFAULT_LIMIT: i64 = 1000;
@@ -20,6 +22,9 @@ pub const MAX_LIMIT: i64 = 10_000;
 pub const MAX_WAIT: u64 = 60;
 /// Response header carrying the org's newest change id.
 pub const LAST_SEQ_HEADER: &str = "x-chef-sync-last-seq";
+/// Response header saying the page carries documents (`documents=true` was honoured), so a
+/// replica knows this primary offers them.
+pub const DOCUMENTS_HEADER: &str = "x-chef-sync-documents";
 /// How often a long-poll re-reads the log, to see writes made by other server processes.
 const RECHECK: Duration = Duration::from_millis(250);
 
@@ -34,6 +39,18 @@ struct Params {
     seq: Option<String>,
     limit: Option<String>,
     wait: Option<String>,
+    documents: Option<String>,
+}
+
+/// `documents=true|false` (absent: false).
+fn documents(raw: Option<&str>) -> ApiResult<PageDocuments> {
+    match raw {
+        None | Some("false") => Ok(PageDocuments::None),
+        Some("true") => Ok(PageDocuments::Current),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "invalid documents '{other}': use true or false"
+        ))),
+    }
 }
 
 async fn updated_since(
@@ -51,24 +68,35 @@ async fn updated_since(
         MAX_LIMIT,
     )?;
     let wait = super::query_number("wait", params.wait.as_deref(), 0u64, 0, MAX_WAIT)?;
+    let documents = documents(params.documents.as_deref())?;
     let org_id = access.org.id;
     // Subscribe before reading so a commit between the read and the wait is not missed.
     let mut wakeups = state.store.feed_notifier().subscribe(org_id);
     let mut stopping = state.stopping.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     loop {
-        let page = state.store.changes_since(org_id, seq, limit).await?;
-        if page != "[]" || tokio::time::Instant::now() >= deadline || *stopping.borrow() {
+        let page = state
+            .store
+            .changes_since(org_id, seq, limit, documents)
+            .await?;
+        if page.entries > 0 || tokio::time::Instant::now() >= deadline || *stopping.borrow() {
             let last = state.store.last_seq(org_id).await?;
-            // The database built the JSON; it is sent as it is.
+            // The page's JSON is built whole by the store; it is sent as it is.
             let mut response = (
                 [(axum::http::header::CONTENT_TYPE, "application/json")],
-                page,
+                page.json,
             )
                 .into_response();
+            let headers = response.headers_mut();
             // The newest id, so a replica can take its position without paging the whole log.
             if let Ok(v) = axum::http::HeaderValue::from_str(&last.to_string()) {
-                response.headers_mut().insert(LAST_SEQ_HEADER, v);
+                headers.insert(LAST_SEQ_HEADER, v);
+            }
+            if documents == PageDocuments::Current {
+                headers.insert(
+                    DOCUMENTS_HEADER,
+                    axum::http::HeaderValue::from_static("true"),
+                );
             }
             return Ok(response);
         }
@@ -105,5 +133,8 @@ mod tests {
         assert!(crate::routes::query_number("seq", Some("-1"), 0, 0, i64::MAX).is_err());
         assert!(crate::routes::query_number("seq", Some("x"), 0, 0, i64::MAX).is_err());
         assert!(crate::routes::query_number("wait", Some("61"), 0u64, 0, MAX_WAIT).is_err());
+        assert_eq!(documents(None).unwrap(), PageDocuments::None);
+        assert_eq!(documents(Some("true")).unwrap(), PageDocuments::Current);
+        assert!(documents(Some("yes")).is_err());
     }
 }

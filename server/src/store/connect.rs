@@ -58,19 +58,19 @@ impl Dialect {
         }
     }
 
-    /// One page of the change log as a finished JSON array (`$1` org, `$2` after, `$3` limit):
-    /// built by the database in one row, because decoding a thousand rows one value at a time
-    /// costs more than the query itself.
-    pub(super) fn feed_page_sql(self) -> &'static str {
+    /// One page of the change log as a finished JSON array with its entry count (`$1` org,
+    /// `$2` after, `$3` limit), where the database builds it faster than decoding its rows:
+    /// on SQLite, decoding a thousand rows one value at a time costs more than the query.
+    /// PostgreSQL's `json_agg` costs more than the rows (see docs/BENCHMARKS.md), so there the
+    /// page is built from rows.
+    pub(super) fn feed_page_sql(self) -> Option<&'static str> {
         match self {
-            Dialect::Sqlite => {
-                "SELECT COALESCE(json_group_array(json_object('action', action, 'id', seq, 'path', path)), '[]') AS page \
-                 FROM (SELECT action, seq, path FROM change_log WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3)"
-            }
-            Dialect::Postgres => {
-                "SELECT COALESCE(json_agg(json_build_object('action', action, 'id', seq, 'path', path) ORDER BY seq), '[]')::text AS page \
-                 FROM (SELECT action, seq, path FROM change_log WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS entries"
-            }
+            Dialect::Sqlite => Some(
+                "SELECT COALESCE(json_group_array(json_object('action', action, 'id', seq, 'path', path)), '[]') AS page, \
+                 COUNT(*) AS entries \
+                 FROM (SELECT action, seq, path FROM change_log WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3)",
+            ),
+            Dialect::Postgres => None,
         }
     }
 }

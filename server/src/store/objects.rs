@@ -5,6 +5,7 @@ use chef_sync_shared::{ObjectKind, ObjectPath};
 use sqlx::any::Any;
 use sqlx::{Row, Transaction};
 
+use super::search_index::Learned;
 use super::{Store, StoreError, StoreResult, now_millis};
 use crate::search::IndexKind;
 
@@ -297,17 +298,43 @@ impl Store {
         mode: WriteMode,
         make_body: impl FnOnce(Option<&str>) -> StoreResult<String>,
     ) -> StoreResult<WriteOutcome> {
-        let key = path.to_string();
         let mut tx = self.write.begin().await?;
-        let last_seq = self.lock_org(&mut tx, org_id).await?;
+        let mut seq = self.lock_org(&mut tx, org_id).await?;
+        let (outcome, learned) = self
+            .write_in(&mut tx, org_id, &mut seq, path, mode, make_body)
+            .await?;
+        if outcome == WriteOutcome::Unchanged {
+            return Ok(outcome);
+        }
+        tx.commit().await?;
+        if let Some(learned) = learned {
+            self.learn(learned);
+        }
+        self.feed_notifier().notify(org_id, seq);
+        Ok(outcome)
+    }
+
+    /// One write inside a transaction that holds the org's lock (`seq`: the last id handed
+    /// out, advanced by the entry written). What the search index learned is to be passed to
+    /// [`Store::learn`] once the transaction commits.
+    pub(super) async fn write_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+        seq: &mut i64,
+        path: &ObjectPath,
+        mode: WriteMode,
+        make_body: impl FnOnce(Option<&str>) -> StoreResult<String>,
+    ) -> StoreResult<(WriteOutcome, Option<Learned>)> {
+        let key = path.to_string();
         if let Some(parent) = path.parent()
-            && stored_body(&mut tx, org_id, &parent.to_string())
+            && stored_body(tx, org_id, &parent.to_string())
                 .await?
                 .is_none()
         {
             return Err(StoreError::ParentMissing);
         }
-        let existing = stored_body(&mut tx, org_id, &key).await?;
+        let existing = stored_body(tx, org_id, &key).await?;
         match (&existing, mode) {
             (Some(_), WriteMode::Create) => return Err(StoreError::Conflict),
             (None, WriteMode::Update) => return Err(StoreError::NotFound),
@@ -315,11 +342,11 @@ impl Store {
         }
         let body = make_body(existing.as_deref())?;
         if existing.as_deref() == Some(body.as_str()) {
-            return Ok(WriteOutcome::Unchanged);
+            return Ok((WriteOutcome::Unchanged, None));
         }
-        insert_row(&mut tx, org_id, path, &body).await?;
+        insert_row(tx, org_id, path, &body).await?;
         if path.kind() == ObjectKind::CookbookVersion {
-            super::cookbook_files::replace(&mut tx, org_id, &key, existing.as_deref(), Some(&body))
+            super::cookbook_files::replace(tx, org_id, &key, existing.as_deref(), Some(&body))
                 .await?;
         }
         let action = if existing.is_some() {
@@ -327,31 +354,20 @@ impl Store {
         } else {
             "create"
         };
-        let seq = append_change(&mut tx, org_id, last_seq, action, &key).await?;
+        *seq = append_change(tx, org_id, *seq, action, &key).await?;
         let learned = match search_entry(path) {
             Some((index, name)) => Some(
-                self.reindex(
-                    &mut tx,
-                    org_id,
-                    &index,
-                    name,
-                    existing.as_deref(),
-                    Some(&body),
-                )
-                .await?,
+                self.reindex(tx, org_id, &index, name, existing.as_deref(), Some(&body))
+                    .await?,
             ),
             None => None,
         };
-        tx.commit().await?;
-        if let Some(learned) = learned {
-            self.learn(learned);
-        }
-        self.feed_notifier().notify(org_id, seq);
-        Ok(if existing.is_some() {
-            WriteOutcome::Updated(seq)
+        let outcome = if existing.is_some() {
+            WriteOutcome::Updated(*seq)
         } else {
-            WriteOutcome::Created(seq)
-        })
+            WriteOutcome::Created(*seq)
+        };
+        Ok((outcome, learned))
     }
 
     /// Moves an object to a new name with a new body (Chef renames environments by PUT), in
@@ -402,10 +418,28 @@ impl Store {
     /// Deletes an object, returning its last JSON. Deleting a data bag deletes its items
     /// first, each with its own change-log entry.
     pub async fn delete_object(&self, org_id: i64, path: &ObjectPath) -> StoreResult<String> {
-        let key = path.to_string();
         let mut tx = self.write.begin().await?;
         let mut seq = self.lock_org(&mut tx, org_id).await?;
-        let body = stored_body(&mut tx, org_id, &key)
+        let (body, learned) = self.delete_in(&mut tx, org_id, &mut seq, path).await?;
+        tx.commit().await?;
+        for l in learned {
+            self.learn(l);
+        }
+        self.feed_notifier().notify(org_id, seq);
+        Ok(body)
+    }
+
+    /// One delete inside a transaction that holds the org's lock, like [`Store::write_in`];
+    /// returns the object's last JSON.
+    pub(super) async fn delete_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+        seq: &mut i64,
+        path: &ObjectPath,
+    ) -> StoreResult<(String, Vec<Learned>)> {
+        let key = path.to_string();
+        let body = stored_body(tx, org_id, &key)
             .await?
             .ok_or(StoreError::NotFound)?;
         let mut learned = Vec::new();
@@ -413,45 +447,33 @@ impl Store {
             let items = sqlx::query("SELECT path, name FROM objects WHERE org_id = $1 AND kind = 'data_bag_item' AND parent = $2 ORDER BY name")
                 .bind(org_id)
                 .bind(bag)
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut **tx)
                 .await?;
             let index = IndexKind::DataBag(bag.clone());
             for item in items {
                 let item_path: String = item.try_get("path")?;
                 let item_name: String = item.try_get("name")?;
-                let item_body = stored_body(&mut tx, org_id, &item_path).await?;
+                let item_body = stored_body(tx, org_id, &item_path).await?;
                 learned.push(
-                    self.reindex(
-                        &mut tx,
-                        org_id,
-                        &index,
-                        &item_name,
-                        item_body.as_deref(),
-                        None,
-                    )
-                    .await?,
+                    self.reindex(tx, org_id, &index, &item_name, item_body.as_deref(), None)
+                        .await?,
                 );
-                delete_row(&mut tx, org_id, &item_path).await?;
-                seq = append_change(&mut tx, org_id, seq, "delete", &item_path).await?;
+                delete_row(tx, org_id, &item_path).await?;
+                *seq = append_change(tx, org_id, *seq, "delete", &item_path).await?;
             }
         }
         if let Some((index, name)) = search_entry(path) {
             learned.push(
-                self.reindex(&mut tx, org_id, &index, name, Some(&body), None)
+                self.reindex(tx, org_id, &index, name, Some(&body), None)
                     .await?,
             );
         }
-        delete_row(&mut tx, org_id, &key).await?;
+        delete_row(tx, org_id, &key).await?;
         if path.kind() == ObjectKind::CookbookVersion {
-            super::cookbook_files::replace(&mut tx, org_id, &key, Some(&body), None).await?;
+            super::cookbook_files::replace(tx, org_id, &key, Some(&body), None).await?;
         }
-        seq = append_change(&mut tx, org_id, seq, "delete", &key).await?;
-        tx.commit().await?;
-        for l in learned {
-            self.learn(l);
-        }
-        self.feed_notifier().notify(org_id, seq);
-        Ok(body)
+        *seq = append_change(tx, org_id, *seq, "delete", &key).await?;
+        Ok((body, learned))
     }
 
     /// Locks the org's counter for this transaction and returns the last id handed out.
