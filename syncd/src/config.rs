@@ -121,6 +121,10 @@ pub struct ClientSettings {
     /// Read the primary's roles, environments and data bag items a page at a time through
     /// Chef search during a full reconcile; off, every object is read with its own GET.
     pub bulk_reads: bool,
+    /// Between chef-sync servers: read feed pages with their documents and write into the
+    /// replica with its bulk write (both detected, and other servers written object by
+    /// object); off, every object is read and written with its own request.
+    pub bulk: bool,
     /// Seconds an org may go without getting anything done while the primary has entries
     /// before `/readyz` calls it stalled.
     pub stall_timeout: u64,
@@ -147,6 +151,7 @@ impl Default for ClientSettings {
             request_timeout: 60,
             long_poll: true,
             bulk_reads: true,
+            bulk: true,
             stall_timeout: 300,
             max_parked_objects: DEFAULT_MAX_PARKED,
             insecure_key_permissions: false,
@@ -521,6 +526,19 @@ ec_sync_client['log_rotation'] = { 'file_maxbytes' => 10000, 'num_to_keep' => 3 
         )
         .unwrap();
         assert!(!off.ec_sync_client.bulk_reads);
+        assert_eq!(off, off_rb);
+        assert!(a.ec_sync_client.bulk);
+        let off = Config::parse(
+            Path::new("c.toml"),
+            &TOML.replace("concurrency = 4", "concurrency = 4\nbulk = false"),
+        )
+        .unwrap();
+        let off_rb = Config::parse(
+            Path::new("chef-sync.rb"),
+            &format!("{RB}ec_sync_client['bulk'] = false\n"),
+        )
+        .unwrap();
+        assert!(!off.ec_sync_client.bulk);
         assert_eq!(off, off_rb);
         assert_eq!(a.ec_sync_client.max_parked_objects, 10_000);
         assert!(!a.ec_sync_client.insecure_key_permissions);

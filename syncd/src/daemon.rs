@@ -110,6 +110,7 @@ fn spawn(config: &Config, state: &State, metrics: &Arc<Metrics>) -> Result<Runni
             Duration::ZERO
         },
         bulk_reads: client.bulk_reads,
+        bulk: client.bulk,
         metrics: None,
         max_org_backoff: Duration::from_secs(300),
     };

@@ -10,6 +10,7 @@ use chef_sync_shared::PrivateKey;
 
 use crate::chef_client::{ChefServer, Peer, http_client};
 use crate::config::{Config, OrgPair};
+use crate::engine::offers::Offer;
 use crate::engine::progress::Progress;
 use crate::engine::sides::Sides;
 use crate::metrics::OrgMetrics;
@@ -143,6 +144,7 @@ impl Wiring {
             replica: servers.replica,
             metrics: None,
             progress: Arc::new(Progress::default()),
+            bulk_write: Arc::new(Offer::default()),
         })
     }
 }

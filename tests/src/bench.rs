@@ -16,4 +16,5 @@ pub mod region;
 pub mod report;
 pub mod runs;
 pub mod search;
+pub mod sustained;
 pub mod throughput;

@@ -20,6 +20,8 @@ pub struct Tuning {
     pub request_timeout: u64,
     /// Reconciles read documents through search (`bulk_reads`).
     pub bulk_reads: bool,
+    /// Feed pages with documents and the replica's bulk write, where offered (`bulk`).
+    pub bulk: bool,
     /// Serve `/metrics`, `/healthz` and `/readyz` on a free port of 127.0.0.1.
     pub monitoring: bool,
     /// Seconds without progress before `/readyz` calls an org stalled.
@@ -36,6 +38,7 @@ impl Default for Tuning {
             rust_log: None,
             request_timeout: 10,
             bulk_reads: true,
+            bulk: true,
             monitoring: false,
             stall_timeout: 300,
             start: true,
@@ -64,13 +67,14 @@ pub fn syncd_config(
         ));
     }
     text.push_str(&format!(
-        "[ec_sync_client]\ndir = \"{s}\"\nlog_directory = \"{s}/log\"\nsocket_path = \"{s}/sock\"\nsync_key = \"{k}\"\npoll_interval = 1\nconcurrency = {c}\nlong_poll = {l}\nreconcile_interval = 0\nrequest_timeout = {t}\nbulk_reads = {b}\n",
+        "[ec_sync_client]\ndir = \"{s}\"\nlog_directory = \"{s}/log\"\nsocket_path = \"{s}/sock\"\nsync_key = \"{k}\"\npoll_interval = 1\nconcurrency = {c}\nlong_poll = {l}\nreconcile_interval = 0\nrequest_timeout = {t}\nbulk_reads = {b}\nbulk = {bulk}\n",
         s = state.display(),
         k = key.display(),
         c = t.concurrency,
         l = t.long_poll,
         t = t.request_timeout,
-        b = t.bulk_reads
+        b = t.bulk_reads,
+        bulk = t.bulk
     ));
     text.push_str(&format!("stall_timeout = {}\n", t.stall_timeout));
     if t.monitoring {

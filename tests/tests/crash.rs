@@ -1,10 +1,11 @@
 //! Crash consistency (issue #7, item 1): chef-syncd killed with SIGKILL at random moments during
-//! a bootstrap and during heavy follow traffic, and the server killed during concurrent writes
-//! on SQLite and on PostgreSQL. Each scenario ends with an exact comparison.
+//! a bootstrap and during heavy follow traffic (on the bulk paths between chef-sync servers,
+//! issue #21, and object by object with `bulk = false`), and the server killed during
+//! concurrent writes on SQLite and on PostgreSQL. Each scenario ends with an exact comparison.
 //!
 //! The moments come from a seeded generator: `CHEF_SYNC_FAULT_SEED=N` replays a run (the seed
 //! is printed). `CHEF_SYNC_FAULTS=full` multiplies the kills and the data; CI runs the bounded
-//! form (30 daemon kills, 3 server kills per backend).
+//! form (30 daemon kills in bulk, 16 object by object, 3 server kills per backend).
 
 #![allow(clippy::unwrap_used)]
 
@@ -124,8 +125,22 @@ async fn churn(chef: Chef, stop: Arc<AtomicBool>, mut rng: StdRng) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncd_killed_at_random_moments_converges_to_an_exact_copy() {
-    let mut rng = seeded("syncd kills");
-    let kills = if full() { 120 } else { 30 };
+    // Between chef-sync servers: the bulk paths (feed pages with documents, bulk writes).
+    syncd_killed_at_random_moments(true, if full() { 120 } else { 30 }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncd_killed_at_random_moments_converges_object_by_object() {
+    // `bulk = false`: one request per object, as into goiardi or Chef Infra Server.
+    syncd_killed_at_random_moments(false, if full() { 60 } else { 16 }).await;
+}
+
+async fn syncd_killed_at_random_moments(bulk: bool, kills: usize) {
+    let mut rng = seeded(if bulk {
+        "syncd kills"
+    } else {
+        "syncd kills, per object"
+    });
     let dir = tempfile::tempdir().unwrap();
     let primary = ChefSyncServer::start(&dir.path().join("primary"));
     let alice = primary.org_with_admin("acme", "alice").chef;
@@ -154,10 +169,12 @@ async fn syncd_killed_at_random_moments_converges_to_an_exact_copy() {
     let tuning = Tuning {
         concurrency: 8,
         long_poll: true,
+        bulk,
         ..Tuning::default()
     };
     let mut r =
         Replication::start_orgs(dir.path(), &[&primary], &["acme".into()], tuning, "k", None).await;
+    let replica_url = r.replica.url.clone();
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut writer = None;
@@ -210,6 +227,18 @@ async fn syncd_killed_at_random_moments_converges_to_an_exact_copy() {
     r.converge(&alice, "acme", "after the last restart").await;
     let status = r.status();
     assert_eq!(status[0]["unsynced"], 0, "{status}");
+    let metrics = reqwest::get(format!("{replica_url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metrics.contains("route=\"/organizations/{org}/_bulk_write\""),
+        bulk,
+        "the replica was written {}",
+        if bulk { "in bulk" } else { "object by object" }
+    );
     r.daemon.terminate(Duration::from_secs(30));
     assert_eq!(integrity(&r.state_db()).await, "ok");
 }

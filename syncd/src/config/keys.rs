@@ -36,6 +36,7 @@ pub(super) const CLIENT: &[&str] = &[
     "request_timeout",
     "long_poll",
     "bulk_reads",
+    "bulk",
     "stall_timeout",
     "max_parked_objects",
     "insecure_key_permissions",

@@ -3,10 +3,11 @@
 //! with the method the replica expects (PUT, or POST when the replica says 404). Deletes are
 //! DELETEs, and a 404 counts as done.
 
-use chef_sync_shared::ObjectPath;
 use chef_sync_shared::objects::Environment;
+use chef_sync_shared::{ObjectKind, ObjectPath};
 use serde_json::{Value, json};
 
+use super::batch::{Known, apply_phase};
 use super::cookbooks;
 use super::plan::{Action, Change, phases};
 use super::policyfiles;
@@ -23,23 +24,52 @@ pub struct Outcome {
 }
 
 /// Applies `changes` phase by phase, `concurrency` at a time (`replica_has` says what a listing
-/// already told about a path). The first change that finds a server unreachable ends the batch:
-/// the rest would only wait out their own retries against a server that is down, and the
-/// caller checkpoints nothing from a batch that failed that way.
+/// already told about a path; `known` holds the primary's documents already in hand). Through
+/// the replica's bulk write while it offers one, object by object otherwise. The first change
+/// that finds a server unreachable ends the batch: the rest would only wait out their own
+/// retries against a server that is down, and the caller checkpoints nothing from a batch
+/// that failed that way.
 pub async fn apply_batch(
     sides: &Sides,
     changes: Vec<Change>,
-    replica_has: impl Fn(&ObjectPath) -> Option<bool>,
+    mut known: Known,
+    replica_has: impl Fn(&ObjectPath) -> Option<bool> + Sync,
     concurrency: usize,
 ) -> Vec<Outcome> {
     use futures_util::StreamExt;
     let mut outcomes = Vec::new();
     for phase in phases(changes) {
+        if sides.bulk_write.worth_asking() {
+            let stop = apply_phase(
+                sides,
+                phase,
+                &mut known,
+                &replica_has,
+                concurrency,
+                &mut outcomes,
+            )
+            .await;
+            if stop {
+                break;
+            }
+            continue;
+        }
         let done = futures_util::stream::iter(phase)
             .map(|change| {
                 let has = replica_has(&change.path);
+                let document = match change.path.kind() {
+                    ObjectKind::Role | ObjectKind::Environment | ObjectKind::DataBagItem => {
+                        known.remove(&change.path)
+                    }
+                    _ => None,
+                };
                 async move {
-                    let result = apply(sides, &change, has).await;
+                    let result = match document {
+                        Some(Some(body)) if change.action == Action::Write => {
+                            write_document(sides, &change.path, body, has).await
+                        }
+                        _ => apply(sides, &change, has).await,
+                    };
                     Outcome { change, result }
                 }
             })
@@ -179,7 +209,7 @@ async fn copy_document(
 }
 
 /// Makes the replica's document equal to `body`, the primary's version.
-async fn write_document(
+pub(super) async fn write_document(
     sides: &Sides,
     path: &ObjectPath,
     body: Value,

@@ -19,7 +19,7 @@ use super::sides::{Applied, Sides};
 use crate::chef_client::ChefError;
 
 /// Files transferred at once within one cookbook version.
-const FILES_IN_FLIGHT: usize = 4;
+pub(super) const FILES_IN_FLIGHT: usize = 4;
 
 pub(super) fn manifest(value: Value, rel: &str) -> Result<CookbookVersion, ChefError> {
     let Value::Object(map) = value else {
@@ -31,7 +31,7 @@ pub(super) fn manifest(value: Value, rel: &str) -> Result<CookbookVersion, ChefE
 }
 
 /// The manifest as it should be written: no server-specific URLs.
-fn without_urls(mut cb: CookbookVersion) -> CookbookVersion {
+pub(super) fn without_urls(mut cb: CookbookVersion) -> CookbookVersion {
     cb.strip_urls();
     cb
 }
@@ -40,7 +40,7 @@ fn without_urls(mut cb: CookbookVersion) -> CookbookVersion {
 /// the file order, and metadata fields servers fill in empty when the upload had none
 /// (goiardi adds `long_description: ""`; Chef Infra Server and chef-sync-server always answer
 /// `attributes`, `dependencies` and `long_description`): an empty value counts as absent.
-fn comparable(cb: CookbookVersion) -> CookbookVersion {
+pub(super) fn comparable(cb: CookbookVersion) -> CookbookVersion {
     let mut cb = without_urls(cb).to_all_files();
     cb.metadata
         .retain(|_, v| v.as_str() != Some("") && v.as_object().is_none_or(|m| !m.is_empty()));
@@ -101,7 +101,7 @@ pub(super) async fn put_with_files(
         }
     }
     if !files.is_empty() {
-        upload_missing(sides, rel, files).await?;
+        upload_missing(sides, rel, files, FILES_IN_FLIGHT).await?;
     }
     match sides.replica.put(put, body).await {
         // A Chef server releases files nothing references any more (deleting or replacing
@@ -111,7 +111,7 @@ pub(super) async fn put_with_files(
         // sandbox is asked again: it has what is missing now uploaded, and a manifest refused
         // for another reason is refused again, as it was.
         Err(ChefError::Rejected { status: 400, .. }) if !files.is_empty() => {
-            upload_missing(sides, rel, files).await?;
+            upload_missing(sides, rel, files, FILES_IN_FLIGHT).await?;
             sides.replica.put(put, body).await?;
         }
         other => {
@@ -124,7 +124,7 @@ pub(super) async fn put_with_files(
 /// Where the manifest is PUT: Chef checks `name` = `COOKBOOK-VERSION` against the URL's
 /// version as written, so a version uploaded as `1` or `1.2` (listed as `1.0.0`, `1.2.0`) goes
 /// back under the `metadata.version` it was written with, when that names the same version.
-fn put_path(cookbook: &str, version: &str, source: &CookbookVersion) -> String {
+pub(super) fn put_path(cookbook: &str, version: &str, source: &CookbookVersion) -> String {
     let listed = ObjectPath::cookbook_version(cookbook, version);
     match source.metadata_version() {
         Some(written)
@@ -138,15 +138,16 @@ fn put_path(cookbook: &str, version: &str, source: &CookbookVersion) -> String {
     }
 }
 
-fn is_md5(s: &str) -> bool {
+pub(super) fn is_md5(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Sandbox → transfer what the replica needs → commit.
-async fn upload_missing(
+pub(super) async fn upload_missing(
     sides: &Sides,
     rel: &str,
     files: &[&CookbookFile],
+    in_flight: usize,
 ) -> Result<(), ChefError> {
     let mut by_checksum: Map<String, Value> = Map::new();
     let mut urls = BTreeMap::new();
@@ -173,7 +174,7 @@ async fn upload_missing(
                 .retrying(|| transfer(sides, &checksum, &from, &to))
                 .await
         })
-        .buffer_unordered(FILES_IN_FLIGHT)
+        .buffer_unordered(in_flight.max(1))
         .collect()
         .await;
     for r in results {

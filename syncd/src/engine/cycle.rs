@@ -28,6 +28,7 @@ impl Worker {
             // A cycle of its own: the checkpoint belongs to another primary, and is forgotten
             // before anything is copied from this one (should the bootstrap fail, a later
             // return to the first primary must not resume from a position this one moved).
+            self.feed_documents().forget();
             self.warn(&format!(
                 "the primary's identity changed ({}); a full reconcile follows",
                 primary.as_ref().map_or("", |p| p.identity.as_str())

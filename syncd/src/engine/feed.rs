@@ -1,6 +1,7 @@
 //! Reading the primary's `updated_since` feed: pages, the head position, and the checks that
 //! keep a hostile or broken primary from steering the replica.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chef_sync_shared::ObjectPath;
@@ -14,6 +15,8 @@ use crate::text::bounded;
 
 /// The response header our server uses to announce its newest id.
 pub const LAST_SEQ_HEADER: &str = "x-chef-sync-last-seq";
+/// The response header our server sends when a page carries documents.
+pub const DOCUMENTS_HEADER: &str = "x-chef-sync-documents";
 /// Entries per page.
 pub const PAGE: usize = 1000;
 
@@ -44,6 +47,11 @@ pub struct Page {
     pub head: Option<i64>,
     /// Entries on the page (valid or not).
     pub len: usize,
+    /// The documents the page carried, by entry id: `Some` the object's JSON at or after the
+    /// entry, `None` gone since. Entries without one are read with a GET.
+    pub documents: HashMap<i64, Option<Value>>,
+    /// Whether the primary sent documents (it says so in a header when asked).
+    pub with_documents: bool,
 }
 
 /// Why the feed cannot be followed.
@@ -129,12 +137,21 @@ pub fn parse_page(body: &Value, after: i64) -> Result<Page, FeedError> {
     Ok(page)
 }
 
-/// Fetches the page after `after`, long-polling up to `wait`.
-pub async fn fetch(primary: &ChefServer, after: i64, wait: Duration) -> Result<Page, FeedError> {
-    let rel = format!(
+/// Fetches the page after `after`, long-polling up to `wait`; with `documents`, asks for
+/// each entry's document too (a primary that has them says so in [`DOCUMENTS_HEADER`]).
+pub async fn fetch(
+    primary: &ChefServer,
+    after: i64,
+    wait: Duration,
+    documents: bool,
+) -> Result<Page, FeedError> {
+    let mut rel = format!(
         "/updated_since?seq={after}&limit={PAGE}&wait={}",
         wait.as_secs()
     );
+    if documents {
+        rel.push_str("&documents=true");
+    }
     let (status, headers, body) = primary
         .request_waiting(Method::GET, &rel, None, wait)
         .await?;
@@ -147,19 +164,52 @@ pub async fn fetch(primary: &ChefServer, after: i64, wait: Duration) -> Result<P
             other => FeedError::Chef(other),
         });
     }
-    let value = parse_json(&body).map_err(|e| FeedError::Missing(e.to_string()))?;
+    let mut value = parse_json(&body).map_err(|e| FeedError::Missing(e.to_string()))?;
+    drop(body);
+    let with_documents = documents && headers.contains_key(DOCUMENTS_HEADER);
+    let carried = if with_documents {
+        take_documents(&mut value)
+    } else {
+        HashMap::new()
+    };
     let mut page = parse_page(&value, after)?;
     page.head = headers
         .get(LAST_SEQ_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
+    page.documents = carried;
+    page.with_documents = with_documents;
     Ok(page)
+}
+
+/// Moves each entry's `document` out of the page, by entry id. Only an object or `null` is
+/// taken as one; anything else is left for a GET.
+fn take_documents(page: &mut Value) -> HashMap<i64, Option<Value>> {
+    let mut documents = HashMap::new();
+    for entry in page.as_array_mut().into_iter().flatten() {
+        let Some(entry) = entry.as_object_mut() else {
+            continue;
+        };
+        let Some(id) = entry.get("id").and_then(Value::as_i64) else {
+            continue;
+        };
+        match entry.remove("document") {
+            Some(Value::Null) => {
+                documents.insert(id, None);
+            }
+            Some(doc @ Value::Object(_)) => {
+                documents.insert(id, Some(doc));
+            }
+            _ => {}
+        }
+    }
+    documents
 }
 
 /// The primary's newest id: from our server's header in one request, or by paging to the end
 /// on servers that do not send it.
 pub async fn head(primary: &ChefServer) -> Result<i64, FeedError> {
-    let probe = fetch(primary, i64::MAX - 1, Duration::ZERO).await;
+    let probe = fetch(primary, i64::MAX - 1, Duration::ZERO, false).await;
     match probe {
         Ok(Page { head: Some(h), .. }) => return Ok(h),
         Ok(_) | Err(FeedError::Backwards { .. }) => {}
@@ -167,7 +217,7 @@ pub async fn head(primary: &ChefServer) -> Result<i64, FeedError> {
     }
     let mut position = 0;
     loop {
-        let page = match fetch(primary, position, Duration::ZERO).await {
+        let page = match fetch(primary, position, Duration::ZERO, false).await {
             Ok(p) => p,
             // A log pruned from the start: only the newest entries matter here.
             Err(FeedError::Pruned(m)) if position == 0 => return Err(FeedError::Pruned(m)),
@@ -227,5 +277,21 @@ mod tests {
             Err(FeedError::Missing(_))
         ));
         assert!(parse_page(&json!([{"action": "create", "path": "/roles/a"}]), 0).is_err());
+    }
+
+    #[test]
+    fn documents_are_taken_by_entry_id() {
+        let mut page = json!([
+            {"action": "create", "id": 4, "path": "/roles/a", "document": {"name": "a"}},
+            {"action": "update", "id": 5, "path": "/roles/b", "document": null},
+            {"action": "update", "id": 6, "path": "/roles/c", "document": "not an object"},
+            {"action": "delete", "id": 7, "path": "/roles/d"},
+        ]);
+        let documents = take_documents(&mut page);
+        assert_eq!(documents.len(), 2);
+        assert_eq!(documents[&4], Some(json!({"name": "a"})));
+        assert_eq!(documents[&5], None);
+        assert!(page[0].get("document").is_none());
+        assert_eq!(parse_page(&page, 0).unwrap().changes.len(), 4);
     }
 }

@@ -51,8 +51,9 @@ impl Worker {
         let asked = Instant::now();
         let handle = self.handle.clone();
         let mut shutdown = self.shutdown.clone();
+        let documents = self.feed_documents();
         let page = tokio::select! {
-            page = feed::fetch(&sides.primary, applied, wait) => page,
+            page = feed::fetch(&sides.primary, applied, wait, documents.worth_asking()) => page,
             _ = handle.wake.notified() => return Ok(Cycle::now(report)),
             _ = shutdown.changed() => return Ok(Cycle::now(report)),
         };
@@ -61,6 +62,9 @@ impl Worker {
             Ok(p) => p,
             Err(e) => return self.unfollowable(report, e),
         };
+        if documents.worth_asking() {
+            documents.learn(page.with_documents);
+        }
         self.resets = 0;
         let head = page.head.or(page.last_id).unwrap_or(applied).max(applied);
         let heard = Some(Head {
@@ -149,7 +153,12 @@ impl Worker {
                 })
                 .collect(),
         );
-        let outcomes = apply_batch(sides, changes, |_| None, self.settings.concurrency).await;
+        let mut carried = page.documents;
+        let known = changes
+            .iter()
+            .filter_map(|c| Some((c.path.clone(), carried.remove(&c.seq?)?)))
+            .collect();
+        let outcomes = apply_batch(sides, changes, known, |_| None, self.settings.concurrency).await;
         let done = named(&outcomes, true);
         let settled = self.settle(outcomes)?;
         let mut park = settled.park;
@@ -164,7 +173,10 @@ impl Worker {
             page.len,
             settled.written,
         ));
-        let status = if page.len < PAGE {
+        // A short page is the end of the feed, unless the primary says there is more (a
+        // page with documents ends early at its byte bound).
+        let behind = page.head.zip(page.last_id).is_some_and(|(h, l)| l < h);
+        let status = if page.len < PAGE && !behind {
             Status::Synced
         } else {
             Status::Syncing

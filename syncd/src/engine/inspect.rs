@@ -44,7 +44,7 @@ pub async fn pending(
         parked.into_iter().filter_map(|p| p.parse().ok()).collect();
     let mut after = applied;
     loop {
-        let page = match feed::fetch(&sides.primary, after, Duration::ZERO).await {
+        let page = match feed::fetch(&sides.primary, after, Duration::ZERO, false).await {
             Ok(page) => page,
             Err(FeedError::Chef(e)) => return Err(Unread::Failed(e)),
             Err(e) => {

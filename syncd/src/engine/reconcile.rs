@@ -6,9 +6,11 @@ use std::collections::BTreeSet;
 
 use chef_sync_shared::ObjectPath;
 use chef_sync_shared::objects::Environment;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::apply::{Outcome, Sides, apply_batch, apply_known};
+use super::batch::{Known, write_items};
+use super::bulk_write::Item;
 use super::bulk::{Index, Pages, Unsupported};
 use super::plan::{Action, Change};
 use super::policyfiles;
@@ -159,7 +161,15 @@ async fn copy(
         .filter(|p| matches!(p, ObjectPath::DataBag { .. }))
         .map(write)
         .collect();
-    let mut outcomes = apply_batch(sides, bags, replica_has, concurrency).await;
+    // Listed on the primary: the bulk write needs nothing more of a bag than its name.
+    let known_bags = bags
+        .iter()
+        .filter_map(|c| match &c.path {
+            ObjectPath::DataBag { bag } => Some((c.path.clone(), Some(json!({ "name": bag })))),
+            _ => None,
+        })
+        .collect();
+    let mut outcomes = apply_batch(sides, bags, known_bags, replica_has, concurrency).await;
     if stopped(&outcomes) {
         return outcomes;
     }
@@ -182,7 +192,7 @@ async fn copy(
         action: Action::Delete,
         seq: None,
     }));
-    outcomes.extend(apply_batch(sides, rest, replica_has, concurrency).await);
+    outcomes.extend(apply_batch(sides, rest, Known::new(), replica_has, concurrency).await);
     outcomes
 }
 
@@ -208,7 +218,7 @@ async fn copy_searched(
     sides: &Sides,
     index: Index,
     pending: &mut BTreeSet<ObjectPath>,
-    replica_has: impl Fn(&ObjectPath) -> Option<bool> + Copy,
+    replica_has: impl Fn(&ObjectPath) -> Option<bool> + Copy + Sync,
     concurrency: usize,
     outcomes: &mut Vec<Outcome>,
 ) -> bool {
@@ -234,7 +244,16 @@ async fn copy_searched(
                 (change, body)
             })
             .collect();
-        if apply_known(sides, documents, replica_has, concurrency, outcomes).await {
+        let stopped = if sides.bulk_write.worth_asking() {
+            let items = documents
+                .into_iter()
+                .map(|(change, body)| Item::new(change, Some(body)))
+                .collect();
+            write_items(sides, items, &replica_has, concurrency, outcomes).await
+        } else {
+            apply_known(sides, documents, replica_has, concurrency, outcomes).await
+        };
+        if stopped {
             return true;
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::offers::Offer;
 use super::progress::Progress;
 use crate::chef_client::{ChefError, ChefServer};
 use crate::metrics::OrgMetrics;
@@ -20,6 +21,8 @@ pub struct Sides {
     pub metrics: Option<OrgMetrics>,
     /// Told of every object applied.
     pub progress: Arc<Progress>,
+    /// Whether the replica offers the bulk write (`engine::bulk_write`).
+    pub bulk_write: Arc<Offer>,
 }
 
 /// What applying a change did.

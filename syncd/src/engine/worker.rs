@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::handle::Handle;
+use super::offers::Offer;
 use super::outcomes::{CycleError, Next};
 use super::sides::Sides;
 use crate::chef_client::ChefServer;
@@ -30,6 +31,8 @@ pub struct Settings {
     pub long_poll: Duration,
     /// Full reconciles read documents through the primary's search, a page at a time.
     pub bulk_reads: bool,
+    /// Feed pages with documents and the replica's bulk write, where offered.
+    pub bulk: bool,
     /// Where the org's work is counted.
     pub metrics: Option<OrgMetrics>,
     /// Longest pause of the whole org while a server is down.
@@ -63,6 +66,18 @@ pub struct Worker {
     pub(super) last_reset: Option<Instant>,
     /// Empty answers in a row to a long-poll that came back at once (see `follow`).
     pub(super) quick_answers: u32,
+    /// Whether each primary's feed pages carry documents (forgotten when it fails over or
+    /// changes identity).
+    pub(super) feed_documents: Vec<Arc<Offer>>,
+    /// Whether the replica offers the bulk write.
+    bulk_write: Arc<Offer>,
+}
+
+/// An offer known to be absent (`bulk = false`).
+fn never() -> Arc<Offer> {
+    let offer = Offer::default();
+    offer.learn(false);
+    Arc::new(offer)
 }
 
 /// The pause after `failures` failed cycles in a row of an org with `primaries` primaries.
@@ -91,6 +106,7 @@ impl Worker {
         settings: Settings,
         shutdown: watch::Receiver<bool>,
     ) -> Worker {
+        let primaries_len = primaries.len();
         Worker {
             destination,
             primaries,
@@ -104,6 +120,8 @@ impl Worker {
             resets: 0,
             last_reset: None,
             quick_answers: 0,
+            feed_documents: (0..primaries_len).map(|_| Arc::default()).collect(),
+            bulk_write: Arc::default(),
         }
     }
 
@@ -114,6 +132,19 @@ impl Worker {
             replica: self.replica.clone(),
             metrics: self.settings.metrics.clone(),
             progress: self.handle.progress.clone(),
+            bulk_write: if self.settings.bulk {
+                self.bulk_write.clone()
+            } else {
+                never()
+            },
+        }
+    }
+
+    /// Whether to ask the current primary for feed pages with documents.
+    pub(super) fn feed_documents(&self) -> Arc<Offer> {
+        match self.feed_documents.get(self.current) {
+            Some(offer) if self.settings.bulk => offer.clone(),
+            _ => never(),
         }
     }
 
@@ -213,6 +244,8 @@ impl Worker {
         let failover = e.primary_down && self.primaries.len() > 1;
         if failover {
             self.current = (self.current + 1) % self.primaries.len();
+            // Another server answers now: what it offers is learned afresh.
+            self.feed_documents[self.current].forget();
             message = format!(
                 "{message}; failing over to {}",
                 self.primaries[self.current].base()
