@@ -38,7 +38,12 @@ async fn load(alice: &Chef, roles: usize, items: usize) {
         .must("POST", "/data", json!({"name": "many"}), 201)
         .await;
     let writes = (0..roles)
-        .map(|i| ("/roles".to_owned(), json!({"name": format!("r{i:04}"), "description": format!("role {i}")})))
+        .map(|i| {
+            (
+                "/roles".to_owned(),
+                json!({"name": format!("r{i:04}"), "description": format!("role {i}")}),
+            )
+        })
         .chain((0..items).map(|i| {
             (
                 "/data/many".to_owned(),
@@ -87,7 +92,10 @@ async fn chef_sync_servers_replicate_through_the_bulk_paths() {
     r.converge(&alice, "acme", "after the bootstrap").await;
     let replica = &r.replica.url;
     let batches = requests(replica, BULK, "POST").await;
-    assert!(batches >= 2, "the bootstrap wrote in bulk ({batches} requests)");
+    assert!(
+        batches >= 2,
+        "the bootstrap wrote in bulk ({batches} requests)"
+    );
     for (route, method) in [
         (ROLE, "PUT"),
         ("/organizations/{org}/roles", "POST"),
@@ -159,12 +167,24 @@ async fn bulk_off_writes_object_by_object() {
         bulk: false,
         ..Tuning::default()
     };
-    let r = Replication::start_orgs(dir.path(), &[&primary], &["acme".into()], tuning, "off", None)
-        .await;
+    let r = Replication::start_orgs(
+        dir.path(),
+        &[&primary],
+        &["acme".into()],
+        tuning,
+        "off",
+        None,
+    )
+    .await;
     r.converge(&alice, "acme", "after the bootstrap").await;
     let role_gets = requests(&primary.url, ROLE, "GET").await;
     alice
-        .must("PUT", "/roles/r0001", json!({"name": "r0001", "description": "x"}), 200)
+        .must(
+            "PUT",
+            "/roles/r0001",
+            json!({"name": "r0001", "description": "x"}),
+            200,
+        )
         .await;
     let head = head(&alice).await;
     tokio::time::timeout(Duration::from_secs(120), r.wait_synced(head))

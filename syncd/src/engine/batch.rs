@@ -121,9 +121,7 @@ async fn write_one(sides: &Sides, item: &Item, has: Option<bool>) -> Result<Appl
     let path = &item.change.path;
     match (&item.document, path) {
         (None, _) => sides.replica_delete(&item.rel).await,
-        (Some(_), ObjectPath::DataBag { .. }) => {
-            apply(sides, &item.change, has).await
-        }
+        (Some(_), ObjectPath::DataBag { .. }) => apply(sides, &item.change, has).await,
         (Some(doc), _) => write_document(sides, path, doc.clone(), has).await,
     }
 }

@@ -177,21 +177,27 @@ async fn send(sides: &Sides, batch: Vec<Item>) -> Result<Vec<Outcome>, (Unsent, 
             .map(|(change, rel)| Item {
                 change: change.clone(),
                 rel: rel.clone(),
-                document: documents.next().and_then(|mut v| {
-                    v.as_object_mut().and_then(|m| m.remove("document"))
-                }),
+                document: documents
+                    .next()
+                    .and_then(|mut v| v.as_object_mut().and_then(|m| m.remove("document"))),
             })
             .collect();
         Err((why, back))
     };
     let answer = match sides.replica.post("/_bulk_write", &request).await {
         Ok(answer) => answer,
-        Err(ChefError::NotFound | ChefError::Rejected { status: 405, .. }) => {
+        // goiardi answers any unknown path with 200 and an empty body.
+        Err(
+            ChefError::NotFound | ChefError::Rejected { status: 405, .. } | ChefError::Malformed(_),
+        ) => {
             return unsent(Unsent::NotOffered, request);
         }
         Err(e) if e.is_transient() => return unsent(Unsent::Failed(e), request),
         Err(e) => return unsent(Unsent::Refused(e.to_string()), request),
     };
+    if answer.get("results").is_none() {
+        return unsent(Unsent::NotOffered, request);
+    }
     match read_results(&answer, &heads) {
         Ok(outcomes) => {
             sides.bulk_write.learn(true);

@@ -93,7 +93,11 @@ async fn read(sides: &Sides, change: Change, has: Option<bool>) -> Read {
         Ok(m) => m,
         Err(e) => return done(change, Err(e)),
     };
-    if let Some(bad) = source.all_file_entries().iter().find(|f| !is_md5(&f.checksum)) {
+    if let Some(bad) = source
+        .all_file_entries()
+        .iter()
+        .find(|f| !is_md5(&f.checksum))
+    {
         let e = ChefError::Malformed(format!(
             "{rel}: file {} has checksum '{}'",
             bad.path, bad.checksum
@@ -208,7 +212,9 @@ async fn one_by_one(
                     cookbooks::copy_version(sides, cookbook, &version.to_string(), Some(false))
                         .await
                 }
-                other => Err(ChefError::Malformed(format!("{other} is not a cookbook version"))),
+                other => Err(ChefError::Malformed(format!(
+                    "{other} is not a cookbook version"
+                ))),
             };
             Outcome { change, result }
         })

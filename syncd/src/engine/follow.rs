@@ -158,7 +158,8 @@ impl Worker {
             .iter()
             .filter_map(|c| Some((c.path.clone(), carried.remove(&c.seq?)?)))
             .collect();
-        let outcomes = apply_batch(sides, changes, known, |_| None, self.settings.concurrency).await;
+        let outcomes =
+            apply_batch(sides, changes, known, |_| None, self.settings.concurrency).await;
         let done = named(&outcomes, true);
         let settled = self.settle(outcomes)?;
         let mut park = settled.park;

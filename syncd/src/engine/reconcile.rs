@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::apply::{Outcome, Sides, apply_batch, apply_known};
 use super::batch::{Known, write_items};
-use super::bulk_write::Item;
 use super::bulk::{Index, Pages, Unsupported};
+use super::bulk_write::Item;
 use super::plan::{Action, Change};
 use super::policyfiles;
 use crate::chef_client::{ChefError, ChefServer, Peer};
@@ -57,11 +57,21 @@ pub async fn list(server: &ChefServer) -> Result<Listing, ChefError> {
 
 /// Data bags and their items.
 async fn list_bags(server: &ChefServer, paths: &mut BTreeSet<ObjectPath>) -> Result<(), ChefError> {
-    for bag in names(&server.get("/data").await?, "data bags")? {
-        let Ok(bag_path) = ObjectPath::data_bag(&bag) else {
-            continue;
-        };
-        let items = match server.get(&format!("/data/{bag}")).await {
+    use futures_util::StreamExt;
+    let bags: Vec<(String, ObjectPath)> = names(&server.get("/data").await?, "data bags")?
+        .into_iter()
+        .filter_map(|bag| ObjectPath::data_bag(&bag).ok().map(|p| (bag, p)))
+        .collect();
+    // A listing per bag: several at once, as a primary across a slow link costs a round trip
+    // each.
+    let mut listings = futures_util::stream::iter(bags)
+        .map(|(bag, bag_path)| async move {
+            let listing = server.get(&format!("/data/{bag}")).await;
+            (bag, bag_path, listing)
+        })
+        .buffered(LISTINGS_AT_ONCE);
+    while let Some((bag, bag_path, listing)) = listings.next().await {
+        let items = match listing {
             Ok(v) => names(&v, "data bag")?,
             // Deleted between the two listings.
             Err(ChefError::NotFound) => continue,
@@ -75,7 +85,9 @@ async fn list_bags(server: &ChefServer, paths: &mut BTreeSet<ObjectPath>) -> Res
     Ok(())
 }
 
-/// Every version of every cookbook.
+/// Bag listings read at once.
+const LISTINGS_AT_ONCE: usize = 8;
+
 async fn list_cookbooks(
     server: &ChefServer,
     paths: &mut BTreeSet<ObjectPath>,
@@ -179,11 +191,10 @@ async fn copy(
         .filter(|p| !matches!(p, ObjectPath::DataBag { .. }))
         .cloned()
         .collect();
-    for index in search_indexes(on_primary, bulk_reads) {
-        let done = &mut outcomes;
-        if copy_searched(sides, index, &mut pending, replica_has, concurrency, done).await {
-            return outcomes;
-        }
+    let indexes = search_indexes(on_primary, bulk_reads);
+    let done = &mut outcomes;
+    if copy_searched(sides, indexes, &mut pending, replica_has, concurrency, done).await {
+        return outcomes;
     }
 
     let mut rest: Vec<Change> = pending.iter().map(write).collect();
@@ -195,6 +206,9 @@ async fn copy(
     outcomes.extend(apply_batch(sides, rest, Known::new(), replica_has, concurrency).await);
     outcomes
 }
+
+/// Search indexes read at once during a reconcile.
+const SEARCHES_AT_ONCE: usize = 4;
 
 /// The indexes whose documents a reconcile reads through search: roles, environments and
 /// every bag the primary has (none without `bulk_reads`).
@@ -212,26 +226,40 @@ fn search_indexes(on_primary: &BTreeSet<ObjectPath>, bulk_reads: bool) -> Vec<In
         .collect()
 }
 
-/// Writes the documents of `index` that `pending` holds, a search page at a time, taking
-/// them out of `pending`; whether a server was found unreachable (the caller stops there).
+/// Reads the `indexes` a page at a time, a few indexes at once (a primary across a slow link
+/// costs a round trip per page), and writes each page's documents whose paths are still
+/// `pending`, taking them out of it. Returns whether a server was found unreachable.
 async fn copy_searched(
     sides: &Sides,
-    index: Index,
+    indexes: Vec<Index>,
     pending: &mut BTreeSet<ObjectPath>,
     replica_has: impl Fn(&ObjectPath) -> Option<bool> + Copy + Sync,
     concurrency: usize,
     outcomes: &mut Vec<Outcome>,
 ) -> bool {
-    let mut pages = Pages::new(&sides.primary, index.clone());
-    loop {
-        let page = match pages.next().await {
-            Ok(Some(page)) => page,
-            Ok(None) => return false,
-            Err(Unsupported(why)) => {
-                tracing::debug!(?index, %why, "search not usable; reading one by one");
-                return false;
-            }
-        };
+    use futures_util::StreamExt;
+    let pages = futures_util::stream::iter(indexes)
+        .map(|index| {
+            Box::pin(futures_util::stream::unfold(
+                Pages::new(&sides.primary, index),
+                |mut pages| async {
+                    let next = pages.next().await;
+                    match next {
+                        Ok(Some(page)) => Some((page, pages)),
+                        Ok(None) => None,
+                        Err(Unsupported(why)) => {
+                            tracing::debug!(%why, "search not usable; reading one by one");
+                            None
+                        }
+                    }
+                },
+            ))
+        })
+        // Each index's next page is read while the page before is written: at most this
+        // many pages wait in memory.
+        .flatten_unordered(SEARCHES_AT_ONCE);
+    let mut pages = std::pin::pin!(pages);
+    while let Some(page) = pages.next().await {
         let documents: Vec<(Change, serde_json::Value)> = page
             .into_iter()
             .filter(|(path, _)| pending.remove(path))
@@ -257,6 +285,7 @@ async fn copy_searched(
             return true;
         }
     }
+    false
 }
 
 /// Whether a batch ended at a server that could not be reached.

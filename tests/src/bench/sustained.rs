@@ -54,7 +54,11 @@ pub async fn run(report: &mut Report, dir: &Path, seconds: u64, bulk: bool) {
     let mode = if bulk { "bulk" } else { "bulk = false" };
     let mut kept_up = None;
     for (i, rate) in std::iter::once(TARGET_RATE).chain(STEPS).enumerate() {
-        let secs = if i == 0 { seconds } else { (seconds / 4).max(5) };
+        let secs = if i == 0 {
+            seconds
+        } else {
+            (seconds / 4).max(5)
+        };
         let step = one(&chef, &admin.key, &replica, rate, secs, i).await;
         let Lags {
             count,
@@ -94,14 +98,7 @@ pub async fn run(report: &mut Report, dir: &Path, seconds: u64, bulk: bool) {
 }
 
 /// One rate for `secs`: names are unique to the step (`step`), so every write is a create.
-async fn one(
-    chef: &Chef,
-    key: &Path,
-    replica: &Chef,
-    rate: usize,
-    secs: u64,
-    step: usize,
-) -> Step {
+async fn one(chef: &Chef, key: &Path, replica: &Chef, rate: usize, secs: u64, step: usize) -> Step {
     let writes = rate * secs as usize;
     let per_writer = writes / WRITERS;
     let key = Chef::key_file(key);

@@ -2,13 +2,13 @@
 //! deterministically, measures, and writes `bench.json` and `bench.md` (see
 //! docs/BENCHMARKS.md for the command and the latest figures).
 //!
-//!   chef-sync-bench [--out DIR] [--seconds N] [--scale F] [--only read,feed,lag,delta,bootstrap,region,idle,search,runs,policyfiles]
+//!   chef-sync-bench [--out DIR] [--seconds N] [--scale F] [--only read,feed,lag,sustained,delta,bootstrap,region,idle,search,runs,policyfiles]
 
 use std::path::PathBuf;
 
 use chef_sync_tests::bench::report::Report;
 use chef_sync_tests::bench::{
-    bootstrap, delta, feed, idle, lag, policyfiles, region, runs, search, throughput,
+    bootstrap, delta, feed, idle, lag, policyfiles, region, runs, search, sustained, throughput,
 };
 
 struct Options {
@@ -105,6 +105,10 @@ async fn main() {
         if wanted("lag") {
             lag::run(&mut report, dir, seconds * 6, true).await;
             lag::run(&mut report, dir, seconds * 6, false).await;
+        }
+        if wanted("sustained") {
+            sustained::run(&mut report, dir, seconds * 6, true).await;
+            sustained::run(&mut report, dir, seconds * 6, false).await;
         }
         if wanted("delta") {
             delta::run(&mut report, dir).await;
