@@ -258,6 +258,13 @@ pub fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
+/// Whether a file URL carries its own signature in its query.
+fn presigned(url: &reqwest::Url) -> bool {
+    url.query_pairs().any(|(k, _)| {
+        k.eq_ignore_ascii_case("signature") || k.eq_ignore_ascii_case("x-amz-signature")
+    })
+}
+
 /// Parses a 2xx JSON body; an empty or non-JSON body is `Malformed`.
 pub fn parse_json(body: &[u8]) -> Result<Value, ChefError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -548,16 +555,18 @@ impl ChefServer {
     }
 
     /// A request to a file URL the server handed out: signed when it points at this server
-    /// (Chef clients sign file requests there too, and servers that pre-sign the URL ignore
-    /// it), plain when it points anywhere else (an S3-style pre-signed URL carries its own
-    /// authorisation; the sync user's signature must not travel to a host the server named).
+    /// and carries no signature of its own (goiardi's file URLs; Chef clients sign file
+    /// requests there too), plain otherwise: a pre-signed URL (chef-sync-server's
+    /// `expires`/`signature`, bookshelf's and S3's `X-Amz-Signature`) carries its own
+    /// authorisation, and an RSA signature per file would cost more CPU than the file; the
+    /// sync user's signature must never travel to a host the server named.
     fn file_request(
         &self,
         method: Method,
         url: &str,
     ) -> Result<reqwest::RequestBuilder, ChefError> {
         let parsed = Self::parse(url)?;
-        if self.is_own(&parsed) {
+        if self.is_own(&parsed) && !presigned(&parsed) {
             return self.signed(method, url, b"");
         }
         Ok(self.http.for_url(&parsed).request(method, parsed))
@@ -631,6 +640,20 @@ impl ChefServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_file_urls_without_a_signature_of_their_own_are_signed() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        assert!(presigned(&url(
+            "http://r/file_store/organizations/o/checksums/abc?expires=1&signature=x"
+        )));
+        assert!(presigned(&url(
+            "https://b/bookshelf/organization-1/checksum-abc?AWSAccessKeyId=k&Expires=1&Signature=s"
+        )));
+        assert!(presigned(&url("https://s3/x?X-Amz-Signature=s&X-Amz-Expires=9")));
+        assert!(!presigned(&url("http://goiardi:4545/file_store/abc")));
+        assert!(!presigned(&url("http://r/file_store/x?expires=1")));
+    }
 
     #[test]
     fn statuses_are_classified_once() {

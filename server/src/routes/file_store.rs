@@ -124,12 +124,17 @@ async fn upload(
     }
     let no_sandbox = || ApiError::NotFound(format!("No such sandbox '{sandbox_id}'."));
     let org = state.store.org(&org).await?.ok_or_else(no_sandbox)?;
-    let sandbox = state
+    if !state
         .store
-        .sandbox(org.id, &sandbox_id)
+        .sandbox_expects(org.id, &sandbox_id, &checksum)
         .await?
-        .ok_or_else(no_sandbox)?;
-    if !sandbox.checksums.iter().any(|f| f.checksum == checksum) {
+    {
+        // Which of the two: the sandbox, or the checksum in it.
+        state
+            .store
+            .sandbox(org.id, &sandbox_id)
+            .await?
+            .ok_or_else(no_sandbox)?;
         return Err(ApiError::NotFound(format!(
             "Sandbox '{sandbox_id}' has no checksum {checksum}"
         )));

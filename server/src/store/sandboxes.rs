@@ -109,6 +109,22 @@ impl Store {
         }))
     }
 
+    /// Whether `checksum` is one the open sandbox `id` of `org_id` waits for: one row read,
+    /// however many files the sandbox lists (a replica's shared sandbox lists a thousand, each
+    /// uploaded with a request of its own).
+    pub async fn sandbox_expects(&self, org_id: i64, id: &str, checksum: &str) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM sandboxes s JOIN sandbox_checksums c ON c.sandbox_id = s.id \
+             WHERE s.id = $1 AND s.org_id = $2 AND s.completed = 0 AND c.checksum = $3",
+        )
+        .bind(id)
+        .bind(org_id)
+        .bind(checksum)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Records that `checksum` arrived through sandbox `id` and was stored as blob `sha256`.
     pub async fn mark_uploaded(&self, id: &str, checksum: &str, sha256: &str) -> StoreResult<()> {
         let done = sqlx::query(

@@ -210,3 +210,44 @@ fn as_written(path: &ObjectPath, document: Value) -> Value {
         _ => document,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(path: &str, action: Action) -> Change {
+        Change {
+            path: path.parse().unwrap(),
+            action,
+            seq: None,
+        }
+    }
+
+    #[test]
+    fn documents_go_in_bulk_cookbooks_share_sandboxes_the_rest_goes_alone() {
+        let routed = |path: &str, action| match route(&change(path, action)) {
+            Route::Bulk => "bulk",
+            Route::Cookbook => "cookbook",
+            Route::Single => "single",
+        };
+        for path in ["/roles/r", "/environments/e", "/data/b", "/data/b/i"] {
+            assert_eq!(routed(path, Action::Write), "bulk", "{path}");
+            assert_eq!(routed(path, Action::Delete), "bulk", "{path}");
+        }
+        assert_eq!(routed("/cookbooks/c/1.0.0", Action::Write), "cookbook");
+        assert_eq!(routed("/cookbooks/c/1.0.0", Action::Delete), "bulk");
+        assert_eq!(routed("/environments/_default", Action::Write), "single");
+        assert_eq!(routed("/policies/p", Action::Write), "single");
+        assert_eq!(routed("/policy_groups/g/policies/p", Action::Delete), "single");
+        assert_eq!(routed("/cookbook_artifacts/a/1111", Action::Write), "single");
+    }
+
+    #[test]
+    fn a_bag_is_written_as_its_name() {
+        let bag: ObjectPath = "/data/users".parse().unwrap();
+        let listing = json!({"alice": "https://primary/organizations/o/data/users/alice"});
+        assert_eq!(as_written(&bag, listing), json!({"name": "users"}));
+        let role: ObjectPath = "/roles/web".parse().unwrap();
+        assert_eq!(as_written(&role, json!({"name": "web"})), json!({"name": "web"}));
+    }
+}

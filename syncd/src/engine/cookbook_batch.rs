@@ -222,3 +222,46 @@ async fn one_by_one(
         .collect()
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn copy_with(files: usize) -> Copy {
+        let recipes: Vec<_> = (0..files)
+            .map(|i| {
+                json!({"name": format!("r{i}.rb"), "path": format!("recipes/r{i}.rb"),
+                       "checksum": format!("{i:032x}"), "specificity": "default"})
+            })
+            .collect();
+        let source = manifest(
+            json!({"name": "c-1.0.0", "cookbook_name": "c",
+                   "metadata": {"version": "1.0.0"}, "recipes": recipes}),
+            "/cookbooks/c/1.0.0",
+        )
+        .unwrap();
+        Copy {
+            change: Change {
+                path: "/cookbooks/c/1.0.0".parse().unwrap(),
+                action: crate::engine::plan::Action::Write,
+                seq: None,
+            },
+            source,
+        }
+    }
+
+    #[test]
+    fn versions_share_a_sandbox_up_to_its_file_bound() {
+        let sizes = |files: &[usize]| -> Vec<Vec<usize>> {
+            groups(files.iter().map(|n| copy_with(*n)).collect())
+                .iter()
+                .map(|g| g.iter().map(|c| c.source.all_file_entries().len()).collect())
+                .collect()
+        };
+        assert_eq!(sizes(&[300, 300, 300, 200]), [vec![300, 300, 300], vec![200]]);
+        assert_eq!(sizes(&[0, 0, 1000, 1]), [vec![0, 0, 1000], vec![1]]);
+        // A version with more files than a sandbox lists is a group of its own.
+        assert_eq!(sizes(&[10, 1200, 10]), [vec![10], vec![1200], vec![10]]);
+    }
+}

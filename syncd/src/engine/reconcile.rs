@@ -192,8 +192,31 @@ async fn copy(
         .cloned()
         .collect();
     let indexes = search_indexes(on_primary, bulk_reads);
-    let done = &mut outcomes;
-    if copy_searched(sides, indexes, &mut pending, replica_has, concurrency, done).await {
+    // Into a chef-sync replica, cookbook versions (never in search) are copied while the
+    // search pages are: their files and the documents load different parts of both servers.
+    let cookbooks: Vec<Change> = if sides.bulk_write.worth_asking() {
+        let versions: Vec<ObjectPath> = pending
+            .iter()
+            .filter(|p| matches!(p, ObjectPath::CookbookVersion { .. }))
+            .cloned()
+            .collect();
+        versions
+            .into_iter()
+            .filter_map(|p| pending.take(&p))
+            .map(|p| write(&p))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut searched = Vec::new();
+    let (stop, copied) = tokio::join!(
+        copy_searched(sides, indexes, &mut pending, replica_has, concurrency, &mut searched),
+        apply_batch(sides, cookbooks, Known::new(), replica_has, concurrency),
+    );
+    outcomes.extend(searched);
+    let stop = stop || stopped(&copied);
+    outcomes.extend(copied);
+    if stop {
         return outcomes;
     }
 
@@ -258,8 +281,38 @@ async fn copy_searched(
         // Each index's next page is read while the page before is written: at most this
         // many pages wait in memory.
         .flatten_unordered(SEARCHES_AT_ONCE);
-    let mut pages = std::pin::pin!(pages);
-    while let Some(page) = pages.next().await {
+    // The next pages are read while one is written.
+    let (ready, mut taken) = tokio::sync::mpsc::channel(2);
+    let read = async move {
+        let mut pages = std::pin::pin!(pages);
+        while let Some(page) = pages.next().await {
+            if ready.send(page).await.is_err() {
+                break;
+            }
+        }
+    };
+    let write = async move {
+        while let Some(page) = taken.recv().await {
+            if write_page(sides, page, pending, replica_has, concurrency, outcomes).await {
+                return true;
+            }
+        }
+        false
+    };
+    tokio::join!(read, write).1
+}
+
+/// Writes a search page's documents whose paths are still `pending`, taking them out of it;
+/// whether a server was found unreachable.
+async fn write_page(
+    sides: &Sides,
+    page: Vec<(ObjectPath, serde_json::Value)>,
+    pending: &mut BTreeSet<ObjectPath>,
+    replica_has: impl Fn(&ObjectPath) -> Option<bool> + Copy + Sync,
+    concurrency: usize,
+    outcomes: &mut Vec<Outcome>,
+) -> bool {
+    {
         let documents: Vec<(Change, serde_json::Value)> = page
             .into_iter()
             .filter(|(path, _)| pending.remove(path))
@@ -272,7 +325,7 @@ async fn copy_searched(
                 (change, body)
             })
             .collect();
-        let stopped = if sides.bulk_write.worth_asking() {
+        if sides.bulk_write.worth_asking() {
             let items = documents
                 .into_iter()
                 .map(|(change, body)| Item::new(change, Some(body)))
@@ -280,12 +333,8 @@ async fn copy_searched(
             write_items(sides, items, &replica_has, concurrency, outcomes).await
         } else {
             apply_known(sides, documents, replica_has, concurrency, outcomes).await
-        };
-        if stopped {
-            return true;
         }
     }
-    false
 }
 
 /// Whether a batch ended at a server that could not be reached.
