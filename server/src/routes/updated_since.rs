@@ -80,7 +80,7 @@ async fn updated_since(
             .changes_since(org_id, seq, limit, documents)
             .await?;
         if page.entries > 0 || tokio::time::Instant::now() >= deadline || *stopping.borrow() {
-            let last = state.store.last_seq(org_id).await?;
+            let last = page.last_seq;
             // The page's JSON is built whole by the store; it is sent as it is.
             let mut response = (
                 [(axum::http::header::CONTENT_TYPE, "application/json")],

@@ -27,6 +27,8 @@ pub struct FeedPage {
     pub json: String,
     /// Entries on it.
     pub entries: usize,
+    /// The org's newest id as the page was read (at least the page's last).
+    pub last_seq: i64,
 }
 
 /// Paths whose documents are read by one query: few enough that their bodies (each at most a
@@ -76,12 +78,40 @@ impl Store {
         limit: i64,
         documents: PageDocuments,
     ) -> StoreResult<FeedPage> {
-        let pruned: i64 = sqlx::query("SELECT pruned_through FROM orgs WHERE id = $1")
+        if let Some(sql) = self.dialect.feed_rows_sql() {
+            // One statement: the org's bounds and the page's rows (a row without an entry when
+            // the page is empty).
+            let rows = sqlx::query(sql)
+                .bind(org_id)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
+            let first = rows.first().ok_or(StoreError::NotFound)?;
+            let pruned: i64 = first.try_get("pruned_through")?;
+            let last_seq: i64 = first.try_get("last_seq")?;
+            if after < pruned {
+                return Err(StoreError::Pruned(pruned));
+            }
+            let mut entries = Vec::with_capacity(rows.len());
+            for r in &rows {
+                if let Some(seq) = r.try_get::<Option<i64>, _>("seq")? {
+                    entries.push(Entry {
+                        seq,
+                        action: r.try_get("action")?,
+                        path: r.try_get("path")?,
+                    });
+                }
+            }
+            return self.page(org_id, entries, documents, last_seq).await;
+        }
+        let org = sqlx::query("SELECT pruned_through, last_seq FROM orgs WHERE id = $1")
             .bind(org_id)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(StoreError::NotFound)?
-            .try_get("pruned_through")?;
+            .ok_or(StoreError::NotFound)?;
+        let pruned: i64 = org.try_get("pruned_through")?;
+        let last_seq: i64 = org.try_get("last_seq")?;
         if after < pruned {
             return Err(StoreError::Pruned(pruned));
         }
@@ -96,9 +126,11 @@ impl Store {
                 .await?;
             let json: String = row.try_get("page")?;
             let entries: i64 = row.try_get("entries")?;
+            let last: Option<i64> = row.try_get("last")?;
             return Ok(FeedPage {
                 json,
                 entries: usize::try_from(entries).unwrap_or(0),
+                last_seq: last_seq.max(last.unwrap_or(0)),
             });
         }
         let rows = sqlx::query(
@@ -120,10 +152,23 @@ impl Store {
                 })
             })
             .collect::<StoreResult<Vec<Entry>>>()?;
-        match documents {
-            PageDocuments::None => Ok(page_json(&entries, &HashMap::new())),
-            PageDocuments::Current => self.page_with_documents(org_id, entries).await,
-        }
+        self.page(org_id, entries, documents, last_seq).await
+    }
+
+    /// The page of `entries`, with their documents when asked for.
+    async fn page(
+        &self,
+        org_id: i64,
+        entries: Vec<Entry>,
+        documents: PageDocuments,
+        last_seq: i64,
+    ) -> StoreResult<FeedPage> {
+        let mut page = match documents {
+            PageDocuments::None => page_json(&entries, &HashMap::new()),
+            PageDocuments::Current => self.page_with_documents(org_id, entries).await?,
+        };
+        page.last_seq = page.last_seq.max(last_seq);
+        Ok(page)
     }
 
     async fn page_with_documents(&self, org_id: i64, entries: Vec<Entry>) -> StoreResult<FeedPage> {
@@ -285,5 +330,6 @@ fn page_json(entries: &[Entry], documents: &HashMap<usize, Option<String>>) -> F
     FeedPage {
         json,
         entries: entries.len(),
+        last_seq: entries.last().map_or(0, |e| e.seq),
     }
 }

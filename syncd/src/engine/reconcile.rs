@@ -137,9 +137,10 @@ pub struct Unlisted {
 }
 
 /// Makes the replica equal to the primary; `concurrency` objects at a time. Data bags are
-/// written first, then the documents the primary's search returns a page at a time, then
-/// everything else (cookbooks, documents search did not return, deletes). Without
-/// `bulk_reads` every document is read with its own GET.
+/// written first, then the documents the primary's search returns a page at a time (into a
+/// replica with the bulk write, cookbook versions alongside), then everything else (cookbooks,
+/// documents search did not return, deletes). Without `bulk_reads` every document is read
+/// with its own GET.
 pub async fn reconcile(
     sides: &Sides,
     concurrency: usize,
@@ -312,28 +313,26 @@ async fn write_page(
     concurrency: usize,
     outcomes: &mut Vec<Outcome>,
 ) -> bool {
-    {
-        let documents: Vec<(Change, serde_json::Value)> = page
+    let documents: Vec<(Change, serde_json::Value)> = page
+        .into_iter()
+        .filter(|(path, _)| pending.remove(path))
+        .map(|(path, body)| {
+            let change = Change {
+                path,
+                action: Action::Write,
+                seq: None,
+            };
+            (change, body)
+        })
+        .collect();
+    if sides.bulk_write.worth_asking() {
+        let items = documents
             .into_iter()
-            .filter(|(path, _)| pending.remove(path))
-            .map(|(path, body)| {
-                let change = Change {
-                    path,
-                    action: Action::Write,
-                    seq: None,
-                };
-                (change, body)
-            })
+            .map(|(change, body)| Item::new(change, Some(body)))
             .collect();
-        if sides.bulk_write.worth_asking() {
-            let items = documents
-                .into_iter()
-                .map(|(change, body)| Item::new(change, Some(body)))
-                .collect();
-            write_items(sides, items, &replica_has, concurrency, outcomes).await
-        } else {
-            apply_known(sides, documents, replica_has, concurrency, outcomes).await
-        }
+        write_items(sides, items, &replica_has, concurrency, outcomes).await
+    } else {
+        apply_known(sides, documents, replica_has, concurrency, outcomes).await
     }
 }
 

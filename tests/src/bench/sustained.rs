@@ -70,7 +70,10 @@ pub async fn run(report: &mut Report, dir: &Path, seconds: u64, bulk: bool) {
             "sustained {rate} writes/s ({mode}) for {secs} s: offered {:.0}/s, {count} writes, lag p50 {p50:.1} ms, p99 {p99:.1} ms, {missing} not seen",
             step.offered
         );
-        let kept = missing == 0 && p99 <= 500.0 && step.offered >= 0.95 * rate as f64;
+        let kept = missing == 0 && p99 <= 500.0;
+        // The writers wait for each answer, so a primary slower than the rate asked offers
+        // less: asking for more then measures nothing new.
+        let offered_all = step.offered >= 0.95 * rate as f64;
         if i == 0 {
             report.add(
                 "lag",
@@ -79,19 +82,22 @@ pub async fn run(report: &mut Report, dir: &Path, seconds: u64, bulk: bool) {
                 ),
                 json!({"writes": count, "offered_per_s": step.offered, "p50_ms": p50, "p99_ms": p99, "not_arrived": missing}),
                 Some((
-                    "p50 ≤ 100 ms, p99 ≤ 500 ms, none missing",
-                    p50 <= 100.0 && kept,
+                    "1,000 writes/s offered, lag p50 ≤ 100 ms, p99 ≤ 500 ms, none missing",
+                    offered_all && p50 <= 100.0 && kept,
                 )),
             );
         }
         if !kept {
             break;
         }
-        kept_up = Some(rate);
+        kept_up = Some(kept_up.unwrap_or(0.0_f64).max(step.offered));
+        if !offered_all {
+            break;
+        }
     }
     report.add(
         "lag",
-        &format!("sustained, {mode}: highest rate tried that the replica kept up with (p99 ≤ 500 ms, none missing)"),
+        &format!("sustained, {mode}: highest rate the primary took that the replica kept up with (p99 ≤ 500 ms, none missing)"),
         json!({"writes_per_s": kept_up}),
         None,
     );
@@ -170,7 +176,15 @@ async fn one(chef: &Chef, key: &Path, replica: &Chef, rate: usize, secs: u64, st
         let _ = w.await;
     }
     let offered = writes as f64 / started.elapsed().as_secs_f64();
-    let _ = tokio::time::timeout(Duration::from_secs(30), reader).await;
+    let mut reader = reader;
+    if tokio::time::timeout(Duration::from_secs(30), &mut reader)
+        .await
+        .is_err()
+    {
+        // What has not arrived by now counts as missing; the reader must not outlive the
+        // replica it reads.
+        reader.abort();
+    }
     Step {
         offered,
         lags: Lags::of(&committed, &arrived),
@@ -188,9 +202,12 @@ fn follow(
     tokio::spawn(async move {
         let mut seen = 0;
         while seen < expected {
-            let (code, page) = replica
-                .call("GET", &format!("/updated_since?seq={seq}&wait=2"), None)
-                .await;
+            let Ok((code, page)) = replica
+                .try_call("GET", &format!("/updated_since?seq={seq}&wait=2"), None)
+                .await
+            else {
+                return;
+            };
             let now = Instant::now();
             if code != 200 {
                 continue;
