@@ -650,7 +650,9 @@ mod tests {
         assert!(presigned(&url(
             "https://b/bookshelf/organization-1/checksum-abc?AWSAccessKeyId=k&Expires=1&Signature=s"
         )));
-        assert!(presigned(&url("https://s3/x?X-Amz-Signature=s&X-Amz-Expires=9")));
+        assert!(presigned(&url(
+            "https://s3/x?X-Amz-Signature=s&X-Amz-Expires=9"
+        )));
         assert!(!presigned(&url("http://goiardi:4545/file_store/abc")));
         assert!(!presigned(&url("http://r/file_store/x?expires=1")));
     }
@@ -742,9 +744,14 @@ mod tests {
                 .keys()
                 .any(|k| k.as_str().starts_with("x-ops-"))
         };
-        let own = "http://127.0.0.1:9/organizations/acme/files/x?expires=1&signature=s";
+        // Own origin: signed unless the URL carries its own signature.
+        let own = "http://127.0.0.1:9/organizations/acme/files/x";
         assert!(has_chef_headers(
             server.file_request(Method::GET, own).unwrap()
+        ));
+        let presigned = "http://127.0.0.1:9/organizations/acme/files/x?expires=1&signature=s";
+        assert!(!has_chef_headers(
+            server.file_request(Method::GET, presigned).unwrap()
         ));
         for other in [
             "http://127.0.0.1:10/organizations/secretorg/data/creds/db",

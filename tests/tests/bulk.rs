@@ -3,6 +3,8 @@
 //! their documents (no GET per object on the primary while following), and `bulk = false`
 //! keeps the per-object path. Each side's request counts come from its `/metrics`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use chef_sync_tests::chef::Chef;

@@ -311,6 +311,11 @@ async fn a_daemon_killed_during_bootstrap_converges_after_restart() {
             )
             .await;
     }
+    // Object by object, so that the bootstrap lasts long enough to be killed in the middle
+    // once the first role is seen; the bulk path is killed mid-bootstrap in crash.rs.
+    let mut text = std::fs::read_to_string(&setup.config).unwrap();
+    text.push_str("bulk = false\n");
+    std::fs::write(&setup.config, text).unwrap();
     ok(&ctl(&setup.config, &["sync-start", "acme"]));
     let mut daemon = syncd(&setup.config);
     // Kill it as soon as the bootstrap has written something.

@@ -58,22 +58,6 @@ impl Dialect {
         }
     }
 
-    /// The org's `pruned_through` and `last_seq` with the page's rows (`seq`, `action`,
-    /// `path`; one row of NULLs when the page is empty) in one statement, where a round trip
-    /// to the database is worth saving (PostgreSQL; `$1` org, `$2` after, `$3` limit).
-    pub(super) fn feed_rows_sql(self) -> Option<&'static str> {
-        match self {
-            Dialect::Sqlite => None,
-            Dialect::Postgres => Some(
-                "SELECT o.pruned_through AS pruned_through, o.last_seq AS last_seq, \
-                 c.seq AS seq, c.action AS action, c.path AS path FROM orgs o \
-                 LEFT JOIN LATERAL (SELECT seq, action, path FROM change_log \
-                   WHERE org_id = o.id AND seq > $2 ORDER BY seq LIMIT $3) c ON true \
-                 WHERE o.id = $1 ORDER BY c.seq",
-            ),
-        }
-    }
-
     /// One page of the change log as a finished JSON array with its entry count and last id (`$1` org,
     /// `$2` after, `$3` limit), where the database builds it faster than decoding its rows:
     /// on SQLite, decoding a thousand rows one value at a time costs more than the query.

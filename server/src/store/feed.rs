@@ -78,33 +78,6 @@ impl Store {
         limit: i64,
         documents: PageDocuments,
     ) -> StoreResult<FeedPage> {
-        if let Some(sql) = self.dialect.feed_rows_sql() {
-            // One statement: the org's bounds and the page's rows (a row without an entry when
-            // the page is empty).
-            let rows = sqlx::query(sql)
-                .bind(org_id)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.read)
-                .await?;
-            let first = rows.first().ok_or(StoreError::NotFound)?;
-            let pruned: i64 = first.try_get("pruned_through")?;
-            let last_seq: i64 = first.try_get("last_seq")?;
-            if after < pruned {
-                return Err(StoreError::Pruned(pruned));
-            }
-            let mut entries = Vec::with_capacity(rows.len());
-            for r in &rows {
-                if let Some(seq) = r.try_get::<Option<i64>, _>("seq")? {
-                    entries.push(Entry {
-                        seq,
-                        action: r.try_get("action")?,
-                        path: r.try_get("path")?,
-                    });
-                }
-            }
-            return self.page(org_id, entries, documents, last_seq).await;
-        }
         let org = sqlx::query("SELECT pruned_through, last_seq FROM orgs WHERE id = $1")
             .bind(org_id)
             .fetch_optional(&self.read)

@@ -112,7 +112,12 @@ impl Store {
     /// Whether `checksum` is one the open sandbox `id` of `org_id` waits for: one row read,
     /// however many files the sandbox lists (a replica's shared sandbox lists a thousand, each
     /// uploaded with a request of its own).
-    pub async fn sandbox_expects(&self, org_id: i64, id: &str, checksum: &str) -> StoreResult<bool> {
+    pub async fn sandbox_expects(
+        &self,
+        org_id: i64,
+        id: &str,
+        checksum: &str,
+    ) -> StoreResult<bool> {
         let row = sqlx::query(
             "SELECT 1 AS one FROM sandboxes s JOIN sandbox_checksums c ON c.sandbox_id = s.id \
              WHERE s.id = $1 AND s.org_id = $2 AND s.completed = 0 AND c.checksum = $3",

@@ -238,8 +238,14 @@ mod tests {
         assert_eq!(routed("/cookbooks/c/1.0.0", Action::Delete), "bulk");
         assert_eq!(routed("/environments/_default", Action::Write), "single");
         assert_eq!(routed("/policies/p", Action::Write), "single");
-        assert_eq!(routed("/policy_groups/g/policies/p", Action::Delete), "single");
-        assert_eq!(routed("/cookbook_artifacts/a/1111", Action::Write), "single");
+        assert_eq!(
+            routed("/policy_groups/g/policies/p", Action::Delete),
+            "single"
+        );
+        assert_eq!(
+            routed("/cookbook_artifacts/a/1111", Action::Write),
+            "single"
+        );
     }
 
     #[test]
@@ -248,6 +254,9 @@ mod tests {
         let listing = json!({"alice": "https://primary/organizations/o/data/users/alice"});
         assert_eq!(as_written(&bag, listing), json!({"name": "users"}));
         let role: ObjectPath = "/roles/web".parse().unwrap();
-        assert_eq!(as_written(&role, json!({"name": "web"})), json!({"name": "web"}));
+        assert_eq!(
+            as_written(&role, json!({"name": "web"})),
+            json!({"name": "web"})
+        );
     }
 }

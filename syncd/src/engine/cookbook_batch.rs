@@ -29,8 +29,8 @@ struct Copy {
 enum Read {
     /// Settled already (unchanged, gone, unreadable).
     Done(Outcome),
-    /// To be written.
-    Copy(Copy),
+    /// To be written (a manifest is large beside an outcome).
+    Copy(Box<Copy>),
 }
 
 /// Copies the cookbook versions `changes` (writes) and returns one outcome per change.
@@ -60,7 +60,7 @@ pub async fn copy(
                     return outcomes;
                 }
             }
-            Read::Copy(c) => copies.push(c),
+            Read::Copy(c) => copies.push(*c),
         }
     }
     for group in groups(copies) {
@@ -116,7 +116,7 @@ async fn read(sides: &Sides, change: Change, has: Option<bool>) -> Read {
             Err(e) => return done(change, Err(e)),
         }
     }
-    Read::Copy(Copy { change, source })
+    Read::Copy(Box::new(Copy { change, source }))
 }
 
 /// Groups of versions whose files fit one sandbox (a version with more files is a group of
@@ -256,10 +256,17 @@ mod tests {
         let sizes = |files: &[usize]| -> Vec<Vec<usize>> {
             groups(files.iter().map(|n| copy_with(*n)).collect())
                 .iter()
-                .map(|g| g.iter().map(|c| c.source.all_file_entries().len()).collect())
+                .map(|g| {
+                    g.iter()
+                        .map(|c| c.source.all_file_entries().len())
+                        .collect()
+                })
                 .collect()
         };
-        assert_eq!(sizes(&[300, 300, 300, 200]), [vec![300, 300, 300], vec![200]]);
+        assert_eq!(
+            sizes(&[300, 300, 300, 200]),
+            [vec![300, 300, 300], vec![200]]
+        );
         assert_eq!(sizes(&[0, 0, 1000, 1]), [vec![0, 0, 1000], vec![1]]);
         // A version with more files than a sandbox lists is a group of its own.
         assert_eq!(sizes(&[10, 1200, 10]), [vec![10], vec![1200], vec![10]]);

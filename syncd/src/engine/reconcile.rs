@@ -211,7 +211,14 @@ async fn copy(
     };
     let mut searched = Vec::new();
     let (stop, copied) = tokio::join!(
-        copy_searched(sides, indexes, &mut pending, replica_has, concurrency, &mut searched),
+        copy_searched(
+            sides,
+            indexes,
+            &mut pending,
+            replica_has,
+            concurrency,
+            &mut searched
+        ),
         apply_batch(sides, cookbooks, Known::new(), replica_has, concurrency),
     );
     outcomes.extend(searched);
