@@ -105,7 +105,7 @@ pub async fn apply_known(
 }
 
 /// Collects outcomes until the stream ends or one finds a server unreachable (`true`),
-/// counting each and telling the worker's progress of each success.
+/// noting each.
 async fn drain(
     sides: &Sides,
     done: impl futures_util::Stream<Item = Outcome>,
@@ -114,18 +114,31 @@ async fn drain(
     use futures_util::StreamExt;
     let mut done = std::pin::pin!(done);
     while let Some(outcome) = done.next().await {
-        count(sides, &outcome);
-        sides.progress.object_done();
-        if outcome.result.is_ok() {
-            sides.progress.advanced();
-        }
-        let unreachable = outcome.result.as_ref().is_err_and(|e| e.is_unreachable());
-        outcomes.push(outcome);
-        if unreachable {
+        if keep(sides, outcome, outcomes) {
             return true;
         }
     }
     false
+}
+
+/// Counts `outcome`, tells the worker's progress of it and keeps it; whether it found a
+/// server unreachable.
+pub(super) fn keep(sides: &Sides, outcome: Outcome, outcomes: &mut Vec<Outcome>) -> bool {
+    count(sides, &outcome);
+    sides.progress.object_done();
+    if outcome.result.is_ok() {
+        sides.progress.advanced();
+    }
+    let unreachable = outcome.result.as_ref().is_err_and(|e| e.is_unreachable());
+    outcomes.push(outcome);
+    unreachable
+}
+
+/// Whether a batch ended at a server that could not be reached.
+pub(super) fn stopped(outcomes: &[Outcome]) -> bool {
+    outcomes
+        .last()
+        .is_some_and(|o| o.result.as_ref().is_err_and(|e| e.is_unreachable()))
 }
 
 /// Counts an outcome in the org's metrics: `unchanged`, or what was attempted.

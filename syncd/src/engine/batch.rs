@@ -10,7 +10,7 @@ use chef_sync_shared::objects::Environment;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::apply::{Outcome, apply, write_document};
+use super::apply::{Outcome, apply, keep, stopped, write_document};
 use super::bulk_write::{self, Item};
 use super::cookbook_batch;
 use super::plan::{Action, Change};
@@ -130,21 +130,9 @@ async fn write_one(sides: &Sides, item: &Item, has: Option<bool>) -> Result<Appl
 fn record(sides: &Sides, done: Vec<Outcome>, outcomes: &mut Vec<Outcome>) -> bool {
     let mut unreachable = false;
     for outcome in done {
-        super::apply::count(sides, &outcome);
-        sides.progress.object_done();
-        if outcome.result.is_ok() {
-            sides.progress.advanced();
-        }
-        unreachable |= outcome.result.as_ref().is_err_and(|e| e.is_unreachable());
-        outcomes.push(outcome);
+        unreachable |= keep(sides, outcome, outcomes);
     }
     unreachable
-}
-
-fn stopped(outcomes: &[Outcome]) -> bool {
-    outcomes
-        .last()
-        .is_some_and(|o| o.result.as_ref().is_err_and(|e| e.is_unreachable()))
 }
 
 /// The items for `changes`, their documents taken from `known` or read from the primary

@@ -8,7 +8,7 @@ use chef_sync_shared::ObjectPath;
 use chef_sync_shared::objects::Environment;
 use serde_json::{Value, json};
 
-use super::apply::{Outcome, Sides, apply_batch, apply_known};
+use super::apply::{Outcome, Sides, apply_batch, apply_known, stopped};
 use super::batch::{Known, write_items};
 use super::bulk::{Index, Pages, Unsupported};
 use super::bulk_write::Item;
@@ -341,11 +341,4 @@ async fn write_page(
     } else {
         apply_known(sides, documents, replica_has, concurrency, outcomes).await
     }
-}
-
-/// Whether a batch ended at a server that could not be reached.
-fn stopped(outcomes: &[Outcome]) -> bool {
-    outcomes
-        .last()
-        .is_some_and(|o| o.result.as_ref().is_err_and(|e| e.is_unreachable()))
 }
