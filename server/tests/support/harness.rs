@@ -364,9 +364,10 @@ pub async fn probe_status(url: String, stop: tokio::sync::watch::Receiver<bool>)
     took
 }
 
-/// Asserts `/_status` answered within 100 ms while an attack ran, but for one probe in
-/// `slow_one_in` (a probe that lost the core to the test's own attackers on a two-core
-/// machine), none over a second, in at least `min_probes` probes.
+/// Asserts `/_status` kept answering while an attack ran: at least `min_probes` probes, none
+/// over a second (a stalled server holds a probe for the whole attack), and at most one probe in
+/// `slow_one_in`, rounded up, over 100 ms (a probe that lost the core to the test's own
+/// attackers on a two-core machine; a short run of 17 probes may have one).
 #[track_caller]
 pub fn status_kept_answering(
     attack: &str,
@@ -387,7 +388,7 @@ pub fn status_kept_answering(
         "{attack}: too few probes: {took:?}"
     );
     assert!(
-        slow * slow_one_in <= took.len() && took[took.len() - 1] < 1_000.0,
+        slow <= took.len().div_ceil(slow_one_in) && took[took.len() - 1] < 1_000.0,
         "{attack}: /_status slower than 100 ms in {slow} of {} probes: {took:?}",
         took.len()
     );
