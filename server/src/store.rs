@@ -8,6 +8,7 @@
 mod actors;
 mod auth_cache;
 mod batch;
+mod change_log;
 mod connect;
 mod cookbook_files;
 mod feed;

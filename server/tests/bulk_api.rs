@@ -18,6 +18,7 @@ on_both_backends!(
     bulk_write_stores_what_the_object_routes_store,
     bulk_write_of_cookbook_manifests_needs_their_files,
     bulk_write_limits_and_refusals,
+    bulk_write_items_see_what_earlier_items_changed,
 );
 
 const ORG: &str = "/organizations/acme";
@@ -529,4 +530,67 @@ async fn bulk_write_limits_and_refusals(h: &Harness) {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(last_seq(h).await, seq);
+}
+
+/// A batch reads what is stored once, ahead of its items: an item still sees what the items
+/// before it wrote and deleted (a bag deleted mid-batch takes its items, and an item of it
+/// written afterwards has no bag).
+async fn bulk_write_items_see_what_earlier_items_changed(h: &Harness) {
+    let (alice_key, _) = org_with_users(h).await;
+    let alice = h.actor("alice", &alice_key);
+    alice
+        .post(&format!("{ORG}/data"), json!({"name": "keep"}))
+        .await;
+    alice
+        .post(&format!("{ORG}/data/keep"), json!({"id": "a", "v": 0}))
+        .await;
+    let before = last_seq(h).await;
+    let results = bulk(
+        &alice,
+        json!([
+            {"action": "write", "path": "/data/keep/a", "document": {"id": "a", "v": 1}},
+            {"action": "write", "path": "/data/keep/a", "document": {"id": "a", "v": 2}},
+            {"action": "write", "path": "/data/keep/a", "document": {"id": "a", "v": 2}},
+            {"action": "write", "path": "/data/temp", "document": {"name": "temp"}},
+            {"action": "write", "path": "/data/temp/x", "document": {"id": "x"}},
+            {"action": "delete", "path": "/data/temp"},
+            {"action": "write", "path": "/data/temp/y", "document": {"id": "y"}},
+            {"action": "delete", "path": "/data/temp/x"},
+            {"action": "write", "path": "/data/temp", "document": {"name": "temp"}},
+            {"action": "write", "path": "/data/temp/x", "document": {"id": "x", "again": true}},
+        ]),
+    )
+    .await;
+    let outcomes: Vec<&str> = results
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "updated",
+            "updated",
+            "unchanged",
+            "created",
+            "created",
+            "deleted",
+            "failed",
+            "absent",
+            "created",
+            "created"
+        ]
+    );
+    assert_eq!(results[6]["status"], 404);
+    let (_, item) = alice.get(&format!("{ORG}/data/keep/a")).await;
+    assert_eq!(item["v"], 2);
+    let (_, item) = alice.get(&format!("{ORG}/data/temp/x")).await;
+    assert_eq!(item["again"], true);
+    // Entry ids stay contiguous around the refused item.
+    let entries = feed(&alice, &format!("seq={before}")).await;
+    let seqs: Vec<i64> = entries.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    let expected: Vec<i64> = (before + 1..=before + 8).collect();
+    assert_eq!(seqs, expected, "{entries:?}");
+    assert_eq!(last_seq(h).await, before + 8);
+    let (_, found) = alice.get(&format!("{ORG}/search/temp?q=*:*")).await;
+    assert_eq!(found["total"], 1, "{found}");
 }

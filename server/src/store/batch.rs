@@ -6,7 +6,8 @@ use chef_sync_shared::{ObjectKind, ObjectPath};
 use sqlx::Any;
 use sqlx::Transaction;
 
-use super::objects::WriteMode;
+use super::change_log::Entries;
+use super::objects::{Known, WriteMode};
 use super::search_index::Learned;
 use super::{Store, StoreError, StoreResult, WriteOutcome};
 
@@ -60,12 +61,17 @@ impl Store {
         items: Vec<BatchItem>,
     ) -> StoreResult<Vec<StoreResult<ItemOutcome>>> {
         let mut tx = self.write.begin().await?;
-        let mut seq = self.lock_org(&mut tx, org_id).await?;
-        let first = seq;
+        let mut entries = Entries::lock(self, &mut tx, org_id).await?;
+        let first = entries.last();
+        let mut known = Known::default();
+        let paths: Vec<String> = items.iter().map(|i| i.path.to_string()).collect();
+        known.prefetch(&mut tx, org_id, &paths).await?;
         let mut results = Vec::with_capacity(items.len());
         let mut learned: Vec<Learned> = Vec::new();
         for item in items {
-            let result = self.apply_item(&mut tx, org_id, &mut seq, item).await;
+            let result = self
+                .apply_item(&mut tx, &mut entries, &mut known, item)
+                .await;
             match result {
                 Ok((outcome, mut l)) => {
                     learned.append(&mut l);
@@ -75,23 +81,22 @@ impl Store {
                 Err(e) => results.push(Err(e)),
             }
         }
-        if seq == first {
+        if entries.last() == first {
             // Nothing written: the transaction only read.
             return Ok(results);
         }
-        tx.commit().await?;
+        entries.commit(self, tx).await?;
         for l in learned {
             self.learn(l);
         }
-        self.feed_notifier().notify(org_id, seq);
         Ok(results)
     }
 
     async fn apply_item(
         &self,
         tx: &mut Transaction<'static, Any>,
-        org_id: i64,
-        seq: &mut i64,
+        entries: &mut Entries,
+        known: &mut Known,
         item: BatchItem,
     ) -> StoreResult<(ItemOutcome, Vec<Learned>)> {
         // A cookbook version's file references are written before its checksums are known
@@ -102,14 +107,14 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
         }
-        let before = *seq;
+        let mark = entries.mark();
         let result = match item.op {
             BatchOp::Write(make_body) => self
-                .write_in(tx, org_id, seq, &item.path, WriteMode::Upsert, make_body)
+                .write_in(tx, entries, known, &item.path, WriteMode::Upsert, make_body)
                 .await
                 .map(|(o, l)| (ItemOutcome::Written(o), l.into_iter().collect())),
-            BatchOp::Delete => match self.delete_in(tx, org_id, seq, &item.path).await {
-                Ok((_, l)) => Ok((ItemOutcome::Deleted(*seq), l)),
+            BatchOp::Delete => match self.delete_in(tx, entries, known, &item.path).await {
+                Ok((_, l)) => Ok((ItemOutcome::Deleted(entries.last()), l)),
                 Err(StoreError::NotFound) => Ok((ItemOutcome::Absent, Vec::new())),
                 Err(e) => Err(e),
             },
@@ -123,7 +128,7 @@ impl Store {
             sqlx::query(end).execute(&mut **tx).await?;
         }
         if result.is_err() {
-            *seq = before;
+            entries.undo(mark);
         }
         result
     }

@@ -1,12 +1,18 @@
 //! Replicated objects (roles, environments, data bags and items, cookbook versions) and the
 //! change-log entries written with them.
 
+use std::collections::{HashMap, HashSet};
+
 use chef_sync_shared::{ObjectKind, ObjectPath};
 use sqlx::any::Any;
 use sqlx::{Row, Transaction};
 
+use super::change_log::Entries;
 use super::search_index::Learned;
-use super::{Store, StoreError, StoreResult, now_millis};
+use super::{Store, StoreError, StoreResult, now_millis, numbered};
+
+/// Paths per prefetch query.
+const PREFETCH_CHUNK: usize = 250;
 use crate::search::IndexKind;
 
 /// How a write treats an existing or missing object.
@@ -82,6 +88,91 @@ fn search_entry(path: &ObjectPath) -> Option<(IndexKind, &str)> {
         ObjectPath::Environment { name } => Some((IndexKind::Environment, name)),
         ObjectPath::DataBagItem { bag, item } => Some((IndexKind::DataBag(bag.clone()), item)),
         _ => None,
+    }
+}
+
+/// What a transaction already read of the stored objects, so that a batch of writes reads
+/// each object once and each data bag once, not once per item.
+#[derive(Default)]
+pub(super) struct Known {
+    /// Paths known to be stored in this transaction.
+    present: HashSet<String>,
+    /// Bodies read ahead (`None`: not stored), each used by the next write of its path.
+    bodies: HashMap<String, Option<String>>,
+}
+
+impl Known {
+    /// Reads ahead the stored bodies of `paths`, in a few queries.
+    pub(super) async fn prefetch(
+        &mut self,
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+        paths: &[String],
+    ) -> StoreResult<()> {
+        for chunk in paths.chunks(PREFETCH_CHUNK) {
+            let sql = format!(
+                "SELECT path, body FROM objects WHERE org_id = $1 AND path IN ({})",
+                numbered(chunk.len(), 2)
+            );
+            let mut q = sqlx::query(&sql).bind(org_id);
+            for path in chunk {
+                q = q.bind(path.as_str());
+            }
+            for path in chunk {
+                self.bodies.insert(path.clone(), None);
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                let path: String = row.try_get("path")?;
+                let body: String = row.try_get("body")?;
+                self.present.insert(path.clone());
+                self.bodies.insert(path, Some(body));
+            }
+        }
+        Ok(())
+    }
+
+    async fn body(
+        &mut self,
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+        path: &str,
+    ) -> StoreResult<Option<String>> {
+        match self.bodies.remove(path) {
+            Some(body) => Ok(body),
+            None => stored_body(tx, org_id, path).await,
+        }
+    }
+
+    async fn exists(
+        &mut self,
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+        path: &str,
+    ) -> StoreResult<bool> {
+        if self.present.contains(path) {
+            return Ok(true);
+        }
+        let found = sqlx::query("SELECT 1 AS one FROM objects WHERE org_id = $1 AND path = $2")
+            .bind(org_id)
+            .bind(path)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some();
+        if found {
+            self.present.insert(path.to_owned());
+        }
+        Ok(found)
+    }
+
+    /// `path` was deleted (a data bag: with its items).
+    fn deleted(&mut self, path: &str, bag: bool) {
+        self.present.remove(path);
+        self.bodies.remove(path);
+        if bag {
+            let items = format!("{path}/");
+            self.present.retain(|p| !p.starts_with(&items));
+            self.bodies.retain(|p, _| !p.starts_with(&items));
+        }
     }
 }
 
@@ -299,42 +390,47 @@ impl Store {
         make_body: impl FnOnce(Option<&str>) -> StoreResult<String>,
     ) -> StoreResult<WriteOutcome> {
         let mut tx = self.write.begin().await?;
-        let mut seq = self.lock_org(&mut tx, org_id).await?;
+        let mut entries = Entries::lock(self, &mut tx, org_id).await?;
         let (outcome, learned) = self
-            .write_in(&mut tx, org_id, &mut seq, path, mode, make_body)
+            .write_in(
+                &mut tx,
+                &mut entries,
+                &mut Known::default(),
+                path,
+                mode,
+                make_body,
+            )
             .await?;
         if outcome == WriteOutcome::Unchanged {
             return Ok(outcome);
         }
-        tx.commit().await?;
+        entries.commit(self, tx).await?;
         if let Some(learned) = learned {
             self.learn(learned);
         }
-        self.feed_notifier().notify(org_id, seq);
         Ok(outcome)
     }
 
-    /// One write inside a transaction that holds the org's lock (`seq`: the last id handed
-    /// out, advanced by the entry written). What the search index learned is to be passed to
-    /// [`Store::learn`] once the transaction commits.
+    /// One write inside a transaction that holds the org's lock, its entry appended to
+    /// `entries`. What the search index learned is to be passed to [`Store::learn`] once the
+    /// transaction commits.
     pub(super) async fn write_in(
         &self,
         tx: &mut Transaction<'static, Any>,
-        org_id: i64,
-        seq: &mut i64,
+        entries: &mut Entries,
+        known: &mut Known,
         path: &ObjectPath,
         mode: WriteMode,
         make_body: impl FnOnce(Option<&str>) -> StoreResult<String>,
     ) -> StoreResult<(WriteOutcome, Option<Learned>)> {
+        let org_id = entries.org_id();
         let key = path.to_string();
         if let Some(parent) = path.parent()
-            && stored_body(tx, org_id, &parent.to_string())
-                .await?
-                .is_none()
+            && !known.exists(tx, org_id, &parent.to_string()).await?
         {
             return Err(StoreError::ParentMissing);
         }
-        let existing = stored_body(tx, org_id, &key).await?;
+        let existing = known.body(tx, org_id, &key).await?;
         match (&existing, mode) {
             (Some(_), WriteMode::Create) => return Err(StoreError::Conflict),
             (None, WriteMode::Update) => return Err(StoreError::NotFound),
@@ -345,6 +441,7 @@ impl Store {
             return Ok((WriteOutcome::Unchanged, None));
         }
         insert_row(tx, org_id, path, &body).await?;
+        known.present.insert(key.clone());
         if path.kind() == ObjectKind::CookbookVersion {
             super::cookbook_files::replace(tx, org_id, &key, existing.as_deref(), Some(&body))
                 .await?;
@@ -354,7 +451,7 @@ impl Store {
         } else {
             "create"
         };
-        *seq = append_change(tx, org_id, *seq, action, &key).await?;
+        let seq = entries.append(action, key);
         let learned = match search_entry(path) {
             Some((index, name)) => Some(
                 self.reindex(tx, org_id, &index, name, existing.as_deref(), Some(&body))
@@ -363,9 +460,9 @@ impl Store {
             None => None,
         };
         let outcome = if existing.is_some() {
-            WriteOutcome::Updated(*seq)
+            WriteOutcome::Updated(seq)
         } else {
-            WriteOutcome::Created(*seq)
+            WriteOutcome::Created(seq)
         };
         Ok((outcome, learned))
     }
@@ -383,7 +480,7 @@ impl Store {
     ) -> StoreResult<i64> {
         let (from_key, to_key) = (from.to_string(), to.to_string());
         let mut tx = self.write.begin().await?;
-        let mut seq = self.lock_org(&mut tx, org_id).await?;
+        let mut entries = Entries::lock(self, &mut tx, org_id).await?;
         let old = stored_body(&mut tx, org_id, &from_key)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -391,9 +488,9 @@ impl Store {
             return Err(StoreError::Conflict);
         }
         insert_row(&mut tx, org_id, to, body).await?;
-        seq = append_change(&mut tx, org_id, seq, "create", &to_key).await?;
+        entries.append("create", to_key);
         delete_row(&mut tx, org_id, &from_key).await?;
-        seq = append_change(&mut tx, org_id, seq, "delete", &from_key).await?;
+        let seq = entries.append("delete", from_key);
         let mut learned = Vec::new();
         if let Some((index, name)) = search_entry(from) {
             learned.push(
@@ -407,11 +504,10 @@ impl Store {
                     .await?,
             );
         }
-        tx.commit().await?;
+        entries.commit(self, tx).await?;
         for l in learned {
             self.learn(l);
         }
-        self.feed_notifier().notify(org_id, seq);
         Ok(seq)
     }
 
@@ -419,13 +515,14 @@ impl Store {
     /// first, each with its own change-log entry.
     pub async fn delete_object(&self, org_id: i64, path: &ObjectPath) -> StoreResult<String> {
         let mut tx = self.write.begin().await?;
-        let mut seq = self.lock_org(&mut tx, org_id).await?;
-        let (body, learned) = self.delete_in(&mut tx, org_id, &mut seq, path).await?;
-        tx.commit().await?;
+        let mut entries = Entries::lock(self, &mut tx, org_id).await?;
+        let (body, learned) = self
+            .delete_in(&mut tx, &mut entries, &mut Known::default(), path)
+            .await?;
+        entries.commit(self, tx).await?;
         for l in learned {
             self.learn(l);
         }
-        self.feed_notifier().notify(org_id, seq);
         Ok(body)
     }
 
@@ -434,14 +531,17 @@ impl Store {
     pub(super) async fn delete_in(
         &self,
         tx: &mut Transaction<'static, Any>,
-        org_id: i64,
-        seq: &mut i64,
+        entries: &mut Entries,
+        known: &mut Known,
         path: &ObjectPath,
     ) -> StoreResult<(String, Vec<Learned>)> {
+        let org_id = entries.org_id();
         let key = path.to_string();
-        let body = stored_body(tx, org_id, &key)
+        let body = known
+            .body(tx, org_id, &key)
             .await?
             .ok_or(StoreError::NotFound)?;
+        known.deleted(&key, path.kind() == ObjectKind::DataBag);
         let mut learned = Vec::new();
         if let ObjectPath::DataBag { bag } = path {
             let items = sqlx::query("SELECT path, name FROM objects WHERE org_id = $1 AND kind = 'data_bag_item' AND parent = $2 ORDER BY name")
@@ -459,7 +559,7 @@ impl Store {
                         .await?,
                 );
                 delete_row(tx, org_id, &item_path).await?;
-                *seq = append_change(tx, org_id, *seq, "delete", &item_path).await?;
+                entries.append("delete", item_path);
             }
         }
         if let Some((index, name)) = search_entry(path) {
@@ -472,7 +572,7 @@ impl Store {
         if path.kind() == ObjectKind::CookbookVersion {
             super::cookbook_files::replace(tx, org_id, &key, Some(&body), None).await?;
         }
-        *seq = append_change(tx, org_id, *seq, "delete", &key).await?;
+        entries.append("delete", key);
         Ok((body, learned))
     }
 
@@ -548,29 +648,4 @@ async fn delete_row(
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-/// Appends entry `last_seq + 1` and records it as the org's last id.
-pub(super) async fn append_change(
-    tx: &mut Transaction<'static, Any>,
-    org_id: i64,
-    last_seq: i64,
-    action: &str,
-    path: &str,
-) -> StoreResult<i64> {
-    let seq = last_seq + 1;
-    sqlx::query("INSERT INTO change_log (org_id, seq, action, path, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(org_id)
-        .bind(seq)
-        .bind(action)
-        .bind(path)
-        .bind(now_millis())
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE orgs SET last_seq = $2 WHERE id = $1")
-        .bind(org_id)
-        .bind(seq)
-        .execute(&mut **tx)
-        .await?;
-    Ok(seq)
 }

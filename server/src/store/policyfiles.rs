@@ -9,50 +9,15 @@ use std::collections::BTreeMap;
 use chef_sync_shared::{ObjectPath, PathError};
 use sqlx::{Any, Executor, Row, Transaction};
 
-use super::objects::append_change;
+use super::change_log::Entries;
 use super::{Store, StoreError, StoreResult};
 
-/// The feed entries of one write, numbered from the org's counter locked by `start`.
-struct Entries {
-    org_id: i64,
-    seq: i64,
-    appended: bool,
-}
-
-impl Entries {
-    async fn start(
-        store: &Store,
-        tx: &mut Transaction<'static, Any>,
-        org_id: i64,
-    ) -> StoreResult<Self> {
-        let seq = store.lock_org(tx, org_id).await?;
-        Ok(Entries {
-            org_id,
-            seq,
-            appended: false,
-        })
-    }
-
-    async fn add(
-        &mut self,
-        tx: &mut Transaction<'static, Any>,
-        action: &str,
-        path: Result<ObjectPath, PathError>,
-    ) -> StoreResult<()> {
-        // Routes check every name before it is stored, so this refuses only what an earlier
-        // release might have let in: the write is refused rather than logged unreadably.
-        let path = path.map_err(|e| StoreError::Refused(e.to_string()))?;
-        self.seq = append_change(tx, self.org_id, self.seq, action, &path.to_string()).await?;
-        self.appended = true;
-        Ok(())
-    }
-
-    /// After the commit: wakes the feed's long-polls.
-    fn published(self, store: &Store) {
-        if self.appended {
-            store.feed_notifier().notify(self.org_id, self.seq);
-        }
-    }
+/// A Policyfile path as logged: routes check every name before it is stored, so this refuses
+/// only what an earlier release might have let in (the write is refused rather than logged
+/// unreadably).
+fn logged(path: Result<ObjectPath, PathError>) -> StoreResult<String> {
+    path.map(|p| p.to_string())
+        .map_err(|e| StoreError::Refused(e.to_string()))
 }
 
 /// The groups assigned a revision of `policy` (`revision` only, when given), each with the
@@ -111,7 +76,7 @@ async fn ensure_policy(
     entries: &mut Entries,
     policy: &str,
 ) -> StoreResult<()> {
-    let org_id = entries.org_id;
+    let org_id = entries.org_id();
     if revision_ids(&mut **tx, org_id, policy).await?.is_some() {
         return Ok(());
     }
@@ -120,7 +85,8 @@ async fn ensure_policy(
         .bind(policy)
         .execute(&mut **tx)
         .await?;
-    entries.add(tx, "create", ObjectPath::policy(policy)).await
+    entries.append("create", logged(ObjectPath::policy(policy))?);
+    Ok(())
 }
 
 async fn insert_revision(
@@ -130,7 +96,7 @@ async fn insert_revision(
     revision: &str,
     body: &str,
 ) -> StoreResult<()> {
-    let org_id = entries.org_id;
+    let org_id = entries.org_id();
     sqlx::query(
         "INSERT INTO policy_revisions (org_id, policy, revision_id, body) VALUES ($1, $2, $3, $4)",
     )
@@ -141,7 +107,8 @@ async fn insert_revision(
     .execute(&mut **tx)
     .await?;
     let path = ObjectPath::policy_revision(policy, revision);
-    entries.add(tx, "create", path).await
+    entries.append("create", logged(path)?);
+    Ok(())
 }
 
 // Each question below is asked by a read and by a write (inside its transaction): one query
@@ -289,28 +256,25 @@ impl Store {
     /// `NotFound`.
     pub async fn delete_policy(&self, org_id: i64, policy: &str) -> StoreResult<Vec<String>> {
         let mut tx = self.write.begin().await?;
-        let mut entries = Entries::start(self, &mut tx, org_id).await?;
+        let mut entries = Entries::lock(self, &mut tx, org_id).await?;
         let revisions = revision_ids(&mut *tx, org_id, policy)
             .await?
             .ok_or(StoreError::NotFound)?;
         for group in assigned_groups(&mut tx, org_id, policy, None).await? {
             let path = ObjectPath::policy_assignment(&group, policy);
-            entries.add(&mut tx, "delete", path).await?;
+            entries.append("delete", logged(path)?);
         }
         for revision in &revisions {
             let path = ObjectPath::policy_revision(policy, revision);
-            entries.add(&mut tx, "delete", path).await?;
+            entries.append("delete", logged(path)?);
         }
-        entries
-            .add(&mut tx, "delete", ObjectPath::policy(policy))
-            .await?;
+        entries.append("delete", logged(ObjectPath::policy(policy))?);
         sqlx::query("DELETE FROM policies WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(policy)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        entries.published(self);
+        entries.commit(self, tx).await?;
         Ok(revisions)
     }
 
@@ -324,7 +288,7 @@ impl Store {
         body: &str,
     ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
-        let mut entries = Entries::start(self, &mut tx, org_id).await?;
+        let mut entries = Entries::lock(self, &mut tx, org_id).await?;
         if revision_body(&mut *tx, org_id, policy, revision)
             .await?
             .is_some()
@@ -333,8 +297,7 @@ impl Store {
         }
         ensure_policy(&mut tx, &mut entries, policy).await?;
         insert_revision(&mut tx, &mut entries, policy, revision, body).await?;
-        tx.commit().await?;
-        entries.published(self);
+        entries.commit(self, tx).await?;
         Ok(())
     }
 
@@ -372,16 +335,16 @@ impl Store {
         revision: &str,
     ) -> StoreResult<String> {
         let mut tx = self.write.begin().await?;
-        let mut entries = Entries::start(self, &mut tx, org_id).await?;
+        let mut entries = Entries::lock(self, &mut tx, org_id).await?;
         let body = revision_body(&mut *tx, org_id, policy, revision)
             .await?
             .ok_or(StoreError::NotFound)?;
         for group in assigned_groups(&mut tx, org_id, policy, Some(revision)).await? {
             let path = ObjectPath::policy_assignment(&group, policy);
-            entries.add(&mut tx, "delete", path).await?;
+            entries.append("delete", logged(path)?);
         }
         let path = ObjectPath::policy_revision(policy, revision);
-        entries.add(&mut tx, "delete", path).await?;
+        entries.append("delete", logged(path)?);
         sqlx::query(
             "DELETE FROM policy_revisions WHERE org_id = $1 AND policy = $2 AND revision_id = $3",
         )
@@ -390,8 +353,7 @@ impl Store {
         .bind(revision)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        entries.published(self);
+        entries.commit(self, tx).await?;
         Ok(body)
     }
 
@@ -434,24 +396,21 @@ impl Store {
         group: &str,
     ) -> StoreResult<BTreeMap<String, String>> {
         let mut tx = self.write.begin().await?;
-        let mut entries = Entries::start(self, &mut tx, org_id).await?;
+        let mut entries = Entries::lock(self, &mut tx, org_id).await?;
         let assignments = group_assignments(&mut *tx, org_id, group)
             .await?
             .ok_or(StoreError::NotFound)?;
         for policy in assignments.keys() {
             let path = ObjectPath::policy_assignment(group, policy);
-            entries.add(&mut tx, "delete", path).await?;
+            entries.append("delete", logged(path)?);
         }
-        entries
-            .add(&mut tx, "delete", ObjectPath::policy_group(group))
-            .await?;
+        entries.append("delete", logged(ObjectPath::policy_group(group))?);
         sqlx::query("DELETE FROM policy_groups WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(group)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        entries.published(self);
+        entries.commit(self, tx).await?;
         Ok(assignments)
     }
 
@@ -476,7 +435,7 @@ impl Store {
         body: &str,
     ) -> StoreResult<Assignment> {
         let mut tx = self.write.begin().await?;
-        let mut entries = Entries::start(self, &mut tx, org_id).await?;
+        let mut entries = Entries::lock(self, &mut tx, org_id).await?;
         ensure_policy(&mut tx, &mut entries, policy).await?;
         let current = group_assignments(&mut *tx, org_id, group).await?;
         if current.is_none() {
@@ -486,7 +445,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let path = ObjectPath::policy_group(group);
-            entries.add(&mut tx, "create", path).await?;
+            entries.append("create", logged(path)?);
         }
         if revision_body(&mut *tx, org_id, policy, revision)
             .await?
@@ -516,10 +475,9 @@ impl Store {
         if was.map(String::as_str) != Some(revision) {
             let action = if was.is_some() { "update" } else { "create" };
             let path = ObjectPath::policy_assignment(group, policy);
-            entries.add(&mut tx, action, path).await?;
+            entries.append(action, logged(path)?);
         }
-        tx.commit().await?;
-        entries.published(self);
+        entries.commit(self, tx).await?;
         Ok(outcome)
     }
 
@@ -532,12 +490,12 @@ impl Store {
         policy: &str,
     ) -> StoreResult<String> {
         let mut tx = self.write.begin().await?;
-        let mut entries = Entries::start(self, &mut tx, org_id).await?;
+        let mut entries = Entries::lock(self, &mut tx, org_id).await?;
         let body = assigned_body(&mut *tx, org_id, group, policy)
             .await?
             .ok_or(StoreError::NotFound)?;
         let path = ObjectPath::policy_assignment(group, policy);
-        entries.add(&mut tx, "delete", path).await?;
+        entries.append("delete", logged(path)?);
         sqlx::query(
             "DELETE FROM policy_assignments WHERE org_id = $1 AND policy_group = $2 \
              AND policy = $3",
@@ -547,8 +505,7 @@ impl Store {
         .bind(policy)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        entries.published(self);
+        entries.commit(self, tx).await?;
         Ok(body)
     }
     /// The identifiers of every cookbook artifact (of `name` only, when given), by name.
@@ -607,7 +564,7 @@ impl Store {
         body: &str,
     ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
-        let mut entries = Entries::start(self, &mut tx, org_id).await?;
+        let mut entries = Entries::lock(self, &mut tx, org_id).await?;
         if artifact_body(&mut *tx, org_id, name, identifier)
             .await?
             .is_some()
@@ -627,9 +584,8 @@ impl Store {
         let key = artifact_key(name, identifier);
         super::cookbook_files::replace(&mut tx, org_id, &key, None, Some(body)).await?;
         let path = ObjectPath::cookbook_artifact(name, identifier);
-        entries.add(&mut tx, "create", path).await?;
-        tx.commit().await?;
-        entries.published(self);
+        entries.append("create", logged(path)?);
+        entries.commit(self, tx).await?;
         Ok(())
     }
 
@@ -642,7 +598,7 @@ impl Store {
         identifier: &str,
     ) -> StoreResult<String> {
         let mut tx = self.write.begin().await?;
-        let mut entries = Entries::start(self, &mut tx, org_id).await?;
+        let mut entries = Entries::lock(self, &mut tx, org_id).await?;
         let body = artifact_body(&mut *tx, org_id, name, identifier)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -657,9 +613,8 @@ impl Store {
         let key = artifact_key(name, identifier);
         super::cookbook_files::replace(&mut tx, org_id, &key, Some(&body), None).await?;
         let path = ObjectPath::cookbook_artifact(name, identifier);
-        entries.add(&mut tx, "delete", path).await?;
-        tx.commit().await?;
-        entries.published(self);
+        entries.append("delete", logged(path)?);
+        entries.commit(self, tx).await?;
         Ok(body)
     }
 }

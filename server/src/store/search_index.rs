@@ -155,21 +155,25 @@ impl Store {
             }
             return Ok(learned);
         };
-        sqlx::query(
+        // A new document's row comes back from its insert; only a document indexed before
+        // costs a second statement.
+        let inserted = sqlx::query(
             "INSERT INTO search_docs (index_id, name) VALUES ($1, $2) \
-             ON CONFLICT (index_id, name) DO NOTHING",
+             ON CONFLICT (index_id, name) DO NOTHING RETURNING id",
         )
         .bind(index_id)
         .bind(name)
-        .execute(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
-        let doc_id: i64 =
-            sqlx::query("SELECT id FROM search_docs WHERE index_id = $1 AND name = $2")
+        let doc_id: i64 = match inserted {
+            Some(row) => row.try_get("id")?,
+            None => sqlx::query("SELECT id FROM search_docs WHERE index_id = $1 AND name = $2")
                 .bind(index_id)
                 .bind(name)
                 .fetch_one(&mut **tx)
                 .await?
-                .try_get("id")?;
+                .try_get("id")?,
+        };
         let removed: Vec<&Term> = old_terms.difference(new_terms).collect();
         let added: Vec<&Term> = new_terms.difference(old_terms).collect();
         let touched: Vec<&Term> = removed.iter().chain(added.iter()).copied().collect();
