@@ -73,11 +73,9 @@ pub struct Worker {
     bulk_write: Arc<Offer>,
 }
 
-/// An offer known to be absent (`bulk = false`).
+/// An offer not to be used (`bulk = false`).
 fn never() -> Arc<Offer> {
-    let offer = Offer::default();
-    offer.learn(false);
-    Arc::new(offer)
+    Arc::new(Offer::never())
 }
 
 /// The pause after `failures` failed cycles in a row of an org with `primaries` primaries.
