@@ -593,4 +593,11 @@ async fn bulk_write_items_see_what_earlier_items_changed(h: &Harness) {
     assert_eq!(last_seq(h).await, before + 8);
     let (_, found) = alice.get(&format!("{ORG}/search/temp?q=*:*")).await;
     assert_eq!(found["total"], 1, "{found}");
+    // The index holds each document's last body only.
+    for (query, total) in [("v:2", 1), ("v:1", 0), ("v:0", 0), ("id:a", 1)] {
+        let (_, found) = alice.get(&format!("{ORG}/search/keep?q={query}")).await;
+        assert_eq!(found["total"], total, "{query}: {found}");
+    }
+    let (_, found) = alice.get(&format!("{ORG}/search/temp?q=again:true")).await;
+    assert_eq!(found["total"], 1, "{found}");
 }

@@ -63,12 +63,16 @@ impl Store {
         let mut tx = self.write.begin().await?;
         let mut entries = Entries::lock(self, &mut tx, org_id).await?;
         let first = entries.last();
-        let mut known = Known::default();
+        let mut known = Known::holding();
         let paths: Vec<String> = items.iter().map(|i| i.path.to_string()).collect();
         known.prefetch(&mut tx, org_id, &paths).await?;
         let mut results = Vec::with_capacity(items.len());
         let mut learned: Vec<Learned> = Vec::new();
         for item in items {
+            if matches!(item.op, BatchOp::Delete) {
+                // A delete reads the rows and index entries the held writes would change.
+                learned.push(self.write_held(&mut tx, org_id, &mut known).await?);
+            }
             let result = self
                 .apply_item(&mut tx, &mut entries, &mut known, item)
                 .await;
@@ -85,6 +89,7 @@ impl Store {
             // Nothing written: the transaction only read.
             return Ok(results);
         }
+        learned.push(self.write_held(&mut tx, org_id, &mut known).await?);
         entries.commit(self, tx).await?;
         for l in learned {
             self.learn(l);

@@ -8,11 +8,13 @@ use sqlx::any::Any;
 use sqlx::{Row, Transaction};
 
 use super::change_log::Entries;
-use super::search_index::Learned;
+use super::search_index::{IndexChange, Learned};
 use super::{Store, StoreError, StoreResult, now_millis, numbered};
 
 /// Paths per prefetch query.
 const PREFETCH_CHUNK: usize = 250;
+/// Rows per multi-row object upsert (10 binds each).
+const ROWS_PER_UPSERT: usize = 100;
 use crate::search::IndexKind;
 
 /// How a write treats an existing or missing object.
@@ -92,16 +94,36 @@ fn search_entry(path: &ObjectPath) -> Option<(IndexKind, &str)> {
 }
 
 /// What a transaction already read of the stored objects, so that a batch of writes reads
-/// each object once and each data bag once, not once per item.
+/// each object once and each data bag once, not once per item; and, for a batch, the object
+/// rows and index changes held back to be written by a few multi-row statements
+/// ([`Store::write_held`]) before anything reads them from the database.
 #[derive(Default)]
 pub(super) struct Known {
     /// Paths known to be stored in this transaction.
     present: HashSet<String>,
-    /// Bodies read ahead (`None`: not stored), each used by the next write of its path.
+    /// Bodies as stored in this transaction (`None`: not stored).
     bodies: HashMap<String, Option<String>>,
+    /// Writes held back (a batch), or `None` (each write goes to the database at once).
+    held: Option<Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    rows: Vec<(ObjectPath, String)>,
+    index: Vec<IndexChange>,
+    /// Position in `index` of each document's change.
+    index_at: HashMap<(IndexKind, String), usize>,
 }
 
 impl Known {
+    /// Holds writes back until [`Store::write_held`].
+    pub(super) fn holding() -> Self {
+        Known {
+            held: Some(Held::default()),
+            ..Known::default()
+        }
+    }
+
     /// Reads ahead the stored bodies of `paths`, in a few queries.
     pub(super) async fn prefetch(
         &mut self,
@@ -137,8 +159,8 @@ impl Known {
         org_id: i64,
         path: &str,
     ) -> StoreResult<Option<String>> {
-        match self.bodies.remove(path) {
-            Some(body) => Ok(body),
+        match self.bodies.get(path) {
+            Some(body) => Ok(body.clone()),
             None => stored_body(tx, org_id, path).await,
         }
     }
@@ -162,6 +184,37 @@ impl Known {
             self.present.insert(path.to_owned());
         }
         Ok(found)
+    }
+
+    /// Holds the write of `path` back, if writes are held: whether it was.
+    fn hold(&mut self, path: &ObjectPath, old: Option<&str>, body: &str) -> bool {
+        let Some(held) = self.held.as_mut() else {
+            return false;
+        };
+        // A cookbook version's file references are written with it, under its savepoint.
+        if path.kind() == ObjectKind::CookbookVersion {
+            return false;
+        }
+        held.rows.push((path.clone(), body.to_owned()));
+        if let Some((kind, name)) = search_entry(path) {
+            let key = (kind, name.to_owned());
+            match held.index_at.get(&key) {
+                Some(&at) => held.index[at].new = body.to_owned(),
+                None => {
+                    held.index_at.insert(key.clone(), held.index.len());
+                    held.index.push(IndexChange {
+                        kind: key.0,
+                        name: key.1,
+                        old: old.map(str::to_owned),
+                        new: body.to_owned(),
+                    });
+                }
+            }
+        }
+        let key = path.to_string();
+        self.present.insert(key.clone());
+        self.bodies.insert(key, Some(body.to_owned()));
+        true
     }
 
     /// `path` was deleted (a data bag: with its items).
@@ -440,18 +493,26 @@ impl Store {
         if existing.as_deref() == Some(body.as_str()) {
             return Ok((WriteOutcome::Unchanged, None));
         }
-        insert_row(tx, org_id, path, &body).await?;
-        known.present.insert(key.clone());
-        if path.kind() == ObjectKind::CookbookVersion {
-            super::cookbook_files::replace(tx, org_id, &key, existing.as_deref(), Some(&body))
-                .await?;
-        }
         let action = if existing.is_some() {
             "update"
         } else {
             "create"
         };
-        let seq = entries.append(action, key);
+        if known.hold(path, existing.as_deref(), &body) {
+            let seq = entries.append(action, key);
+            let outcome = if existing.is_some() {
+                WriteOutcome::Updated(seq)
+            } else {
+                WriteOutcome::Created(seq)
+            };
+            return Ok((outcome, None));
+        }
+        insert_row(tx, org_id, path, &body).await?;
+        if path.kind() == ObjectKind::CookbookVersion {
+            super::cookbook_files::replace(tx, org_id, &key, existing.as_deref(), Some(&body))
+                .await?;
+        }
+        let seq = entries.append(action, key.clone());
         let learned = match search_entry(path) {
             Some((index, name)) => Some(
                 self.reindex(tx, org_id, &index, name, existing.as_deref(), Some(&body))
@@ -459,12 +520,76 @@ impl Store {
             ),
             None => None,
         };
+        // Recorded once nothing can fail: a cookbook version refused above is rolled back.
+        known.present.insert(key.clone());
+        known.bodies.insert(key, Some(body));
         let outcome = if existing.is_some() {
             WriteOutcome::Updated(seq)
         } else {
             WriteOutcome::Created(seq)
         };
         Ok((outcome, learned))
+    }
+
+    /// Writes what `known` held back: the object rows by multi-row upserts (each path's last
+    /// body), then the index changes. What the index learned is for [`Store::learn`] after
+    /// the commit.
+    pub(super) async fn write_held(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+        known: &mut Known,
+    ) -> StoreResult<Learned> {
+        let Some(held) = known.held.as_mut() else {
+            return Ok(Learned::default());
+        };
+        let rows = std::mem::take(&mut held.rows);
+        let index = std::mem::take(&mut held.index);
+        held.index_at.clear();
+        let keys: Vec<String> = rows.iter().map(|(p, _)| p.to_string()).collect();
+        let last: HashMap<&str, usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), i))
+            .collect();
+        // PostgreSQL refuses an upsert that meets the same row twice.
+        let unique: Vec<usize> = (0..rows.len())
+            .filter(|i| last.get(keys[*i].as_str()) == Some(i))
+            .collect();
+        let now = now_millis();
+        for chunk in unique.chunks(ROWS_PER_UPSERT) {
+            let values = (0..chunk.len())
+                .map(|r| format!("({})", numbered(10, r * 10 + 1)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO objects (org_id, path, kind, parent, name, body, v_major, v_minor, v_patch, updated_at) \
+                 VALUES {values} \
+                 ON CONFLICT (org_id, path) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at"
+            );
+            let mut q = sqlx::query(&sql);
+            for &i in chunk {
+                let (path, body) = &rows[i];
+                let p = placement(path)?;
+                let (major, minor, patch) = match p.version {
+                    Some((a, b, c)) => (Some(a), Some(b), Some(c)),
+                    None => (None, None, None),
+                };
+                q = q
+                    .bind(org_id)
+                    .bind(keys[i].as_str())
+                    .bind(p.kind)
+                    .bind(p.parent)
+                    .bind(p.name)
+                    .bind(body.as_str())
+                    .bind(major)
+                    .bind(minor)
+                    .bind(patch)
+                    .bind(now);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        self.reindex_many(tx, org_id, index).await
     }
 
     /// Moves an object to a new name with a new body (Chef renames environments by PUT), in

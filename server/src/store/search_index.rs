@@ -183,6 +183,62 @@ impl Store {
         Ok(learned)
     }
 
+    /// Brings the index in step with many documents' writes at once (a bulk write's held
+    /// writes): `changes` holds each document's body before the first write and after the
+    /// last. Fields, document rows and new entries are written by multi-row statements
+    /// across the documents; only an updated document's removed entries cost a statement of
+    /// their own.
+    pub(super) async fn reindex_many(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        org_id: i64,
+        changes: Vec<IndexChange>,
+    ) -> StoreResult<Learned> {
+        let mut learned = Learned::default();
+        let mut docs = Vec::with_capacity(changes.len());
+        for change in changes {
+            let index_id = self
+                .index_id_in(tx, org_id, &change.kind, &mut learned)
+                .await?;
+            let old = terms_of(&change.kind, change.old.as_deref());
+            let new = terms_of(&change.kind, Some(&change.new));
+            docs.push((index_id, change.name, old, new));
+        }
+        let touched: Vec<&Term> = docs
+            .iter()
+            .flat_map(|(_, _, old, new)| old.difference(new).chain(new.difference(old)))
+            .collect();
+        let ids = self.field_ids_in(tx, &touched, &mut learned).await?;
+        let keys: Vec<(i64, &str)> = docs.iter().map(|(i, n, _, _)| (*i, n.as_str())).collect();
+        let doc_ids = doc_ids_in(tx, &keys).await?;
+        let mut added: Vec<(i64, i64, &Term)> = Vec::new();
+        for (index_id, name, old, new) in &docs {
+            let doc_id = *doc_ids.get(&(*index_id, name.clone())).ok_or_else(|| {
+                StoreError::Refused(format!("search document '{name}' has no id"))
+            })?;
+            let removed: Vec<&Term> = old.difference(new).collect();
+            delete_terms(tx, *index_id, doc_id, &removed, &ids).await?;
+            added.extend(new.difference(old).map(|t| (*index_id, doc_id, t)));
+        }
+        for chunk in added.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO search_terms (index_id, field_id, value, doc_id) VALUES {} \
+                 ON CONFLICT DO NOTHING",
+                placeholders(chunk.len(), 4, 0)
+            );
+            let mut q = sqlx::query(&sql);
+            for (index_id, doc_id, t) in chunk {
+                q = q
+                    .bind(*index_id)
+                    .bind(field_id(&ids, t)?)
+                    .bind(t.value.as_str())
+                    .bind(*doc_id);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(learned)
+    }
+
     async fn index_id_in(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -692,6 +748,48 @@ fn placeholders(rows: usize, width: usize, offset: usize) -> String {
         .map(|r| format!("({})", numbered(width, offset + r * width + 1)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// One document's change for [`Store::reindex_many`].
+pub(super) struct IndexChange {
+    pub kind: IndexKind,
+    pub name: String,
+    /// Stored before (None: not stored).
+    pub old: Option<String>,
+    /// Stored after.
+    pub new: String,
+}
+
+/// The row ids of documents `keys` (index id, name), creating the missing rows.
+async fn doc_ids_in(
+    tx: &mut Transaction<'static, Any>,
+    keys: &[(i64, &str)],
+) -> StoreResult<HashMap<(i64, String), i64>> {
+    let mut ids = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(CHUNK) {
+        let values = placeholders(chunk.len(), 2, 0);
+        let sql = format!(
+            "INSERT INTO search_docs (index_id, name) VALUES {values} \
+             ON CONFLICT (index_id, name) DO NOTHING"
+        );
+        let mut q = sqlx::query(&sql);
+        for (index_id, name) in chunk {
+            q = q.bind(*index_id).bind(*name);
+        }
+        q.execute(&mut **tx).await?;
+        let sql = format!(
+            "SELECT id, index_id, name FROM search_docs WHERE (index_id, name) IN ({values})"
+        );
+        let mut q = sqlx::query(&sql);
+        for (index_id, name) in chunk {
+            q = q.bind(*index_id).bind(*name);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            let key: (i64, String) = (row.try_get("index_id")?, row.try_get("name")?);
+            ids.insert(key, row.try_get("id")?);
+        }
+    }
+    Ok(ids)
 }
 
 async fn delete_terms(
