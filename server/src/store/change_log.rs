@@ -5,10 +5,10 @@
 
 use sqlx::{Any, Transaction};
 
-use super::{Store, StoreResult, now_millis, numbered};
+use super::{MAX_BINDS, Store, StoreResult, now_millis, numbered};
 
-/// Rows per `INSERT INTO change_log` (5 binds each; SQLite allows 32,766 per statement).
-const ROWS_PER_INSERT: usize = 400;
+/// Rows per `INSERT INTO change_log` (5 binds each).
+const ROWS_PER_INSERT: usize = MAX_BINDS / 5;
 
 /// One entry waiting for the commit.
 struct Pending {

@@ -9,12 +9,12 @@ use sqlx::{Row, Transaction};
 
 use super::change_log::Entries;
 use super::search_index::{IndexChange, Learned};
-use super::{Store, StoreError, StoreResult, now_millis, numbered};
+use super::{MAX_BINDS, Store, StoreError, StoreResult, now_millis, numbered};
 
 /// Paths per prefetch query.
-const PREFETCH_CHUNK: usize = 250;
+const PREFETCH_CHUNK: usize = MAX_BINDS - 1;
 /// Rows per multi-row object upsert (10 binds each).
-const ROWS_PER_UPSERT: usize = 100;
+const ROWS_PER_UPSERT: usize = MAX_BINDS / 10;
 use crate::search::IndexKind;
 
 /// How a write treats an existing or missing object.

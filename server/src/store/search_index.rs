@@ -19,14 +19,14 @@ use sqlx::any::{Any, AnyArguments};
 use sqlx::query::Query as SqlQuery;
 use sqlx::{Row, Transaction};
 
-use super::{Store, StoreError, StoreResult, numbered};
+use super::{MAX_BINDS, Store, StoreError, StoreResult, numbered};
 use crate::search::{FieldName, IndexKind, Query, Term, Terms, ValueMatch};
 
 /// Most index entries (and field names, for a wildcard field) one query may read; a query
 /// that needs more is refused as too broad rather than allowed to read without limit.
 pub const MAX_ENTRIES_READ: usize = 2_000_000;
-/// Rows per multi-row statement (4 binds each stays far below both backends' limits).
-const CHUNK: usize = 200;
+/// Rows per multi-row statement (up to 4 binds each).
+const CHUNK: usize = MAX_BINDS / 4;
 /// Ids per `IN (…)` list.
 const ID_CHUNK: usize = 500;
 
