@@ -196,10 +196,19 @@ impl Store {
     ) -> StoreResult<Learned> {
         let mut learned = Learned::default();
         let mut docs = Vec::with_capacity(changes.len());
+        // A new bag's items all meet its index before the commit caches its id.
+        let mut index_ids: HashMap<IndexKind, i64> = HashMap::new();
         for change in changes {
-            let index_id = self
-                .index_id_in(tx, org_id, &change.kind, &mut learned)
-                .await?;
+            let index_id = match index_ids.get(&change.kind) {
+                Some(&id) => id,
+                None => {
+                    let id = self
+                        .index_id_in(tx, org_id, &change.kind, &mut learned)
+                        .await?;
+                    index_ids.insert(change.kind.clone(), id);
+                    id
+                }
+            };
             let old = terms_of(&change.kind, change.old.as_deref());
             let new = terms_of(&change.kind, Some(&change.new));
             docs.push((index_id, change.name, old, new));
