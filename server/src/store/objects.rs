@@ -211,9 +211,6 @@ impl Known {
                 }
             }
         }
-        let key = path.to_string();
-        self.present.insert(key.clone());
-        self.bodies.insert(key, Some(body.to_owned()));
         true
     }
 
@@ -498,27 +495,21 @@ impl Store {
         } else {
             "create"
         };
-        if known.hold(path, existing.as_deref(), &body) {
-            let seq = entries.append(action, key);
-            let outcome = if existing.is_some() {
-                WriteOutcome::Updated(seq)
-            } else {
-                WriteOutcome::Created(seq)
-            };
-            return Ok((outcome, None));
-        }
-        insert_row(tx, org_id, path, &body).await?;
-        if path.kind() == ObjectKind::CookbookVersion {
-            super::cookbook_files::replace(tx, org_id, &key, existing.as_deref(), Some(&body))
-                .await?;
+        let held = known.hold(path, existing.as_deref(), &body);
+        if !held {
+            insert_row(tx, org_id, path, &body).await?;
+            if path.kind() == ObjectKind::CookbookVersion {
+                super::cookbook_files::replace(tx, org_id, &key, existing.as_deref(), Some(&body))
+                    .await?;
+            }
         }
         let seq = entries.append(action, key.clone());
         let learned = match search_entry(path) {
-            Some((index, name)) => Some(
+            Some((index, name)) if !held => Some(
                 self.reindex(tx, org_id, &index, name, existing.as_deref(), Some(&body))
                     .await?,
             ),
-            None => None,
+            _ => None,
         };
         // Recorded once nothing can fail: a cookbook version refused above is rolled back.
         known.present.insert(key.clone());
@@ -556,38 +547,12 @@ impl Store {
         let unique: Vec<usize> = (0..rows.len())
             .filter(|i| last.get(keys[*i].as_str()) == Some(i))
             .collect();
-        let now = now_millis();
+        let unique: Vec<(&ObjectPath, &str)> = unique
+            .into_iter()
+            .map(|i| (&rows[i].0, rows[i].1.as_str()))
+            .collect();
         for chunk in unique.chunks(ROWS_PER_UPSERT) {
-            let values = (0..chunk.len())
-                .map(|r| format!("({})", numbered(10, r * 10 + 1)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO objects (org_id, path, kind, parent, name, body, v_major, v_minor, v_patch, updated_at) \
-                 VALUES {values} \
-                 ON CONFLICT (org_id, path) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at"
-            );
-            let mut q = sqlx::query(&sql);
-            for &i in chunk {
-                let (path, body) = &rows[i];
-                let p = placement(path)?;
-                let (major, minor, patch) = match p.version {
-                    Some((a, b, c)) => (Some(a), Some(b), Some(c)),
-                    None => (None, None, None),
-                };
-                q = q
-                    .bind(org_id)
-                    .bind(keys[i].as_str())
-                    .bind(p.kind)
-                    .bind(p.parent)
-                    .bind(p.name)
-                    .bind(body.as_str())
-                    .bind(major)
-                    .bind(minor)
-                    .bind(patch)
-                    .bind(now);
-            }
-            q.execute(&mut **tx).await?;
+            upsert_rows(tx, org_id, chunk).await?;
         }
         self.reindex_many(tx, org_id, index).await
     }
@@ -736,29 +701,46 @@ async fn insert_row(
     path: &ObjectPath,
     body: &str,
 ) -> StoreResult<()> {
-    let key = path.to_string();
-    let p = placement(path)?;
-    let (major, minor, patch) = match p.version {
-        Some((a, b, c)) => (Some(a), Some(b), Some(c)),
-        None => (None, None, None),
-    };
-    sqlx::query(
-            "INSERT INTO objects (org_id, path, kind, parent, name, body, v_major, v_minor, v_patch, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (org_id, path) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-        )
-        .bind(org_id)
-        .bind(&key)
-        .bind(p.kind)
-        .bind(p.parent)
-        .bind(p.name)
-        .bind(body)
-        .bind(major)
-        .bind(minor)
-        .bind(patch)
-        .bind(now_millis())
-        .execute(&mut **tx)
-        .await?;
+    upsert_rows(tx, org_id, &[(path, body)]).await
+}
+
+/// Inserts or replaces the rows of `rows` (distinct paths: PostgreSQL refuses an upsert that
+/// meets the same row twice) by one statement.
+async fn upsert_rows(
+    tx: &mut Transaction<'static, Any>,
+    org_id: i64,
+    rows: &[(&ObjectPath, &str)],
+) -> StoreResult<()> {
+    let values = (0..rows.len())
+        .map(|r| format!("({})", numbered(10, r * 10 + 1)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "INSERT INTO objects (org_id, path, kind, parent, name, body, v_major, v_minor, v_patch, updated_at) \
+         VALUES {values} \
+         ON CONFLICT (org_id, path) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at"
+    );
+    let now = now_millis();
+    let mut q = sqlx::query(&sql);
+    for (path, body) in rows {
+        let p = placement(path)?;
+        let (major, minor, patch) = match p.version {
+            Some((a, b, c)) => (Some(a), Some(b), Some(c)),
+            None => (None, None, None),
+        };
+        q = q
+            .bind(org_id)
+            .bind(path.to_string())
+            .bind(p.kind)
+            .bind(p.parent)
+            .bind(p.name)
+            .bind(*body)
+            .bind(major)
+            .bind(minor)
+            .bind(patch)
+            .bind(now);
+    }
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 

@@ -179,7 +179,8 @@ impl Store {
         let touched: Vec<&Term> = removed.iter().chain(added.iter()).copied().collect();
         let ids = self.field_ids_in(tx, &touched, &mut learned).await?;
         delete_terms(tx, index_id, doc_id, &removed, &ids).await?;
-        insert_terms(tx, index_id, doc_id, &added, &ids).await?;
+        let rows: Vec<(i64, i64, &Term)> = added.iter().map(|t| (index_id, doc_id, *t)).collect();
+        insert_terms(tx, &rows, &ids).await?;
         Ok(learned)
     }
 
@@ -229,22 +230,7 @@ impl Store {
             delete_terms(tx, *index_id, doc_id, &removed, &ids).await?;
             added.extend(new.difference(old).map(|t| (*index_id, doc_id, t)));
         }
-        for chunk in added.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO search_terms (index_id, field_id, value, doc_id) VALUES {} \
-                 ON CONFLICT DO NOTHING",
-                placeholders(chunk.len(), 4, 0)
-            );
-            let mut q = sqlx::query(&sql);
-            for (index_id, doc_id, t) in chunk {
-                q = q
-                    .bind(*index_id)
-                    .bind(field_id(&ids, t)?)
-                    .bind(t.value.as_str())
-                    .bind(*doc_id);
-            }
-            q.execute(&mut **tx).await?;
-        }
+        insert_terms(tx, &added, &ids).await?;
         Ok(learned)
     }
 
@@ -314,24 +300,7 @@ impl Store {
         missing.sort();
         missing.dedup();
         for chunk in missing.chunks(CHUNK) {
-            let values = placeholders(chunk.len(), 2, 0);
-            let sql = format!(
-                "INSERT INTO search_fields (path, leaf) VALUES {values} \
-                 ON CONFLICT (path, leaf) DO NOTHING"
-            );
-            let mut q = sqlx::query(&sql);
-            for (path, leaf) in chunk {
-                q = q.bind(path).bind(leaf);
-            }
-            q.execute(&mut **tx).await?;
-            let sql = format!(
-                "SELECT id, path, leaf FROM search_fields WHERE (path, leaf) IN ({values})"
-            );
-            let mut q = sqlx::query(&sql);
-            for (path, leaf) in chunk {
-                q = q.bind(path).bind(leaf);
-            }
-            for row in q.fetch_all(&mut **tx).await? {
+            for row in ensure_pairs(tx, "search_fields", ("path", "leaf"), chunk).await? {
                 let key: (String, String) = (row.try_get("path")?, row.try_get("leaf")?);
                 let id: i64 = row.try_get("id")?;
                 learned.fields.push((key.clone(), id));
@@ -775,25 +744,9 @@ async fn doc_ids_in(
     keys: &[(i64, &str)],
 ) -> StoreResult<HashMap<(i64, String), i64>> {
     let mut ids = HashMap::with_capacity(keys.len());
+    let keys: Vec<(i64, String)> = keys.iter().map(|(i, n)| (*i, (*n).to_owned())).collect();
     for chunk in keys.chunks(CHUNK) {
-        let values = placeholders(chunk.len(), 2, 0);
-        let sql = format!(
-            "INSERT INTO search_docs (index_id, name) VALUES {values} \
-             ON CONFLICT (index_id, name) DO NOTHING"
-        );
-        let mut q = sqlx::query(&sql);
-        for (index_id, name) in chunk {
-            q = q.bind(*index_id).bind(*name);
-        }
-        q.execute(&mut **tx).await?;
-        let sql = format!(
-            "SELECT id, index_id, name FROM search_docs WHERE (index_id, name) IN ({values})"
-        );
-        let mut q = sqlx::query(&sql);
-        for (index_id, name) in chunk {
-            q = q.bind(*index_id).bind(*name);
-        }
-        for row in q.fetch_all(&mut **tx).await? {
+        for row in ensure_pairs(tx, "search_docs", ("index_id", "name"), chunk).await? {
             let key: (i64, String) = (row.try_get("index_id")?, row.try_get("name")?);
             ids.insert(key, row.try_get("id")?);
         }
@@ -823,26 +776,54 @@ async fn delete_terms(
     Ok(())
 }
 
+/// Inserts the rows `pairs` (values of columns `a`, `b`, a unique key) of `table` that are
+/// missing, and reads back `id`, `a`, `b` of all of them: the ids of index fields and of
+/// index documents, created on first use.
+async fn ensure_pairs<A, B>(
+    tx: &mut Transaction<'static, Any>,
+    table: &str,
+    (a, b): (&str, &str),
+    pairs: &[(A, B)],
+) -> StoreResult<Vec<sqlx::any::AnyRow>>
+where
+    A: for<'q> sqlx::Encode<'q, Any> + sqlx::Type<Any> + Clone + Send + 'static,
+    B: for<'q> sqlx::Encode<'q, Any> + sqlx::Type<Any> + Clone + Send + 'static,
+{
+    let values = placeholders(pairs.len(), 2, 0);
+    let sql =
+        format!("INSERT INTO {table} ({a}, {b}) VALUES {values} ON CONFLICT ({a}, {b}) DO NOTHING");
+    let mut q = sqlx::query(&sql);
+    for (x, y) in pairs {
+        q = q.bind(x.clone()).bind(y.clone());
+    }
+    q.execute(&mut **tx).await?;
+    let sql = format!("SELECT id, {a}, {b} FROM {table} WHERE ({a}, {b}) IN ({values})");
+    let mut q = sqlx::query(&sql);
+    for (x, y) in pairs {
+        q = q.bind(x.clone()).bind(y.clone());
+    }
+    Ok(q.fetch_all(&mut **tx).await?)
+}
+
+/// Index entries `(index id, document id, term)`, of one document or many.
 async fn insert_terms(
     tx: &mut Transaction<'static, Any>,
-    index_id: i64,
-    doc_id: i64,
-    terms: &[&Term],
+    rows: &[(i64, i64, &Term)],
     ids: &HashMap<(String, String), i64>,
 ) -> StoreResult<()> {
-    for chunk in terms.chunks(CHUNK) {
+    for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO search_terms (index_id, field_id, value, doc_id) VALUES {} \
              ON CONFLICT DO NOTHING",
             placeholders(chunk.len(), 4, 0)
         );
         let mut q = sqlx::query(&sql);
-        for t in chunk {
+        for (index_id, doc_id, t) in chunk {
             q = q
-                .bind(index_id)
+                .bind(*index_id)
                 .bind(field_id(ids, t)?)
                 .bind(t.value.as_str())
-                .bind(doc_id);
+                .bind(*doc_id);
         }
         q.execute(&mut **tx).await?;
     }
